@@ -1,0 +1,320 @@
+"""Typed job configuration: pydantic models loaded from YAML, overridable with ``--set a.b=c``.
+
+Every section forbids unknown keys, so a typo in a config file fails at load time with the
+key's dotted path, before any cluster work starts. Configs travel to Ray workers as plain
+dicts (``model_dump()``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IdentityColumns(_Section):
+    """Identity annotations the corpus already has (e.g. Jigsaw's ``female`` score columns)."""
+
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="group name -> source column holding a score or bool"
+    )
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class DataConfig(_Section):
+    """Where the corpus is and which of its columns mean what."""
+
+    path: str = Field(..., description="file, folder, glob or pyarrow filesystem URI")
+    format: Literal["auto", "parquet", "csv", "tsv", "jsonl"] = "auto"
+    text_col: str = "text"
+    label_col: str = "label"
+    id_col: str | None = None
+    identity: IdentityColumns = Field(default_factory=IdentityColumns)
+    # Raw label values (as strings) -> 0/1. Empty: labels must already be 0/1 (or "0"/"1",
+    # true/false). Anything unmappable goes to rejects with a reason.
+    label_map: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("label_map")
+    @classmethod
+    def _binary(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: x for k, x in v.items() if x not in (0, 1)}
+        if bad:
+            raise ValueError(f"label_map values must be 0 or 1; found {bad}")
+        return v
+
+
+class CleanConfig(_Section):
+    unicode_nfkc: bool = True
+    strip_html: bool = True
+    mask_urls: bool = True
+    mask_emails: bool = True
+    mask_phones: bool = True
+    mask_users: bool = True
+    lowercase: bool = False
+    min_chars: int = Field(1, ge=0)
+    max_chars: int = Field(5000, ge=1)
+    dedup: bool = True
+
+
+class AnnotateConfig(_Section):
+    axes: list[str] = Field(
+        default_factory=lambda: [
+            "gender",
+            "race_ethnicity",
+            "religion",
+            "sexual_orientation",
+            "gender_identity",
+            "disability",
+            "age",
+            "nationality",
+        ]
+    )
+    lexicon_dir: str | None = Field(None, description="folder of <axis>.yaml; default: packaged")
+
+
+class BalanceConfig(_Section):
+    strategy: Literal["none", "reweight", "oversample", "undersample", "hybrid"] = "none"
+    weighting: Literal["kamiran_calders", "inverse_frequency"] = "kamiran_calders"
+    intersectional: bool = False
+
+
+class AugmentConfig(_Section):
+    mode: Literal["none", "append", "replace", "pairs"] = "none"
+    axes: list[str] = Field(default_factory=lambda: ["gender"])
+    probability: float = Field(0.5, ge=0.0, le=1.0, description="replace mode: swap probability")
+    swap_dir: str | None = Field(None, description="folder of swap lists; default: packaged")
+
+
+class SplitConfig(_Section):
+    train: float = Field(0.8, gt=0.0, lt=1.0)
+    val: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @field_validator("test")
+    @classmethod
+    def _sums_to_one(cls, v: float, info: Any) -> float:
+        total = info.data.get("train", 0) + info.data.get("val", 0) + v
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0; found {total:.4f}")
+        return v
+
+
+class LossTerm(_Section):
+    name: Literal[
+        "cross_entropy",
+        "group_loss_parity",
+        "soft_demographic_parity",
+        "soft_equalized_odds",
+        "counterfactual_logit_pairing",
+        "adversarial",
+        "group_dro",
+    ]
+    weight: float = Field(1.0, ge=0.0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Section):
+    model: str | None = Field(None, description="local HF model dir; default: packaged MiniLM")
+    num_workers: int = Field(1, ge=1)
+    cpus_per_worker: int = Field(1, ge=1)
+    use_gpu: bool = False
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    max_length: int = Field(128, ge=8)
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(0, ge=0, description="freeze the lowest N encoder layers")
+    losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(name="cross_entropy")])
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    selection_metric: str = Field("val_auc", description="validation objective to maximise")
+    max_failures: int = Field(1, ge=0)
+    checkpoints_to_keep: int = Field(1, ge=1)
+
+
+class SuiteConfig(_Section):
+    name: str
+    kind: Literal["test_split", "identity_templates", "counterfactual_pairs", "labelled_file", "minimal_pairs"]
+    path: str | None = None
+    text_col: str = "text"
+    label_col: str | None = None
+    group_col: str | None = None
+    pair_cols: list[str] = Field(default_factory=list)
+    label_map: dict[str, int] = Field(default_factory=dict)
+    limit: int | None = Field(None, ge=1)
+
+
+class EvaluateConfig(_Section):
+    model: str | None = Field(None, description="model dir; default: RUN_DIR/train/model")
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8)
+    num_actors: int = Field(1, ge=1)
+    cpus_per_actor: int = Field(1, ge=1)
+    use_gpu: bool = False
+    suites: list[SuiteConfig] = Field(
+        default_factory=lambda: [
+            SuiteConfig(name="test", kind="test_split"),
+            SuiteConfig(name="templates", kind="identity_templates"),
+            SuiteConfig(name="counterfactual", kind="counterfactual_pairs"),
+        ]
+    )
+    n_boot: int = Field(1000, ge=0)
+    min_group_size: int = Field(30, ge=1)
+    explain_top_k: int = Field(5, ge=0)
+    gates: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class ServeConfig(_Section):
+    model: str | None = Field(None, description="model dir; default: RUN_DIR/train/model")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    max_batch_size: int = Field(32, ge=1)
+    batch_wait_timeout_s: float = Field(0.01, ge=0.0)
+    max_ongoing_requests: int = Field(64, ge=1)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: float = Field(16.0, gt=0)
+    upscale_delay_s: float = Field(5.0, ge=0.0)
+    downscale_delay_s: float = Field(30.0, ge=0.0, description="Serve's default is 600 s")
+    num_cpus_per_replica: float = Field(1.0, gt=0)
+    torch_threads: int = Field(2, ge=1)
+    max_texts: int = Field(256, ge=1)
+    max_chars: int = Field(5000, ge=1)
+    max_length: int = Field(128, ge=8)
+    monitor_window: int = Field(10000, ge=10)
+    monitor_alert_bound: float = Field(0.1, ge=0.0, le=1.0)
+    monitor_alpha: float = Field(0.01, gt=0.0, lt=1.0)
+    monitor_min_count: int = Field(30, ge=1, description="texts a group and its rest need before an alert")
+
+    @field_validator("max_ongoing_requests")
+    @classmethod
+    def _room_to_batch(cls, v: int, info: Any) -> int:
+        # Serve admits at most max_ongoing_requests per replica: below the batch size, batches
+        # never fill (Serve's default of 5 cut throughput 10-20x here; see RAY_NOTES.md).
+        mbs = info.data.get("max_batch_size", 1)
+        if v < mbs:
+            raise ValueError(f"max_ongoing_requests must be >= max_batch_size ({mbs}); found {v}")
+        return v
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _replica_range(cls, v: int, info: Any) -> int:
+        lo = info.data.get("min_replicas", 0)
+        if v < lo:
+            raise ValueError(f"max_replicas must be >= min_replicas ({lo}); found {v}")
+        return v
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="None: RAY_ADDRESS if set, else local Ray")
+    num_cpus: int | None = Field(None, ge=1, description="local Ray only")
+    include_dashboard: bool | None = None
+
+
+class PipelineConfig(_Section):
+    """The whole run. Stages read only their own section plus ``data``/``seed``."""
+
+    name: str = "debias"
+    seed: int = 0
+    data: DataConfig
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not validate; the message names every bad key."""
+
+
+def _parse_scalar(raw: str) -> Any:
+    # YAML's scalar rules give "3" -> 3, "true" -> True, "[a, b]" -> list, "null" -> None.
+    return yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides to a nested dict (values parsed as YAML scalars)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=2); found {item!r}")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set has an empty key in {item!r}")
+        node = doc
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
+            node = nxt
+        node[parts[-1]] = _parse_scalar(raw)
+    return doc
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"  {loc}: required key is missing")
+        else:
+            got = e.get("input")
+            got_s = "" if isinstance(got, dict) else f" (found {got!r})"
+            lines.append(f"  {loc}: {e['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> PipelineConfig:
+    """Load a YAML config, apply ``--set`` overrides and validate.
+
+    Parameters
+    ----------
+    path : YAML file, or None to start from ``base`` (or an empty document).
+    overrides : ``["train.epochs=2", ...]``.
+    base : a starting document (used by tests and the Python API).
+
+    Raises
+    ------
+    ConfigError
+        Naming every bad key with what was expected and what was found.
+    """
+    doc: dict[str, Any] = dict(base or {})
+    source = "<dict>"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top; found {type(loaded).__name__}")
+        doc.update(loaded)
+    doc = apply_overrides(doc, list(overrides or []))
+    try:
+        return PipelineConfig.model_validate(doc)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None

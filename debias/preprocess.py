@@ -1,0 +1,237 @@
+"""The corpus pipeline as pure per-batch steps, and the same steps run in one process.
+
+``jobs/preprocess.py`` runs these functions on Ray Data; ``run_local`` runs them on one pandas
+frame. Both produce the same rows (the integration tests check this), and ``bench/preprocess.py``
+times one against the other.
+
+Order of work, and why it differs slightly from read -> ... -> augment -> split: the split is
+assigned right after annotation (a hash of the row id) so that balancing and augmentation touch
+only the training rows. Validation and test rows keep the corpus' natural distribution, which is
+what an honest evaluation needs, and counterfactual partners inherit their source's split.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from debias import audit, balance, clean, split
+from debias.annotate import IdentityAnnotator, from_given_columns
+from debias.augment import counterfactual_batch, load_swaps
+from debias.lexicon import load_lexicon
+
+PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
+REJECT_COLS = ("id", "raw_text", "raw_label", "reject_reason", "stage")
+
+
+@functools.lru_cache(maxsize=8)
+def cached_lexicon(axes: tuple[str, ...], lexicon_dir: str | None):
+    return load_lexicon(list(axes), lexicon_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_annotator(axes: tuple[str, ...], lexicon_dir: str | None) -> IdentityAnnotator:
+    return IdentityAnnotator(cached_lexicon(axes, lexicon_dir))
+
+
+@functools.lru_cache(maxsize=8)
+def cached_swaps(axes: tuple[str, ...], swap_dir: str | None):
+    return load_swaps(list(axes), swap_dir)
+
+
+def _as_str(values: pd.Series) -> pd.Series:
+    def one(v: Any) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, bytes):
+            return v.decode("utf-8", errors="replace")
+        return str(v)
+
+    return values.map(one)
+
+
+def make_ids(df: pd.DataFrame, *, id_col: str | None, text_col: str, label_col: str) -> pd.Series:
+    """Row ids: the given id column where set, else ``h`` + 16 hex digits of a hash of the
+    source path, raw text and raw label (stable across runs and partitionings)."""
+    path = _as_str(df[PATH_COL]) if PATH_COL in df.columns else pd.Series("", index=df.index)
+    keys = path + "\x1f" + _as_str(df[text_col]) + "\x1f" + _as_str(df[label_col])
+    gen = keys.map(lambda k: "h" + hashlib.blake2b(k.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest())
+    if id_col:
+        given = df[id_col]
+        ok = given.notna() & (_as_str(given) != "")
+        return _as_str(given).where(ok, gen)
+    return gen
+
+
+def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
+    """Read -> clean -> annotate -> split on one batch.
+
+    ``cfg`` is ``PipelineConfig.model_dump()``. Returns the canonical columns plus
+    ``dedup_key`` and ``reject_reason`` (null for kept rows); rejected rows carry their raw
+    text and label as strings so the rejects output shows what was wrong.
+    """
+    data = cfg["data"]
+    out = pd.DataFrame(index=df.index)
+    out["id"] = make_ids(df, id_col=data["id_col"], text_col=data["text_col"], label_col=data["label_col"])
+    cleaned = clean.clean_batch(df, text_col=data["text_col"], label_col=data["label_col"],
+                                label_map=data["label_map"], params=cfg["clean"])
+    out["text"] = cleaned["text"].astype(object)
+    out["label"] = cleaned["label"]
+    out["dedup_key"] = cleaned["dedup_key"]
+    out["reject_reason"] = cleaned["reject_reason"]
+    rejected = out["reject_reason"].notna()
+    out["raw_text"] = _as_str(df[data["text_col"]]).where(rejected, None)
+    out["raw_label"] = _as_str(df[data["label_col"]]).where(rejected, None)
+    out["text"] = out["text"].where(~rejected, "")
+    out["label"] = out["label"].fillna(-1).astype("int64")
+
+    ann = cfg["annotate"]
+    if data["identity"]["columns"]:
+        lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
+        groups = from_given_columns(df, columns=data["identity"]["columns"],
+                                    threshold=data["identity"]["threshold"],
+                                    all_groups=sorted(set(lex.group_names) | set(data["identity"]["columns"])))
+        for col in groups.columns:
+            if col == "groups" or col.startswith("g_"):
+                out[col] = groups[col].values
+    else:
+        annotated = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(out, text_col="text")
+        for col in annotated.columns:
+            if col == "groups" or col.startswith("g_"):
+                out[col] = annotated[col].values
+    s = cfg["split"]
+    out = split.assign_split(out, fractions={"train": s["train"], "val": s["val"], "test": s["test"]},
+                             seed=cfg["seed"], key_col="id")
+    return out.reset_index(drop=True)
+
+
+def rejects_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The rejects output of a prepared batch: ids, raw values as strings, reason, stage."""
+    r = df[df["reject_reason"].notna()]
+    return pd.DataFrame({
+        "id": r["id"].astype(str),
+        "raw_text": r["raw_text"].astype(str),
+        "raw_label": r["raw_label"].astype(str),
+        "reject_reason": r["reject_reason"].astype(str),
+        "stage": "clean",
+    })
+
+
+def kept_view(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["reject_reason"].isna()].drop(columns=["reject_reason", "raw_text", "raw_label"])
+
+
+def dedup_block(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep one row per ``dedup_key`` (the smallest id, so the choice is deterministic).
+
+    Correct on a block only when every row of a key is in the block: the job hash-partitions
+    by ``dedup_key`` first.
+    """
+    if df.empty:
+        return df
+    return (df.sort_values(["dedup_key", "id"], kind="mergesort")
+              .drop_duplicates("dedup_key", keep="first")
+              .reset_index(drop=True))
+
+
+def count_batch(df: pd.DataFrame, *, group_names: list[str], intersectional: bool,
+                group_counts: dict[str, int] | None = None) -> pd.DataFrame:
+    """Audit counts over all rows plus balance cell counts over the training rows, as one small frame."""
+    a = audit.audit_counts(df, group_names=group_names)
+    a.insert(0, "kind", "audit")
+    train = df[df["split"] == "train"]
+    keys = balance.cell_keys(train, intersectional=intersectional, group_counts=group_counts)
+    c = (pd.DataFrame({"cell": keys.values, "label": train["label"].values})
+           .groupby(["cell", "label"], as_index=False).size().rename(columns={"size": "n"}))
+    c.insert(0, "kind", "cells")
+    return pd.concat([a, c], ignore_index=True)
+
+
+def finalize_batch(df: pd.DataFrame, *, cfg: dict[str, Any], plan: dict[str, Any]) -> pd.DataFrame:
+    """Balance and augment the training rows of one batch; val/test rows pass through.
+
+    ``plan`` holds what the distributed passes computed: ``weights`` (reweight),
+    ``resample`` plan and ``thresholds`` (resampling), ``group_counts``.
+    """
+    df = df.drop(columns=["dedup_key"], errors="ignore").reset_index(drop=True)
+    bal, aug = cfg["balance"], cfg["augment"]
+    is_train = df["split"] == "train"
+    train, rest = df[is_train], df[~is_train].copy()
+    rest["sample_weight"] = 1.0
+    if bal["strategy"] == "reweight":
+        train = balance.apply_weights(train, weights=plan["weights"], intersectional=bal["intersectional"],
+                                      group_counts=plan.get("group_counts"))
+    elif bal["strategy"] in ("oversample", "undersample", "hybrid"):
+        train = balance.apply_resample(train, plan=plan["resample"], thresholds=plan["thresholds"],
+                                       seed=cfg["seed"], intersectional=bal["intersectional"],
+                                       group_counts=plan.get("group_counts"))
+        train = train.assign(sample_weight=1.0)
+    else:
+        train = train.assign(sample_weight=1.0)
+    out = pd.concat([train, rest], ignore_index=True)
+    out["pair_id"] = pd.Series([None] * len(out), dtype=object)
+    out["is_augmented"] = False
+    if aug["mode"] != "none":
+        out = _augment(out, cfg=cfg, only_train=aug["mode"] in ("append", "replace"))
+    out = out.drop(columns=["resampled_from"], errors="ignore")
+    return out.reset_index(drop=True)
+
+
+def _augment(df: pd.DataFrame, *, cfg: dict[str, Any], only_train: bool) -> pd.DataFrame:
+    ann, aug = cfg["annotate"], cfg["augment"]
+    lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
+    table = cached_swaps(tuple(aug["axes"]), aug["swap_dir"])
+    target = df[df["split"] == "train"] if only_train else df
+    other = df[df["split"] != "train"] if only_train else df.iloc[0:0]
+    augmented = counterfactual_batch(target.drop(columns=["pair_id", "is_augmented"]), table=table, lexicon=lex,
+                                     mode=aug["mode"], probability=aug["probability"], seed=cfg["seed"])
+    # Generated texts mention other groups: annotate them again.
+    gen = augmented["is_augmented"].astype(bool)
+    if gen.any():
+        re = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(
+            augmented.loc[gen, ["text"]].reset_index(drop=True), text_col="text")
+        for col in re.columns:
+            if col == "groups" or col.startswith("g_"):
+                augmented.loc[gen, col] = pd.Series(list(re[col]), index=augmented.index[gen])
+    return pd.concat([augmented, other], ignore_index=True)
+
+
+def plan_from_counts(counts: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Weights or a resampling plan from the merged cell counts (driver side, small)."""
+    bal = cfg["balance"]
+    cells = counts[counts["kind"] == "cells"][["cell", "label", "n"]]
+    cells = cells.groupby(["cell", "label"], as_index=False)["n"].sum()
+    plan: dict[str, Any] = {"cell_counts": cells}
+    if bal["strategy"] == "reweight":
+        plan["weights"] = balance.compute_weights(cells, method=bal["weighting"])
+    elif bal["strategy"] in ("oversample", "undersample", "hybrid"):
+        targets = balance.target_counts(cells, strategy=bal["strategy"])
+        plan["resample"] = balance.resample_plan(cells, targets)
+    return plan
+
+
+def run_local(df: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """All stages in one process on one frame (the plain alternative, and a test oracle)."""
+    prepared = prepare_batch(df, cfg=cfg)
+    rejects = rejects_view(prepared)
+    kept = kept_view(prepared)
+    deduped = dedup_block(kept) if cfg["clean"]["dedup"] else kept.reset_index(drop=True)
+    lex = cached_lexicon(tuple(cfg["annotate"]["axes"]), cfg["annotate"]["lexicon_dir"])
+    counts = count_batch(deduped, group_names=list(lex.group_names),
+                         intersectional=cfg["balance"]["intersectional"])
+    plan = plan_from_counts(counts, cfg=cfg)
+    if "resample" in plan:
+        keys = balance.cell_keys(deduped[deduped["split"] == "train"],
+                                 intersectional=cfg["balance"]["intersectional"], group_counts=None)
+        train = deduped[deduped["split"] == "train"]
+        hist = balance.u_histogram(train, cells=keys, seed=cfg["seed"])
+        bins = balance.boundary_bins(plan["resample"], hist)
+        bvals = balance.boundary_values(train, cells=keys, bin_index_per_cell=bins, seed=cfg["seed"])
+        plan["thresholds"] = balance.thresholds(plan["resample"], hist, bvals)
+    final = finalize_batch(deduped, cfg=cfg, plan=plan)
+    return {"rejects": rejects, "output": final, "counts": counts,
+            "n_read": pd.DataFrame({"n": [len(df)]}), "n_dedup": pd.DataFrame({"n": [len(kept) - len(deduped)]})}

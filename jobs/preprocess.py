@@ -1,0 +1,206 @@
+"""`debias preprocess`: the corpus pipeline on Ray Data, streaming.
+
+Executions (each one plan, run once; the logic is in debias.preprocess):
+  1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`
+  2. prepared, rejected rows -> `rejects/`
+  3. prepared, kept rows -> hash-partition by dedup key -> keep one per key -> `_work/deduped`
+  4. deduped (few columns) -> per-batch counts -> merged in the driver (small): audit + cells
+  5. (resampling only) two passes over a few columns for exact per-cell thresholds
+  6. deduped -> balance + augment -> parquet partitioned by split -> `train/ val/ test/`
+Row counts come from parquet metadata, so the manifest's accounting costs no extra pass.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from debias import audit, balance
+from debias.config import PipelineConfig
+from debias.io import InputSpec, inspect_input
+from debias.preprocess import (
+    cached_lexicon,
+    cached_swaps,
+    count_batch,
+    dedup_block,
+    finalize_batch,
+    kept_view,
+    plan_from_counts,
+    prepare_batch,
+    rejects_view,
+)
+from debias.runs import join, stage_output
+
+ROWS_PER_BLOCK = 50_000
+
+
+def log(msg: str) -> None:
+    print(f"[preprocess] {msg}", file=sys.stderr, flush=True)
+
+
+def preflight(cfg: PipelineConfig) -> InputSpec:
+    """Everything that can fail without a cluster: input, columns, lexicons, swap lists."""
+    spec = inspect_input(cfg.data)
+    cached_lexicon(tuple(cfg.annotate.axes), cfg.annotate.lexicon_dir)
+    if cfg.augment.mode != "none":
+        cached_swaps(tuple(cfg.augment.axes), cfg.augment.swap_dir)
+    return spec
+
+
+def read_dataset(spec: InputSpec, cfg: PipelineConfig):
+    import ray.data
+
+    d = cfg.data
+    wanted = [d.text_col, d.label_col] + ([d.id_col] if d.id_col else []) + list(d.identity.columns.values())
+    wanted = list(dict.fromkeys(wanted))
+    common: dict[str, Any] = {"filesystem": spec.filesystem, "include_paths": True}
+    if spec.format == "parquet":
+        ds = ray.data.read_parquet(spec.files, columns=wanted, **common)
+    elif spec.format in ("csv", "tsv"):
+        # Text as bytes (undecodable rows become rejects instead of failing the read), the other
+        # configured columns as strings (no per-block type inference surprises), nothing else read.
+        types = {c: pa.string() for c in wanted}
+        types[d.text_col] = pa.binary()
+        ds = ray.data.read_csv(
+            spec.files,
+            parse_options=pacsv.ParseOptions(delimiter="," if spec.format == "csv" else "\t",
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted,
+                                                 strings_can_be_null=True),
+            **common,
+        )
+    else:
+        ds = ray.data.read_json(spec.files, lines=True, **common)
+    return ds
+
+
+def _rows(fs: pafs.FileSystem, folder: str) -> int:
+    info = fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True))
+    total = 0
+    for f in info:
+        if f.type == pafs.FileType.File and f.path.endswith(".parquet"):
+            with fs.open_input_file(f.path) as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+    return total
+
+
+def _timed(label: str, t0: float, rows: int | None = None) -> float:
+    dt = time.time() - t0
+    rate = f", {rows / dt:,.0f} rows/s" if rows and dt > 0 else ""
+    log(f"{label}: {dt:.1f} s" + (f" ({rows:,} rows{rate})" if rows is not None else ""))
+    return dt
+
+
+def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
+    import ray.data
+
+    spec = preflight(cfg)
+    c = cfg.model_dump()
+    lex = cached_lexicon(tuple(cfg.annotate.axes), cfg.annotate.lexicon_dir)
+    group_names = list(lex.group_names) if not cfg.data.identity.columns else \
+        sorted(set(lex.group_names) | set(cfg.data.identity.columns))
+    log(f"input: {len(spec.files)} {spec.format} file(s), {spec.total_bytes / 1e6:,.1f} MB")
+    timings: dict[str, float] = {}
+    with stage_output(run_dir, "preprocess", config=cfg, inputs=spec.files, seed=cfg.seed) as w:
+        fs = w.fs
+        work = w.sub("_work")
+        prepared, deduped = join(work, "prepared"), join(work, "deduped")
+
+        t0 = time.time()
+        ds = read_dataset(spec, cfg)
+        if spec.format != "parquet" or len(spec.files) < 4:
+            ds = ds.repartition(target_num_rows_per_block=ROWS_PER_BLOCK)
+        ds.map_batches(prepare_batch, fn_kwargs={"cfg": c}, batch_format="pandas",
+                       batch_size=None).write_parquet(prepared, filesystem=fs)
+        n_read = _rows(fs, prepared)
+        timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
+        if n_read == 0:
+            raise ValueError(f"input has no rows: {cfg.data.path}")
+
+        t0 = time.time()
+        prep = ray.data.read_parquet(prepared, filesystem=fs)
+        prep.map_batches(rejects_view, batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
+        n_rejected = _rows(fs, w.sub("rejects"))
+        kept = prep.map_batches(kept_view, batch_format="pandas")
+        if cfg.clean.dedup:
+            nblocks = max(2, min(256, n_read // ROWS_PER_BLOCK + 1))
+            kept = kept.repartition(nblocks, shuffle=True, keys=["dedup_key"]).map_batches(
+                dedup_block, batch_format="pandas", batch_size=None)
+        kept.write_parquet(deduped, filesystem=fs)
+        n_kept = _rows(fs, deduped)
+        n_dups = n_read - n_rejected - n_kept
+        timings["rejects_dedup"] = _timed("rejects + exact de-duplication", t0, n_read - n_rejected)
+
+        t0 = time.time()
+        small_cols = ["id", "label", "split", "groups"] + [f"g_{g}" for g in group_names]
+        dd = ray.data.read_parquet(deduped, filesystem=fs, columns=small_cols)
+        counts = dd.map_batches(count_batch, batch_format="pandas",
+                                fn_kwargs={"group_names": group_names,
+                                           "intersectional": cfg.balance.intersectional}).to_pandas()
+        audit_counts = audit.merge_counts([counts[counts["kind"] == "audit"].drop(columns=["kind", "cell"],
+                                                                                  errors="ignore")])
+        report = audit.audit_report(audit_counts)
+        w.write_json("audit.json", report)
+        w.write_text("audit.md", audit.audit_table(report))
+        plan = plan_from_counts(counts, cfg=c)
+        if "resample" in plan:
+            keys_kw = {"intersectional": cfg.balance.intersectional}
+            train = dd.filter(lambda r: r["split"] == "train")
+            hist = train.map_batches(balance.u_histogram_batch, batch_format="pandas",
+                                     fn_kwargs={**keys_kw, "seed": cfg.seed}).to_pandas()
+            hist = balance.merge_histograms(hist)
+            bins = balance.boundary_bins(plan["resample"], hist)
+            bvals = train.map_batches(balance.boundary_values_batch, batch_format="pandas",
+                                      fn_kwargs={**keys_kw, "seed": cfg.seed, "bins": bins}).to_pandas()
+            plan["thresholds"] = balance.thresholds(plan["resample"], hist, bvals)
+        timings["audit_plan"] = _timed("audit + balance plan", t0, n_kept)
+
+        t0 = time.time()
+        out_tmp = join(work, "final")
+        ray.data.read_parquet(deduped, filesystem=fs).map_batches(
+            finalize_batch, batch_format="pandas", fn_kwargs={"cfg": c, "plan": plan},
+        ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
+        split_rows = {}
+        for name in ("train", "val", "test"):
+            src = join(out_tmp, f"split={name}")
+            if fs.get_file_info(src).type == pafs.FileType.NotFound:
+                fs.create_dir(w.sub(name))
+                split_rows[name] = 0
+            else:
+                fs.move(src, w.sub(name))
+                split_rows[name] = _rows(fs, w.sub(name))
+        n_out = sum(split_rows.values())
+        timings["balance_augment_write"] = _timed("balance + augment + write splits", t0, n_out)
+        fs.delete_dir(work)
+
+        reasons = (ray.data.read_parquet(w.sub("rejects"), filesystem=fs, columns=["reject_reason"])
+                   .to_pandas()["reject_reason"].value_counts().to_dict()) if n_rejected else {}
+        w.manifest.update({
+            "rows": {
+                "read": n_read,
+                "rejected": n_rejected,
+                "duplicates": n_dups,
+                "kept": n_kept,
+                "output": n_out,
+                "by_split": split_rows,
+                "added_or_removed_by_balance_and_augment": n_out - n_kept,
+            },
+            "accounting_ok": n_read == n_kept + n_rejected + n_dups,
+            "reject_reasons": reasons,
+            "groups": group_names,
+            "timings_seconds": timings,
+            "balance_plan": {k: (v.to_dict("records") if isinstance(v, pd.DataFrame) else v)
+                             for k, v in plan.items() if k in ("cell_counts", "weights", "resample")},
+        })
+        log(f"rows: read {n_read:,} = kept {n_kept:,} + rejected {n_rejected:,} + duplicates {n_dups:,}; "
+            f"output {n_out:,} ({split_rows})")
+    log(f"done: {join(run_dir, 'preprocess')}")
+    return w.manifest

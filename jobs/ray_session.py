@@ -1,0 +1,60 @@
+"""Start an embedded local Ray, or join the cluster a job was submitted to.
+
+Resolution order: an already initialised Ray in this process (tests, notebooks); the config's
+``ray.address``; ``RAY_ADDRESS`` (set by ``ray job submit`` and by users); else a local Ray
+started here and shut down on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from debias.config import RayConfig
+
+
+def quiet_ray_data() -> None:
+    """One progress line of our own instead of Ray Data's per-execution progress blocks."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    try:
+        ctx.print_on_execution_start = False
+    except AttributeError:  # older Ray
+        pass
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+@contextmanager
+def ray_session(cfg: RayConfig | None = None) -> Iterator[str]:
+    """Yield ``"existing"``, ``"cluster"`` or ``"local"`` while Ray is available."""
+    import ray
+
+    cfg = cfg or RayConfig()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        quiet_ray_data()
+        yield "existing"
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    env_vars = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, logging_level="WARNING",
+                 log_to_driver=True)
+        mode = "cluster"
+    else:
+        kwargs = {}
+        if cfg.num_cpus:
+            kwargs["num_cpus"] = cfg.num_cpus
+        ray.init(include_dashboard=True if cfg.include_dashboard is None else cfg.include_dashboard,
+                 runtime_env={"env_vars": env_vars}, logging_level="WARNING", **kwargs)
+        mode = "local"
+    quiet_ray_data()
+    try:
+        yield mode
+    finally:
+        ray.shutdown()
