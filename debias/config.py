@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -96,13 +96,12 @@ class SplitConfig(_Section):
     val: float = Field(0.1, ge=0.0, lt=1.0)
     test: float = Field(0.1, ge=0.0, lt=1.0)
 
-    @field_validator("test")
-    @classmethod
-    def _sums_to_one(cls, v: float, info: Any) -> float:
-        total = info.data.get("train", 0) + info.data.get("val", 0) + v
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"train + val + test must be 1.0; found {total:.4f}")
-        return v
+        return self
 
 
 class LossTerm(_Section):
