@@ -1,0 +1,50 @@
+"""Fairness metrics for binary text classifiers, from rows or from mergeable statistics.
+
+Everything is computed from :class:`GroupStats` -- per-pattern confusion cells and
+per-group score histograms -- so a 10-row unit test and a Ray Data aggregation over
+billions of predictions run the same code. Groups may overlap, may be unknown (reported,
+never compared), may be crossed into intersections; small groups are flagged.
+
+Entry points: :func:`group_metrics`, :func:`disparities`, the named criteria,
+:func:`bias_auc` / :func:`final_bias_metric`, :func:`counterfactual_metrics`,
+:func:`group_vs_rest_tests`, :func:`two_proportion_test` and :func:`fairness_summary`.
+"""
+
+from debias.metrics.auc import auc_exact, auc_from_histograms, bias_auc, final_bias_metric, power_mean
+from debias.metrics.bootstrap import bootstrap_metrics, percentile_interval
+from debias.metrics.counterfactual import CounterfactualResult, counterfactual_metrics
+from debias.metrics.group import (
+    METRICS,
+    Criterion,
+    Evaluation,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    disparate_impact_ratio,
+    disparities,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+    error_rate_balance,
+    evaluate,
+    group_metrics,
+)
+from debias.metrics.significance import (
+    TwoProportionTest,
+    adjust_p_values,
+    group_vs_rest_tests,
+    minimum_detectable_difference,
+    rate_alerts,
+    two_proportion_test,
+)
+from debias.metrics.stats import GroupStats
+from debias.metrics.summary import fairness_summary, to_json_safe
+
+__all__ = [
+    "METRICS", "Criterion", "CounterfactualResult", "Evaluation", "GroupStats", "TwoProportionTest",
+    "adjust_p_values", "auc_exact", "auc_from_histograms", "bias_auc", "bootstrap_metrics",
+    "counterfactual_metrics", "demographic_parity_difference", "demographic_parity_ratio",
+    "disparate_impact_ratio", "disparities", "equal_opportunity_difference", "equalized_odds_difference",
+    "equalized_odds_ratio", "error_rate_balance", "evaluate", "fairness_summary", "final_bias_metric",
+    "group_metrics", "group_vs_rest_tests", "minimum_detectable_difference", "percentile_interval",
+    "power_mean", "rate_alerts", "to_json_safe", "two_proportion_test",
+]
