@@ -1,0 +1,195 @@
+"""Fairness gates: ``--gate "bnsp_auc.min>=0.9"`` makes an evaluation fail a CI job.
+
+Grammar (spaces allowed anywhere)::
+
+    [<suite>:]<metric>[.<agg>] <op> <number>
+
+``metric`` is a name from :data:`METRICS`; a per-group metric needs ``agg``, one of ``min``,
+``max``, ``mean`` (over the groups that have a value); ``op`` is one of ``>=``, ``<=``, ``>``,
+``<``, ``==``. Without ``suite`` the gate reads the first suite that reports the metric, in
+config order. Gates are parsed and checked against the catalogue before any inference, so a
+typo fails in a second, not after an hour of scoring.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a gateable metric is, for error messages and the report's labels."""
+
+    name: str
+    per_group: bool
+    better: Better
+    label: str
+
+
+def _m(name: str, per_group: bool, better: Better, label: str) -> MetricInfo:
+    return MetricInfo(name, per_group, better, label)
+
+
+METRICS: dict[str, MetricInfo] = {m.name: m for m in (
+    # Overall (one number per suite).
+    _m("auc", False, "higher", "ROC AUC over all rows"),
+    _m("accuracy", False, "higher", "Accuracy over all rows"),
+    _m("final_bias_metric", False, "higher",
+       "Final bias metric: 0.25 x overall AUC + 0.75 x power means of subgroup, BPSN and BNSP AUCs"),
+    _m("dp_difference", False, "lower", "Largest gap in flagged rate between groups (demographic parity)"),
+    _m("dp_ratio", False, "higher", "Smallest / largest flagged rate across groups"),
+    _m("eo_difference", False, "lower", "Largest gap in true- or false-positive rate between groups (equalized odds)"),
+    _m("fpr_difference", False, "lower", "Largest gap in false-positive rate between groups"),
+    _m("fnr_difference", False, "lower", "Largest gap in false-negative rate between groups"),
+    _m("cf_gap_mean", False, "lower", "Mean absolute score change when only the identity term is swapped"),
+    _m("cf_gap_max", False, "lower", "Largest absolute score change when only the identity term is swapped"),
+    _m("cf_flip_rate", False, "lower", "Share of counterfactual pairs whose decision flips"),
+    _m("pair_gap_mean", False, "lower", "Mean score gap (first minus second sentence) over minimal pairs"),
+    _m("pair_first_higher_rate", False, "lower",
+       "Share of minimal pairs where the first (more stereotyping) sentence scores higher"),
+    # Per group (one number per identity group; a gate aggregates with .min/.max/.mean).
+    _m("selection_rate", True, "lower", "Share of rows flagged toxic"),
+    _m("fpr", True, "lower", "False-positive rate: non-toxic rows flagged toxic"),
+    _m("fnr", True, "lower", "False-negative rate: toxic rows missed"),
+    _m("tpr", True, "higher", "True-positive rate: toxic rows caught"),
+    _m("group_accuracy", True, "higher", "Accuracy within the group"),
+    _m("subgroup_auc", True, "higher", "Subgroup AUC: AUC on rows mentioning the group only"),
+    _m("bpsn_auc", True, "higher",
+       "BPSN AUC: group's non-toxic rows vs other groups' toxic rows (low = false positives)"),
+    _m("bnsp_auc", True, "higher",
+       "BNSP AUC: group's toxic rows vs other groups' non-toxic rows (low = false negatives)"),
+    _m("cf_gap", True, "lower", "Mean absolute counterfactual score change for pairs touching the group"),
+    _m("pair_gap", True, "lower", "Mean minimal-pair score gap for the bias type"),
+)}
+
+AGGREGATES = ("min", "max", "mean")
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": None}
+_GATE_RE = re.compile(
+    r"^\s*(?:(?P<suite>[A-Za-z0-9_\-]+)\s*:\s*)?(?P<metric>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\.(?P<agg>[A-Za-z]+))?\s*(?P<op>>=|<=|==|>|<)\s*(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A parsed gate expression."""
+
+    expr: str
+    metric: str
+    agg: str | None
+    op: str
+    threshold: float
+    suite: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.metric if self.agg is None else f"{self.metric}.{self.agg}"
+
+
+def available() -> str:
+    """The gateable names as one line, for error messages."""
+    scal = [m.name for m in METRICS.values() if not m.per_group]
+    grp = [f"{m.name}.{{min,max,mean}}" for m in METRICS.values() if m.per_group]
+    return "overall: " + ", ".join(scal) + "; per group: " + ", ".join(grp)
+
+
+def parse_gate(expr: str, *, suites: Sequence[str] | None = None) -> Gate:
+    """Parse one gate expression; ValueError naming what is wrong and what is available.
+
+    Parameters
+    ----------
+    expr : e.g. ``"bnsp_auc.min>=0.9"``, ``"templates:fpr_difference <= 0.05"``.
+    suites : the configured suite names, to check an explicit ``suite:`` prefix.
+    """
+    if not isinstance(expr, str):
+        raise TypeError(f"a gate must be a string like 'bnsp_auc.min>=0.9'; found {type(expr).__name__}")
+    m = _GATE_RE.match(expr)
+    if m is None:
+        raise ValueError(f"cannot parse gate {expr!r}; expected '[suite:]metric[.min|.max|.mean] OP number' "
+                         f"with OP one of {', '.join(_OPS)}, e.g. 'bnsp_auc.min>=0.9'")
+    metric, agg, suite = m["metric"], m["agg"], m["suite"]
+    info = METRICS.get(metric)
+    if info is None:
+        raise ValueError(f"gate {expr!r}: unknown metric {metric!r}; available: {available()}")
+    if info.per_group and agg is None:
+        raise ValueError(f"gate {expr!r}: {metric} has one value per group; add an aggregate, "
+                         f"e.g. '{metric}.{'min' if info.better == 'higher' else 'max'}'")
+    if agg is not None and not info.per_group:
+        raise ValueError(f"gate {expr!r}: {metric} is one overall number; drop '.{agg}'")
+    if agg is not None and agg not in AGGREGATES:
+        raise ValueError(f"gate {expr!r}: unknown aggregate {agg!r}; expected one of {', '.join(AGGREGATES)}")
+    if suite is not None and suites is not None and suite not in suites:
+        raise ValueError(f"gate {expr!r}: unknown suite {suite!r}; configured suites: {', '.join(suites)}")
+    return Gate(expr.strip(), metric, agg, m["op"], float(m["num"]), suite)
+
+
+def parse_gates(exprs: Sequence[str], *, suites: Sequence[str] | None = None) -> list[Gate]:
+    """Parse every gate, reporting all bad ones at once."""
+    gates, errors = [], []
+    for e in exprs:
+        try:
+            gates.append(parse_gate(e, suites=suites))
+        except (ValueError, TypeError) as err:
+            errors.append(str(err))
+    if errors:
+        raise ValueError("invalid gate(s):\n  " + "\n  ".join(errors))
+    return gates
+
+
+def _aggregate(values: Mapping[str, float], agg: str) -> float:
+    finite = [float(v) for v in values.values() if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return math.nan
+    if agg == "min":
+        return min(finite)
+    if agg == "max":
+        return max(finite)
+    return sum(finite) / len(finite)
+
+
+def gate_value(gate: Gate, values: Mapping[str, Mapping[str, object]]) -> tuple[float, str | None]:
+    """``(value, suite)`` of a gate's metric; NaN and None when no suite reports it.
+
+    Parameters
+    ----------
+    values : suite -> metric name -> a float (overall metric) or a ``{group: float}`` mapping.
+    """
+    order = [gate.suite] if gate.suite is not None else list(values)
+    for suite in order:
+        v = values.get(suite, {}).get(gate.metric)
+        if v is None:
+            continue
+        if isinstance(v, Mapping):
+            return _aggregate(v, gate.agg or "mean"), suite
+        return float(v), suite
+    return math.nan, None
+
+
+def check_gates(gates: Sequence[Gate], values: Mapping[str, Mapping[str, object]]) -> list[dict]:
+    """Evaluate gates: ``[{"expr", "value", "passed", "suite", "reason"}]``.
+
+    A metric that no suite reports, or that is NaN (no group large enough), FAILS its gate:
+    a gate that silently passes when there is nothing to measure would defeat its purpose.
+    """
+    out = []
+    for g in gates:
+        value, suite = gate_value(g, values)
+        if suite is None:
+            passed, reason = False, f"no suite reports {g.metric}"
+        elif not math.isfinite(value):
+            passed, reason = False, f"{g.key} has no value in suite {suite!r} (too few rows per group?)"
+        else:
+            if g.op == "==":
+                passed = math.isclose(value, g.threshold, rel_tol=1e-9, abs_tol=1e-12)
+            else:
+                passed = bool(_OPS[g.op](value, g.threshold))
+            reason = None if passed else f"{g.key} = {value:.4g} in suite {suite!r}, needs {g.op} {g.threshold:g}"
+        out.append({"expr": g.expr, "value": None if not math.isfinite(value) else value,
+                    "passed": passed, "suite": suite, "reason": reason})
+    return out

@@ -1,0 +1,363 @@
+"""Bias test suites: the frames the evaluation job scores.
+
+Each suite is one entry of ``evaluate.suites`` in the config (:class:`debias.config.SuiteConfig`)
+and becomes a pandas frame with the same core columns, so one inference pass serves them all
+and every metric is computed from the predictions afterwards:
+
+==============  =========================================================================
+``id``          row id, unique within the suite
+``text``        the text the model scores
+``y_true``      0/1 label (nullable ``Int8``: minimal pairs have none)
+``groups``      list of identity groups the row is about (``[]``: none)
+``pair_id``     key shared by the rows of a counterfactual or minimal pair (else null)
+``suite``       the suite name
+==============  =========================================================================
+
+plus columns particular to a kind (``template``, ``variant``, ``term`` for templates;
+``side``, ``bias_type`` for minimal pairs; ``is_augmented`` for counterfactual pairs).
+
+Kinds
+-----
+``test_split``            the run's held-out test split (``RUN_DIR/preprocess/test``)
+``identity_templates``    the project's template sets (``debias/templates/*.yaml``) filled with
+                          every lexicon term (Dixon et al. 2018, "Measuring and Mitigating
+                          Unintended Bias in Text Classification", section 5)
+``counterfactual_pairs``  the test split passed through augmentation in ``pairs`` mode
+``labelled_file``         an external labelled file with a column mapping (e.g. bias-madlibs)
+``minimal_pairs``         an external file of sentence pairs (e.g. CrowS-Pairs, Nangia et al.
+                          2020): two rows per pair, scored for their gap
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from debias.config import SuiteConfig
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+SLOT = "{term}"
+CORE_COLUMNS = ("id", "text", "y_true", "groups", "pair_id", "suite")
+_READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+            ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template: a neutral (label 0) and a toxic (label 1) sentence sharing one ``{term}`` slot."""
+
+    set_name: str
+    id: str
+    neutral: str
+    toxic: str
+
+
+def load_templates(template_dir: str | Path | None = None, *,
+                   sets: Sequence[str] | None = None) -> list[Template]:
+    """Read template sets from ``<template_dir>/<set>.yaml`` (default: the packaged ones).
+
+    Parameters
+    ----------
+    template_dir : folder of YAML template sets; None means ``debias/templates``.
+    sets : names of the sets to read (file stems); None reads every ``*.yaml`` there.
+
+    Raises
+    ------
+    ValueError
+        A missing set, a template without both variants, or a variant without exactly one slot.
+    """
+    folder = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
+    if not folder.is_dir():
+        raise ValueError(f"template folder must be an existing directory; found {str(folder)!r}")
+    available = sorted(p.stem for p in folder.glob("*.yaml"))
+    wanted = list(sets) if sets is not None else available
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        raise ValueError(f"unknown template set(s) {unknown}; available in {folder}: {available}")
+    out: list[Template] = []
+    for name in wanted:
+        path = folder / f"{name}.yaml"
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        items = doc.get("templates")
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{path}: expected a non-empty list under 'templates'; found {items!r}")
+        seen: set[str] = set()
+        for k, item in enumerate(items):
+            if not isinstance(item, dict) or not {"id", "neutral", "toxic"} <= set(item):
+                raise ValueError(f"{path}: template #{k} needs keys id, neutral, toxic; found {item!r}")
+            tid = str(item["id"])
+            if tid in seen:
+                raise ValueError(f"{path}: duplicate template id {tid!r}")
+            seen.add(tid)
+            for variant in ("neutral", "toxic"):
+                n = str(item[variant]).count(SLOT)
+                if n != 1:
+                    raise ValueError(f"{path}: template {tid!r} {variant} variant must contain "
+                                     f"{SLOT} exactly once; found {n}")
+            out.append(Template(name, tid, str(item["neutral"]), str(item["toxic"])))
+    return out
+
+
+def fill_templates(templates: Sequence[Template], terms: Mapping[str, Sequence[str]], *,
+                   axes: Mapping[str, str] | None = None, suite: str = "templates") -> pd.DataFrame:
+    """Fill every template with every term: one neutral (label 0) and one toxic (label 1) row each.
+
+    Parameters
+    ----------
+    templates : from :func:`load_templates`.
+    terms : group -> its terms (a lexicon's ``.terms``). A term listed under two groups gives
+        one row whose ``groups`` holds both.
+    axes : group -> axis (a lexicon's ``.groups``); adds an ``axis`` column when given.
+    suite : value of the ``suite`` column.
+
+    Returns
+    -------
+    DataFrame with the core columns plus ``template``, ``variant``, ``term`` (and ``axis``),
+    ``len(templates) * 2 * n_distinct_terms`` rows, sorted by template, term, variant.
+    """
+    if not templates:
+        raise ValueError("no templates to fill; load_templates returned an empty list")
+    by_term: dict[str, list[str]] = {}
+    for group, ts in terms.items():
+        for t in ts:
+            t = str(t).strip()
+            if t:
+                by_term.setdefault(t, [])
+                if group not in by_term[t]:
+                    by_term[t].append(group)
+    if not by_term:
+        raise ValueError("no identity terms to fill the templates with; the lexicon is empty")
+    rows: list[dict[str, Any]] = []
+    for tpl in templates:
+        for term in sorted(by_term):
+            groups = sorted(by_term[term])
+            for variant, label, pattern in (("neutral", 0, tpl.neutral), ("toxic", 1, tpl.toxic)):
+                row = {
+                    "id": f"{tpl.set_name}/{tpl.id}/{variant}/{term}",
+                    "text": pattern.replace(SLOT, term),
+                    "y_true": label,
+                    "groups": groups,
+                    "pair_id": None,
+                    "suite": suite,
+                    "template": f"{tpl.set_name}/{tpl.id}",
+                    "variant": variant,
+                    "term": term,
+                }
+                if axes is not None:
+                    row["axis"] = ",".join(sorted({axes.get(g, "") for g in groups}))
+                rows.append(row)
+    return _finish(pd.DataFrame(rows))
+
+
+def read_table(path: str | Path, *, what: str = "suite file") -> pd.DataFrame:
+    """Read a CSV/TSV/parquet/JSONL file by its extension (a clear error for anything else)."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{what} not found: {str(p)!r}")
+    if p.is_dir():
+        return pd.read_parquet(p)
+    kind = _READERS.get(p.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{what} {p.name!r}: expected one of {sorted(_READERS)}; found {p.suffix!r}")
+    if kind == "csv":
+        return pd.read_csv(p, dtype=str, keep_default_na=False)
+    if kind == "tsv":
+        return pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+    if kind == "parquet":
+        return pd.read_parquet(p)
+    return pd.read_json(p, lines=True, dtype=False)
+
+
+def _require(df: pd.DataFrame, cols: Mapping[str, str | None], *, suite: str, path: Any) -> None:
+    """``cols``: config key -> column name; error names the key, the column and what is there."""
+    missing = {k: c for k, c in cols.items() if c is not None and c not in df.columns}
+    if missing:
+        wanted = ", ".join(f"{c!r} (from {k})" for k, c in missing.items())
+        raise ValueError(f"suite {suite!r}: file {str(path)!r} has no column {wanted}; "
+                         f"columns present: {', '.join(map(str, df.columns))}")
+
+
+def _labels(values: pd.Series, label_map: Mapping[str, int], *, suite: str, col: str) -> pd.Series:
+    raw = values.astype(str).str.strip()
+    if label_map:
+        mapped = raw.map({str(k): int(v) for k, v in label_map.items()})
+    else:
+        norm = raw.str.lower().map({"0": 0, "1": 1, "true": 1, "false": 0, "0.0": 0, "1.0": 1})
+        mapped = norm
+    bad = raw[mapped.isna()]
+    if len(bad):
+        hint = ("set label_map in the suite config" if not label_map
+                else f"label_map covers {sorted(label_map)}")
+        raise ValueError(f"suite {suite!r}: column {col!r} has {len(bad)} value(s) that are not "
+                         f"0/1 labels, e.g. {sorted(bad.unique())[:5]}; {hint}")
+    return mapped.astype("int8")
+
+
+def _sample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    if limit is None or len(df) <= limit:
+        return df
+    # A seeded sample, not the first rows: template files are usually sorted by template.
+    return df.sample(n=limit, random_state=seed).sort_index()
+
+
+def _stable_id(prefix: str, values: Sequence[str]) -> list[str]:
+    return [f"{prefix}{hashlib.sha1(v.encode('utf-8')).hexdigest()[:12]}" for v in values]
+
+
+def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                       seed: int = 0) -> pd.DataFrame:
+    """An external labelled suite (e.g. bias-madlibs) through the suite's column mapping.
+
+    ``groups`` comes from ``group_col`` (one group name per row, or a list) when set, else from
+    ``annotate`` (an :class:`debias.annotate.IdentityAnnotator`) run on the text.
+    """
+    if cfg.path is None:
+        raise ValueError(f"suite {cfg.name!r} (labelled_file) needs 'path'")
+    if cfg.label_col is None:
+        raise ValueError(f"suite {cfg.name!r} (labelled_file) needs 'label_col': the column holding "
+                         "the 0/1 (or label_map-mapped) label")
+    raw = read_table(cfg.path, what=f"suite {cfg.name!r} file")
+    _require(raw, {"text_col": cfg.text_col, "label_col": cfg.label_col, "group_col": cfg.group_col},
+             suite=cfg.name, path=cfg.path)
+    raw = _sample(raw, cfg.limit, seed)
+    df = pd.DataFrame({
+        "id": [f"{cfg.name}/{i}" for i in raw.index],
+        "text": raw[cfg.text_col].astype(str).to_numpy(),
+        "y_true": _labels(raw[cfg.label_col], cfg.label_map, suite=cfg.name, col=cfg.label_col).to_numpy(),
+    })
+    if cfg.group_col is not None:
+        df["groups"] = [_as_groups(v) for v in raw[cfg.group_col]]
+    elif annotate is not None:
+        df["groups"] = annotate(df[["id", "text"]].copy())["groups"].map(list).to_numpy()
+    else:
+        raise ValueError(f"suite {cfg.name!r}: set group_col, or give an annotator to find "
+                         "identity terms in the text")
+    df["pair_id"] = None
+    df["suite"] = cfg.name
+    return _finish(df)
+
+
+def load_minimal_pairs(cfg: SuiteConfig, *, seed: int = 0) -> pd.DataFrame:
+    """An external minimal-pairs suite (e.g. CrowS-Pairs): two rows per pair, ``side`` first/second.
+
+    ``pair_cols`` names the two sentence columns (for CrowS-Pairs ``[sent_more, sent_less]``:
+    the more and the less stereotyping sentence); ``group_col`` (e.g. ``bias_type``) becomes
+    ``groups`` and ``bias_type``. Labels are null: the metric is the score gap within a pair.
+    """
+    if cfg.path is None:
+        raise ValueError(f"suite {cfg.name!r} (minimal_pairs) needs 'path'")
+    if len(cfg.pair_cols) != 2:
+        raise ValueError(f"suite {cfg.name!r} (minimal_pairs) needs pair_cols with exactly two "
+                         f"column names; found {cfg.pair_cols}")
+    raw = read_table(cfg.path, what=f"suite {cfg.name!r} file")
+    first, second = cfg.pair_cols
+    _require(raw, {"pair_cols[0]": first, "pair_cols[1]": second, "group_col": cfg.group_col},
+             suite=cfg.name, path=cfg.path)
+    raw = _sample(raw, cfg.limit, seed)
+    pair_id = [f"{cfg.name}/{i}" for i in raw.index]
+    bias = (raw[cfg.group_col].astype(str).to_numpy() if cfg.group_col is not None
+            else np.full(len(raw), "all", dtype=object))
+    parts = []
+    for side, col in (("first", first), ("second", second)):
+        parts.append(pd.DataFrame({
+            "id": [f"{p}/{side}" for p in pair_id],
+            "text": raw[col].astype(str).to_numpy(),
+            "pair_id": pair_id,
+            "side": side,
+            "bias_type": bias,
+            "_order": np.arange(len(raw)),
+        }))
+    df = pd.concat(parts, ignore_index=True).sort_values(["_order", "side"], kind="stable")
+    df = df.drop(columns="_order").reset_index(drop=True)
+    df["y_true"] = pd.array([pd.NA] * len(df), dtype="Int8")
+    df["groups"] = [[b] for b in df["bias_type"]]
+    df["suite"] = cfg.name
+    return _finish(df)
+
+
+def from_split(df: pd.DataFrame, *, suite: str) -> pd.DataFrame:
+    """A preprocessed split (docs/ARCHITECTURE.md row schema) as a suite frame."""
+    need = ["id", "text", "label", "groups"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"suite {suite!r}: split is missing column(s) {missing}; "
+                         f"columns present: {', '.join(map(str, df.columns))}")
+    out = df.rename(columns={"label": "y_true"}).copy()
+    out["groups"] = out["groups"].map(lambda g: [] if g is None else list(g))
+    if "pair_id" not in out.columns:
+        out["pair_id"] = None
+    out["suite"] = suite
+    keep = [c for c in out.columns if c in CORE_COLUMNS or c in ("sample_weight", "is_augmented")]
+    return _finish(out[keep])
+
+
+def _as_groups(v: Any) -> list[str]:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return []
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [str(x) for x in v]
+    s = str(v).strip()
+    return [s] if s else []
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    """Core columns first, with their declared dtypes."""
+    df = df.copy()
+    df["id"] = df["id"].astype(str)
+    df["text"] = df["text"].astype(str)
+    df["y_true"] = pd.array(df["y_true"], dtype="Int8")
+    df["pair_id"] = df["pair_id"].astype(object).where(df["pair_id"].notna(), None)
+    if df["id"].duplicated().any():
+        dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
+        raise ValueError(f"suite {df['suite'].iloc[0]!r}: duplicate row id {dup!r}")
+    rest = [c for c in df.columns if c not in CORE_COLUMNS]
+    return df[[*CORE_COLUMNS, *rest]].reset_index(drop=True)
+
+
+def has_labels(df: pd.DataFrame) -> bool:
+    """True when every row of a suite frame has a 0/1 label (minimal pairs have none)."""
+    return len(df) > 0 and bool(df["y_true"].notna().all())
+
+
+def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFrame], pd.DataFrame],
+                         suite: str = "counterfactual",
+                         annotate: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The test split through counterfactual augmentation in ``pairs`` mode.
+
+    Parameters
+    ----------
+    test : the test split (row schema).
+    make_pairs : ``df -> df`` returning the originals plus one counterfactual row per swappable
+        row, both carrying the same ``pair_id`` (``debias.augment.counterfactual_batch`` with
+        ``mode="pairs"``).
+    annotate : re-finds ``groups`` on the swapped texts (a swap changes the group mentioned).
+
+    Returns
+    -------
+    Only complete pairs (an original and at least one counterfactual), sorted by pair.
+    """
+    base = test.loc[:, [c for c in ("id", "text", "label", "groups") if c in test.columns]].copy()
+    if "pair_id" in test.columns:  # a split already holding augmented rows: score originals only
+        keep = ~test.get("is_augmented", pd.Series(False, index=test.index)).fillna(False).astype(bool)
+        base = base[keep.to_numpy()]
+    out = make_pairs(base.reset_index(drop=True))
+    missing = [c for c in ("id", "text", "pair_id") if c not in out.columns]
+    if missing:
+        raise ValueError(f"suite {suite!r}: make_pairs must return id, text and pair_id; missing {missing}")
+    if annotate is not None:
+        out = annotate(out.drop(columns=[c for c in out.columns if c == "groups" or c.startswith("g_")]))
+    sizes = out.groupby("pair_id", dropna=True)["id"].transform("size")
+    out = out[out["pair_id"].notna() & (sizes >= 2)].copy()
+    if "is_augmented" not in out.columns:
+        out["is_augmented"] = out["id"] != out["pair_id"]
+    out = out.sort_values(["pair_id", "is_augmented", "id"], kind="stable")
+    out = out.rename(columns={"label": "y_true"})
+    out["suite"] = suite
+    keep = [c for c in out.columns if c in CORE_COLUMNS or c == "is_augmented"]
+    return _finish(out[keep])

@@ -1,0 +1,142 @@
+"""Suites load and fill correctly; bad external files give clear errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from debias.config import SuiteConfig
+from debias.suites import (CORE_COLUMNS, SLOT, Template, counterfactual_pairs, fill_templates,
+                           from_split, has_labels, load_labelled_file, load_minimal_pairs,
+                           load_templates)
+
+
+def test_packaged_templates_have_both_variants_and_one_slot():
+    tpls = load_templates()
+    assert {t.set_name for t in tpls} >= {"statements", "conversation"}
+    for t in tpls:
+        assert t.neutral.count(SLOT) == 1 and t.toxic.count(SLOT) == 1
+        assert t.neutral != t.toxic
+
+
+def test_fill_templates_every_term_both_variants():
+    tpls = [Template("s", "a", "I am {term}.", "I hate {term}."),
+            Template("s", "b", "Hi {term}", "Die {term}")]
+    terms = {"female": ["woman", "women"], "muslim": ["muslim"], "queer": ["queer"],
+             "gay": ["gay", "queer"]}
+    df = fill_templates(tpls, terms, axes={"female": "gender", "muslim": "religion",
+                                           "queer": "sexual_orientation", "gay": "sexual_orientation"})
+    assert list(df.columns[: len(CORE_COLUMNS)]) == list(CORE_COLUMNS)
+    # 2 templates x 2 variants x 5 distinct terms (queer listed twice)
+    assert len(df) == 2 * 2 * 5
+    assert df["id"].is_unique
+    row = df[(df["template"] == "s/a") & (df["variant"] == "toxic") & (df["term"] == "women")].iloc[0]
+    assert row["text"] == "I hate women." and row["y_true"] == 1 and row["groups"] == ["female"]
+    q = df[(df["term"] == "queer")].iloc[0]
+    assert q["groups"] == ["gay", "queer"]
+    assert q["axis"] == "sexual_orientation"
+    # the label is the variant, nothing else
+    assert ((df["variant"] == "toxic") == (df["y_true"] == 1)).all()
+    assert has_labels(df)
+
+
+def test_load_templates_rejects_a_bad_set(tmp_path):
+    (tmp_path / "bad.yaml").write_text("templates:\n  - {id: x, neutral: 'no slot', toxic: 'bad {term}'}\n")
+    with pytest.raises(ValueError, match="neutral variant must contain"):
+        load_templates(tmp_path)
+    with pytest.raises(ValueError, match="unknown template set"):
+        load_templates(tmp_path, sets=["nope"])
+
+
+def test_labelled_file_with_mapping_and_groups(tmp_path):
+    p = tmp_path / "m.csv"
+    pd.DataFrame({"Text": ["hug gay", "kill gay", "hug straight"],
+                  "Label": ["NOT_BAD", "BAD", "NOT_BAD"], "who": ["gay", "gay", ""]}).to_csv(p, index=False)
+    cfg = SuiteConfig(name="madlibs", kind="labelled_file", path=str(p), text_col="Text",
+                      label_col="Label", group_col="who", label_map={"BAD": 1, "NOT_BAD": 0})
+    df = load_labelled_file(cfg)
+    assert df["y_true"].tolist() == [0, 1, 0]
+    assert df["groups"].tolist() == [["gay"], ["gay"], []]
+    assert (df["suite"] == "madlibs").all()
+
+
+def test_labelled_file_missing_column_is_a_clear_error(tmp_path):
+    p = tmp_path / "m.csv"
+    pd.DataFrame({"Text": ["a"], "Label": ["BAD"]}).to_csv(p, index=False)
+    cfg = SuiteConfig(name="madlibs", kind="labelled_file", path=str(p), text_col="comment",
+                      label_col="Label", group_col="who")
+    with pytest.raises(ValueError) as e:
+        load_labelled_file(cfg)
+    msg = str(e.value)
+    assert "'comment' (from text_col)" in msg and "'who' (from group_col)" in msg
+    assert "columns present: Text, Label" in msg
+
+
+def test_labelled_file_unmapped_labels_are_named(tmp_path):
+    p = tmp_path / "m.csv"
+    pd.DataFrame({"Text": ["a", "b"], "Label": ["BAD", "MEH"]}).to_csv(p, index=False)
+    cfg = SuiteConfig(name="m", kind="labelled_file", path=str(p), text_col="Text", label_col="Label",
+                      group_col=None, label_map={"BAD": 1})
+    with pytest.raises(ValueError, match=r"\['MEH'\]"):
+        load_labelled_file(cfg, annotate=lambda d: d.assign(groups=[[]] * len(d)))
+
+
+def test_labelled_file_annotates_when_no_group_col(tmp_path):
+    p = tmp_path / "m.tsv"
+    pd.DataFrame({"t": ["i am gay", "hello"], "y": [0, 1]}).to_csv(p, sep="\t", index=False)
+    cfg = SuiteConfig(name="m", kind="labelled_file", path=str(p), text_col="t", label_col="y")
+
+    def annotate(d):
+        return d.assign(groups=[["gay"] if "gay" in t else [] for t in d["text"]])
+
+    df = load_labelled_file(cfg, annotate=annotate)
+    assert df["groups"].tolist() == [["gay"], []]
+    with pytest.raises(ValueError, match="set group_col, or give an annotator"):
+        load_labelled_file(cfg)
+
+
+def test_minimal_pairs_two_rows_per_pair(tmp_path):
+    p = tmp_path / "crows.csv"
+    pd.DataFrame({"sent_more": ["A is bad", "C is bad", "E"], "sent_less": ["B is bad", "D is bad", "F"],
+                  "bias_type": ["race-color", "gender", "gender"]}).to_csv(p)
+    cfg = SuiteConfig(name="crows", kind="minimal_pairs", path=str(p), pair_cols=["sent_more", "sent_less"],
+                      group_col="bias_type", limit=2)
+    df = load_minimal_pairs(cfg, seed=1)
+    assert len(df) == 4 and df["pair_id"].nunique() == 2
+    assert all(sorted(v) == ["first", "second"] for v in df.groupby("pair_id")["side"].agg(list))
+    assert df["y_true"].isna().all() and not has_labels(df)
+    first = df[df["side"] == "first"].set_index("pair_id")["text"]
+    second = df[df["side"] == "second"].set_index("pair_id")["text"]
+    src = pd.read_csv(p, index_col=0)
+    for pid in first.index:
+        i = int(pid.split("/")[1])
+        assert first[pid] == src.loc[i, "sent_more"] and second[pid] == src.loc[i, "sent_less"]
+    bad = SuiteConfig(name="crows", kind="minimal_pairs", path=str(p), pair_cols=["more", "sent_less"])
+    with pytest.raises(ValueError, match=r"'more' \(from pair_cols\[0\]\)"):
+        load_minimal_pairs(bad)
+
+
+def test_from_split_and_counterfactual_pairs():
+    split = pd.DataFrame({"id": ["a", "b", "c"], "text": ["he is rude", "the sky", "she is kind"],
+                          "label": [1, 0, 0], "groups": [["male"], [], ["female"]]})
+    s = from_split(split, suite="test")
+    assert s["y_true"].tolist() == [1, 0, 0] and (s["suite"] == "test").all()
+
+    swap = {"he": "she", "she": "he"}
+
+    def make_pairs(df):  # a stand-in swapper with the augment contract: originals + ~cf rows
+        rows = []
+        for r in df.itertuples():
+            rows.append({"id": r.id, "text": r.text, "label": r.label, "groups": r.groups, "pair_id": r.id,
+                         "is_augmented": False})
+            w = r.text.split()
+            if w[0] in swap:
+                rows.append({"id": r.id + "~cf", "text": " ".join([swap[w[0]], *w[1:]]), "label": r.label,
+                             "groups": r.groups, "pair_id": r.id, "is_augmented": True})
+        return pd.DataFrame(rows)
+
+    cf = counterfactual_pairs(split, make_pairs=make_pairs, suite="cf")
+    assert set(cf["pair_id"]) == {"a", "c"}  # 'b' has nothing to swap: no incomplete pair kept
+    assert len(cf) == 4
+    assert cf.loc[cf["id"] == "a~cf", "text"].item() == "she is rude"
+    assert cf.groupby("pair_id")["y_true"].nunique().eq(1).all()
