@@ -138,17 +138,19 @@ def dedup_block(df: pd.DataFrame) -> pd.DataFrame:
               .reset_index(drop=True))
 
 
-def count_batch(df: pd.DataFrame, *, group_names: list[str], intersectional: bool,
-                group_counts: dict[str, int] | None = None) -> pd.DataFrame:
-    """Audit counts over all rows plus balance cell counts over the training rows, as one small frame."""
-    a = audit.audit_counts(df, group_names=group_names)
-    a.insert(0, "kind", "audit")
+def audit_batch(df: pd.DataFrame, *, group_names: list[str]) -> pd.DataFrame:
+    """Per-group label counts over all kept rows (mergeable; see ``debias.audit``)."""
+    return audit.audit_counts(df, group_names=group_names)
+
+
+def cells_batch(df: pd.DataFrame, *, intersectional: bool, group_counts: dict[str, int] | None) -> pd.DataFrame:
+    """(cell, label) counts over the training rows of one batch (mergeable)."""
     train = df[df["split"] == "train"]
-    keys = balance.cell_keys(train, intersectional=intersectional, group_counts=group_counts)
-    c = (pd.DataFrame({"cell": keys.values, "label": train["label"].values})
-           .groupby(["cell", "label"], as_index=False).size().rename(columns={"size": "n"}))
-    c.insert(0, "kind", "cells")
-    return pd.concat([a, c], ignore_index=True)
+    return balance.cell_counts(train, intersectional=intersectional, group_counts=group_counts)
+
+
+def train_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["split"] == "train"]
 
 
 def finalize_batch(df: pd.DataFrame, *, cfg: dict[str, Any], plan: dict[str, Any]) -> pd.DataFrame:
@@ -164,11 +166,9 @@ def finalize_batch(df: pd.DataFrame, *, cfg: dict[str, Any], plan: dict[str, Any
     rest["sample_weight"] = 1.0
     if bal["strategy"] == "reweight":
         train = balance.apply_weights(train, weights=plan["weights"], intersectional=bal["intersectional"],
-                                      group_counts=plan.get("group_counts"))
+                                      group_counts=plan["group_counts"])
     elif bal["strategy"] in ("oversample", "undersample", "hybrid"):
-        train = balance.apply_resample(train, plan=plan["resample"], thresholds=plan["thresholds"],
-                                       seed=cfg["seed"], intersectional=bal["intersectional"],
-                                       group_counts=plan.get("group_counts"))
+        train = balance.apply_resample(train, plan=plan["resample"], thresholds=plan["thresholds"])
         train = train.assign(sample_weight=1.0)
     else:
         train = train.assign(sample_weight=1.0)
@@ -200,38 +200,39 @@ def _augment(df: pd.DataFrame, *, cfg: dict[str, Any], only_train: bool) -> pd.D
     return pd.concat([augmented, other], ignore_index=True)
 
 
-def plan_from_counts(counts: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Weights or a resampling plan from the merged cell counts (driver side, small)."""
+def plan_from_counts(cells: pd.DataFrame, *, cfg: dict[str, Any],
+                     group_counts: dict[str, int] | None) -> dict[str, Any]:
+    """Weights or a resampling plan from the merged training cell counts (driver side, small)."""
     bal = cfg["balance"]
-    cells = counts[counts["kind"] == "cells"][["cell", "label", "n"]]
-    cells = cells.groupby(["cell", "label"], as_index=False)["n"].sum()
-    plan: dict[str, Any] = {"cell_counts": cells}
+    plan: dict[str, Any] = {"cell_counts": cells, "group_counts": group_counts}
     if bal["strategy"] == "reweight":
         plan["weights"] = balance.compute_weights(cells, method=bal["weighting"])
     elif bal["strategy"] in ("oversample", "undersample", "hybrid"):
         targets = balance.target_counts(cells, strategy=bal["strategy"])
-        plan["resample"] = balance.resample_plan(cells, targets)
+        plan["resample"] = balance.resample_plan(cells, targets, seed=cfg["seed"],
+                                                 intersectional=bal["intersectional"], group_counts=group_counts)
     return plan
 
 
-def run_local(df: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def run_local(df: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, Any]:
     """All stages in one process on one frame (the plain alternative, and a test oracle)."""
     prepared = prepare_batch(df, cfg=cfg)
     rejects = rejects_view(prepared)
     kept = kept_view(prepared)
     deduped = dedup_block(kept) if cfg["clean"]["dedup"] else kept.reset_index(drop=True)
-    lex = cached_lexicon(tuple(cfg["annotate"]["axes"]), cfg["annotate"]["lexicon_dir"])
-    counts = count_batch(deduped, group_names=list(lex.group_names),
-                         intersectional=cfg["balance"]["intersectional"])
-    plan = plan_from_counts(counts, cfg=cfg)
+    ann = cfg["annotate"]
+    lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
+    group_names = sorted(set(lex.group_names) | set(cfg["data"]["identity"]["columns"]))
+    audit_counts = audit_batch(deduped, group_names=group_names)
+    gcounts = audit.group_counts(audit_counts)
+    cells = cells_batch(deduped, intersectional=cfg["balance"]["intersectional"], group_counts=gcounts)
+    plan = plan_from_counts(cells, cfg=cfg, group_counts=gcounts)
     if "resample" in plan:
-        keys = balance.cell_keys(deduped[deduped["split"] == "train"],
-                                 intersectional=cfg["balance"]["intersectional"], group_counts=None)
-        train = deduped[deduped["split"] == "train"]
-        hist = balance.u_histogram(train, cells=keys, seed=cfg["seed"])
-        bins = balance.boundary_bins(plan["resample"], hist)
-        bvals = balance.boundary_values(train, cells=keys, bin_index_per_cell=bins, seed=cfg["seed"])
+        train = train_rows(deduped)
+        hist = balance.u_histogram(train, cells=plan["resample"])
+        bvals = balance.boundary_values(train, cells=plan["resample"],
+                                        bin_index_per_cell=balance.boundary_bins(plan["resample"], hist))
         plan["thresholds"] = balance.thresholds(plan["resample"], hist, bvals)
     final = finalize_batch(deduped, cfg=cfg, plan=plan)
-    return {"rejects": rejects, "output": final, "counts": counts,
-            "n_read": pd.DataFrame({"n": [len(df)]}), "n_dedup": pd.DataFrame({"n": [len(kept) - len(deduped)]})}
+    return {"rejects": rejects, "output": final, "audit_counts": audit_counts, "plan": plan,
+            "n_read": len(df), "n_rejected": len(rejects), "n_duplicates": len(kept) - len(deduped)}

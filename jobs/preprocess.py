@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
@@ -26,15 +25,17 @@ from debias import audit, balance
 from debias.config import PipelineConfig
 from debias.io import InputSpec, inspect_input
 from debias.preprocess import (
+    audit_batch,
     cached_lexicon,
     cached_swaps,
-    count_batch,
+    cells_batch,
     dedup_block,
     finalize_batch,
     kept_view,
     plan_from_counts,
     prepare_batch,
     rejects_view,
+    train_rows,
 )
 from debias.runs import join, stage_output
 
@@ -98,6 +99,15 @@ def _timed(label: str, t0: float, rows: int | None = None) -> float:
     return dt
 
 
+def _plan_summary(plan: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"cell_counts": plan["cell_counts"].to_dict("records")}
+    if "weights" in plan:
+        out["weights"] = [{"cell": g, "label": y, "weight": w} for (g, y), w in sorted(plan["weights"].items())]
+    if "resample" in plan:
+        out["resample"] = plan["resample"].to_dict()
+    return out
+
+
 def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
     import ray.data
@@ -142,25 +152,25 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         t0 = time.time()
         small_cols = ["id", "label", "split", "groups"] + [f"g_{g}" for g in group_names]
         dd = ray.data.read_parquet(deduped, filesystem=fs, columns=small_cols)
-        counts = dd.map_batches(count_batch, batch_format="pandas",
-                                fn_kwargs={"group_names": group_names,
-                                           "intersectional": cfg.balance.intersectional}).to_pandas()
-        audit_counts = audit.merge_counts([counts[counts["kind"] == "audit"].drop(columns=["kind", "cell"],
-                                                                                  errors="ignore")])
+        audit_counts = audit.merge_counts([dd.map_batches(audit_batch, batch_format="pandas",
+                                                          fn_kwargs={"group_names": group_names}).to_pandas()])
         report = audit.audit_report(audit_counts)
         w.write_json("audit.json", report)
         w.write_text("audit.md", audit.audit_table(report))
-        plan = plan_from_counts(counts, cfg=c)
+        gcounts = audit.group_counts(audit_counts)
+        cells = balance.merge_cell_counts([dd.map_batches(
+            cells_batch, batch_format="pandas",
+            fn_kwargs={"intersectional": cfg.balance.intersectional, "group_counts": gcounts}).to_pandas()])
+        plan = plan_from_counts(cells, cfg=c, group_counts=gcounts)
         if "resample" in plan:
-            keys_kw = {"intersectional": cfg.balance.intersectional}
-            train = dd.filter(lambda r: r["split"] == "train")
-            hist = train.map_batches(balance.u_histogram_batch, batch_format="pandas",
-                                     fn_kwargs={**keys_kw, "seed": cfg.seed}).to_pandas()
-            hist = balance.merge_histograms(hist)
-            bins = balance.boundary_bins(plan["resample"], hist)
-            bvals = train.map_batches(balance.boundary_values_batch, batch_format="pandas",
-                                      fn_kwargs={**keys_kw, "seed": cfg.seed, "bins": bins}).to_pandas()
-            plan["thresholds"] = balance.thresholds(plan["resample"], hist, bvals)
+            rp = plan["resample"]
+            train = dd.map_batches(train_rows, batch_format="pandas")
+            hist = balance.merge_u_histograms([train.map_batches(
+                balance.u_histogram, batch_format="pandas", fn_kwargs={"cells": rp}).to_pandas()])
+            bins = balance.boundary_bins(rp, hist)
+            bvals = train.map_batches(balance.boundary_values, batch_format="pandas",
+                                      fn_kwargs={"cells": rp, "bin_index_per_cell": bins}).to_pandas()
+            plan["thresholds"] = balance.thresholds(rp, hist, bvals)
         timings["audit_plan"] = _timed("audit + balance plan", t0, n_kept)
 
         t0 = time.time()
@@ -193,12 +203,10 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                 "by_split": split_rows,
                 "added_or_removed_by_balance_and_augment": n_out - n_kept,
             },
-            "accounting_ok": n_read == n_kept + n_rejected + n_dups,
             "reject_reasons": reasons,
             "groups": group_names,
             "timings_seconds": timings,
-            "balance_plan": {k: (v.to_dict("records") if isinstance(v, pd.DataFrame) else v)
-                             for k, v in plan.items() if k in ("cell_counts", "weights", "resample")},
+            "balance_plan": _plan_summary(plan),
         })
         log(f"rows: read {n_read:,} = kept {n_kept:,} + rejected {n_rejected:,} + duplicates {n_dups:,}; "
             f"output {n_out:,} ({split_rows})")
