@@ -48,6 +48,8 @@ def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str
     (rows in no group) and ``__all__`` (every row). Zero rows are kept so that frames from
     different batches line up.
     """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"audit_counts expects a pandas DataFrame; found {type(df).__name__}")
     names = list(group_names)
     cols = [f"g_{g}" for g in names]
     missing = [c for c in cols if c not in df.columns]
@@ -56,11 +58,15 @@ def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str
             f"missing group columns {missing}; columns present: {', '.join(map(str, df.columns))}"
         )
     if label_col not in df.columns:
-        raise ValueError(f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}")
+        raise ValueError(
+            f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}"
+        )
     y = pd.to_numeric(df[label_col], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"label column {label_col!r} must hold 0/1; found e.g. {df[label_col][bad].head(5).tolist()}")
+        raise ValueError(
+            f"label column {label_col!r} must hold 0/1; found e.g. {df[label_col][bad].head(5).tolist()}"
+        )
     pos = y == 1.0
     member = (
         df[cols].fillna(False).to_numpy(dtype=bool) if cols else np.zeros((len(df), 0), dtype=bool)
@@ -105,7 +111,9 @@ def group_counts(counts: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def log_odds_ratio(a: float, b: float, c: float, d: float, *, z: float = 1.959963984540054) -> dict[str, float]:
+def log_odds_ratio(
+    a: float, b: float, c: float, d: float, *, z: float = 1.959963984540054
+) -> dict[str, float]:
     """Log odds ratio ln(ad / bc) of the 2x2 table [[a, b], [c, d]] with a Wald CI.
 
     Woolf's standard error sqrt(1/a + 1/b + 1/c + 1/d); 0.5 is added to every cell when any
@@ -118,7 +126,13 @@ def log_odds_ratio(a: float, b: float, c: float, d: float, *, z: float = 1.95996
     a_, b_, c_, d_ = cells
     lor = math.log(a_ * d_ / (b_ * c_))
     se = math.sqrt(1 / a_ + 1 / b_ + 1 / c_ + 1 / d_)
-    return {"log_odds_ratio": lor, "se": se, "ci_low": lor - z * se, "ci_high": lor + z * se, "haldane": corrected}
+    return {
+        "log_odds_ratio": lor,
+        "se": se,
+        "ci_low": lor - z * se,
+        "ci_high": lor + z * se,
+        "haldane": corrected,
+    }
 
 
 def _chi2_p(table: np.ndarray) -> tuple[float | None, float | None]:
@@ -159,7 +173,9 @@ def audit_report(counts: pd.DataFrame, *, min_group_size: int = 30) -> dict:
         n = n0 + n1
         out_pos, out_neg = all_pos - n1, all_neg - n0
         if out_pos < 0 or out_neg < 0:
-            raise ValueError(f"group {g!r} counts ({n1} pos, {n0} neg) exceed {ALL_GROUP!r} ({all_pos}, {all_neg})")
+            raise ValueError(
+                f"group {g!r} counts ({n1} pos, {n0} neg) exceed {ALL_GROUP!r} ({all_pos}, {all_neg})"
+            )
         table = np.array([[n1, n0], [out_pos, out_neg]], dtype=np.float64)
         chi2, p = _chi2_p(table)
         lor = log_odds_ratio(n1, n0, out_pos, out_neg) if n > 0 and n < total else None

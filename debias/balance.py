@@ -112,7 +112,9 @@ def cell_keys(
 
 def _labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
     if label_col not in df.columns:
-        raise ValueError(f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}")
+        raise ValueError(
+            f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}"
+        )
     y = pd.to_numeric(df[label_col], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
@@ -223,7 +225,7 @@ def apply_weights(
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
     y = _labels(df, label_col)
     w = np.empty(len(df), dtype=np.float64)
-    for i, (g, lab) in enumerate(zip(keys.tolist(), y.tolist())):
+    for i, (g, lab) in enumerate(zip(keys.tolist(), y.tolist(), strict=True)):
         try:
             w[i] = weights[(g, lab)]
         except KeyError:
@@ -272,7 +274,9 @@ def target_counts(
         return {c: int(np.floor(v + 0.5)) for c, v in shape.items()}
     if strategy == "oversample":
         s = max(ratios)
-        return {c: max(int(np.ceil(s * v - 1e-9)), counts.get(c, 0) if v > 0 else 0) for c, v in shape.items()}
+        return {
+            c: max(int(np.ceil(s * v - 1e-9)), counts.get(c, 0) if v > 0 else 0) for c, v in shape.items()
+        }
     if strategy == "undersample":
         s = min(ratios)
         return {c: min(int(np.floor(s * v + 1e-9)), counts.get(c, 0)) for c, v in shape.items()}
@@ -361,20 +365,28 @@ def resample_plan(
     )
 
 
-def _row_cells_u(df: pd.DataFrame, plan: ResamplePlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_plan(plan: object) -> ResamplePlan:
     if not isinstance(plan, ResamplePlan):
         raise TypeError(f"expected a ResamplePlan (from resample_plan); found {type(plan).__name__}")
+    return plan
+
+
+def _row_cells_u(df: pd.DataFrame, plan: ResamplePlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    _check_plan(plan)
     keys = cell_keys(
         df, intersectional=plan.intersectional, group_counts=plan.group_counts, groups_col=plan.groups_col
     ).to_numpy()
     y = _labels(df, plan.label_col)
     if plan.id_col not in df.columns:
-        raise ValueError(f"missing id column {plan.id_col!r}; columns present: {', '.join(map(str, df.columns))}")
+        raise ValueError(
+            f"missing id column {plan.id_col!r}; columns present: {', '.join(map(str, df.columns))}"
+        )
     u = stable_uniform(df[plan.id_col].to_numpy(), seed=plan.seed, salt=_SALT)
     return keys, y, u
 
 
 def _check_bins(plan: ResamplePlan, bins: int | None) -> int:
+    _check_plan(plan)
     if bins is not None and bins != plan.bins:
         raise ValueError(f"bins={bins} differs from the plan's bins={plan.bins}")
     return plan.bins
@@ -391,7 +403,9 @@ def u_histogram(df: pd.DataFrame, *, cells: ResamplePlan, bins: int | None = Non
     nb = _check_bins(plan, bins)
     keys, y, u = _row_cells_u(df, plan)
     need = {c for c, p in plan.cells.items() if p.extra > 0}
-    mask = np.fromiter(((g, lab) in need for g, lab in zip(keys, y)), dtype=bool, count=len(keys))
+    mask = np.fromiter(
+        ((g, lab) in need for g, lab in zip(keys, y, strict=True)), dtype=bool, count=len(keys)
+    )
     b = np.minimum((u * nb).astype(np.int64), nb - 1)
     frame = pd.DataFrame({"cell": keys[mask], "label": y[mask], "bin": b[mask], "n": 1})
     return _sum_frames([frame], ["cell", "label", "bin"])
@@ -449,7 +463,9 @@ def boundary_values(
     keys, y, u = _row_cells_u(df, plan)
     b = np.minimum((u * plan.bins).astype(np.int64), plan.bins - 1)
     mask = np.fromiter(
-        (want.get((g, lab), -1) == bb for g, lab, bb in zip(keys, y, b)), dtype=bool, count=len(keys)
+        (want.get((g, lab), -1) == bb for g, lab, bb in zip(keys, y, b, strict=True)),
+        dtype=bool,
+        count=len(keys),
     )
     return pd.DataFrame({"cell": keys[mask], "label": y[mask], "u": u[mask]})
 
@@ -491,7 +507,7 @@ def apply_resample(
         raise ValueError(f"seed={seed} differs from the plan's seed={plan.seed}")
     keys, y, u = _row_cells_u(df, plan)
     copies = np.empty(len(df), dtype=np.int64)
-    for i, (g, lab, ui) in enumerate(zip(keys.tolist(), y.tolist(), u.tolist())):
+    for i, (g, lab, ui) in enumerate(zip(keys.tolist(), y.tolist(), u.tolist(), strict=True)):
         p = plan.cells.get((g, lab))
         if p is None:
             raise ValueError(
@@ -525,7 +541,9 @@ def resample_frame(
 ) -> tuple[pd.DataFrame, ResamplePlan]:
     """All passes on one in-memory frame (tests, small corpora); same rows as the distributed
     path over any batching."""
-    kw = dict(intersectional=intersectional, group_counts=group_counts, label_col=label_col, groups_col=groups_col)
+    kw = dict(
+        intersectional=intersectional, group_counts=group_counts, label_col=label_col, groups_col=groups_col
+    )
     counts = cell_counts(df, **kw)
     plan = resample_plan(
         counts, target_counts(counts, strategy=strategy), seed=seed, bins=bins, id_col=id_col, **kw

@@ -119,7 +119,9 @@ def assign_split(
     """
     items = _check_fractions(fractions)
     if key_col not in df.columns:
-        raise ValueError(f"missing key column {key_col!r}; columns present: {', '.join(map(str, df.columns))}")
+        raise ValueError(
+            f"missing key column {key_col!r}; columns present: {', '.join(map(str, df.columns))}"
+        )
     keys = df[key_col]
     if _null_keys(keys).any():
         raise ValueError(

@@ -1,0 +1,308 @@
+"""Reweighing and exact resampling (Kamiran & Calders 2012) on hand-worked and random frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debias.balance import (
+    NONE_KEY,
+    apply_resample,
+    apply_weights,
+    boundary_bins,
+    boundary_values,
+    cell_counts,
+    cell_keys,
+    compute_weights,
+    merge_cell_counts,
+    merge_u_histograms,
+    resample_frame,
+    resample_plan,
+    target_counts,
+    thresholds,
+    u_histogram,
+)
+
+
+def _counts(d: dict[tuple[str, int], int]) -> pd.DataFrame:
+    return pd.DataFrame([{"cell": g, "label": y, "n": n} for (g, y), n in d.items()])
+
+
+# A: 30 positive, 10 negative; B: 20 positive, 40 negative. N = 100, P(y=1) = 0.5.
+HAND = {("A", 1): 30, ("A", 0): 10, ("B", 1): 20, ("B", 0): 40}
+
+
+def _random_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    names = np.array(["female", "male", "muslim", "gay", "black"])
+    k = rng.choice([0, 1, 2], size=n, p=[0.5, 0.4, 0.1])
+    groups = [list(rng.choice(names, size=ki, replace=False, p=[0.3, 0.3, 0.15, 0.15, 0.1])) for ki in k]
+    # Label rate depends on the group, so cells are unbalanced.
+    rate = np.array([0.5 if "gay" in g or "muslim" in g else 0.2 for g in groups])
+    groups = [np.array(g, dtype=object) if i % 2 else g for i, g in enumerate(groups)]  # Ray hands arrays
+    return pd.DataFrame(
+        {
+            "id": [f"id{i:05d}" for i in range(n)],
+            "groups": groups,
+            "label": (rng.random(n) < rate).astype(int),
+        }
+    )
+
+
+def _achieved(out: pd.DataFrame, **kw) -> dict:
+    c = cell_counts(out, **kw)
+    return {(g, y): n for g, y, n in c.itertuples(index=False)}
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def test_cell_keys_rules():
+    df = pd.DataFrame(
+        {
+            "groups": [
+                [],
+                None,
+                ["gay"],
+                ["muslim", "female"],
+                np.array(["female", "muslim"]),
+                ["b", "a"],
+                float("nan"),
+            ]
+        }
+    )
+    counts = {"female": 100, "muslim": 10, "a": 5, "b": 5}
+    assert cell_keys(df, intersectional=True).tolist() == [
+        NONE_KEY,
+        NONE_KEY,
+        "gay",
+        "female+muslim",
+        "female+muslim",
+        "a+b",
+        NONE_KEY,
+    ]
+    # Rarest group wins; equal counts: first by name.
+    assert cell_keys(df, intersectional=False, group_counts=counts).tolist() == [
+        NONE_KEY,
+        NONE_KEY,
+        "gay",
+        "muslim",
+        "muslim",
+        "a",
+        NONE_KEY,
+    ]
+    # Without counts: first by name.
+    assert cell_keys(df, intersectional=False).tolist()[3] == "female"
+
+
+def test_cell_keys_bad_input():
+    with pytest.raises(ValueError, match="missing column 'groups'"):
+        cell_keys(pd.DataFrame({"x": [1]}), intersectional=False)
+    with pytest.raises(TypeError, match="list of group names"):
+        cell_keys(pd.DataFrame({"groups": ["female"]}), intersectional=False)
+
+
+def test_cell_counts_merge_over_batches():
+    df = _random_frame(600)
+    whole = cell_counts(df, intersectional=True)
+    parts = merge_cell_counts([cell_counts(df.iloc[i::3], intersectional=True) for i in range(3)])
+    pd.testing.assert_frame_equal(whole, parts)
+    assert whole["n"].sum() == 600
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def test_kamiran_calders_weights_by_hand():
+    w = compute_weights(_counts(HAND), method="kamiran_calders")
+    # w = n_g n_y / (N n_gy)
+    assert w[("A", 1)] == pytest.approx(40 * 50 / (100 * 30))
+    assert w[("A", 0)] == pytest.approx(2.0)
+    assert w[("B", 1)] == pytest.approx(1.5)
+    assert w[("B", 0)] == pytest.approx(0.75)
+    assert sum(w[c] * n for c, n in HAND.items()) == pytest.approx(100)
+
+
+def test_inverse_frequency_weights_by_hand():
+    w = compute_weights(_counts(HAND), method="inverse_frequency")
+    assert w[("A", 1)] == pytest.approx(100 / (4 * 30))
+    assert w[("B", 0)] == pytest.approx(0.625)
+    # Every cell carries the same total weight N / K.
+    assert {round(w[c] * n, 9) for c, n in HAND.items()} == {25.0}
+
+
+@pytest.mark.parametrize("method", ["kamiran_calders", "inverse_frequency"])
+def test_weights_average_one_even_with_an_empty_cell(method):
+    counts = {**HAND, ("C", 1): 7}  # (C, 0) is empty
+    w = compute_weights(_counts(counts), method=method)
+    assert set(w) == set(counts)
+    assert sum(w[c] * n for c, n in counts.items()) == pytest.approx(sum(counts.values()))
+
+
+def test_kamiran_calders_makes_label_independent_of_group():
+    df = _random_frame(2000, seed=1)
+    counts = cell_counts(df, intersectional=False)
+    out = apply_weights(df, weights=compute_weights(counts, method="kamiran_calders"), intersectional=False)
+    assert out["sample_weight"].mean() == pytest.approx(1.0)
+    out["cell"] = cell_keys(df, intersectional=False)
+    overall = (out["sample_weight"] * out["label"]).sum() / out["sample_weight"].sum()
+    for _, sub in out.groupby("cell"):
+        rate = (sub["sample_weight"] * sub["label"]).sum() / sub["sample_weight"].sum()
+        assert rate == pytest.approx(overall)
+
+
+def test_apply_weights_unknown_cell_and_bad_method():
+    df = pd.DataFrame({"groups": [["Z"]], "label": [1]})
+    with pytest.raises(ValueError, match="no weight for cell \\('Z', 1\\)"):
+        apply_weights(df, weights={("A", 1): 1.0}, intersectional=False)
+    with pytest.raises(ValueError, match="method must be"):
+        compute_weights(_counts(HAND), method="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must hold 0/1"):
+        apply_weights(pd.DataFrame({"groups": [[]], "label": ["unknown"]}), weights={}, intersectional=False)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_targets_by_hand():
+    c = _counts(HAND)
+    assert target_counts(c, strategy="hybrid") == {("A", 0): 20, ("A", 1): 20, ("B", 0): 30, ("B", 1): 30}
+    # Largest ratio n_gy / (n_g P(y)) is A1's 30/20 = 1.5.
+    assert target_counts(c, strategy="oversample") == {("A", 0): 30, ("A", 1): 30, ("B", 0): 45, ("B", 1): 45}
+    # Smallest is A0's 10/20 = 0.5.
+    assert target_counts(c, strategy="undersample") == {
+        ("A", 0): 10,
+        ("A", 1): 10,
+        ("B", 0): 15,
+        ("B", 1): 15,
+    }
+    with pytest.raises(ValueError, match="strategy must be"):
+        target_counts(c, strategy="reweight")  # type: ignore[arg-type]
+
+
+def test_target_invariants_on_random_counts():
+    rng = np.random.default_rng(2)
+    counts = {(g, y): int(rng.integers(1, 500)) for g in "abcdefg" for y in (0, 1)}
+    c = _counts(counts)
+    over = target_counts(c, strategy="oversample")
+    under = target_counts(c, strategy="undersample")
+    hyb = target_counts(c, strategy="hybrid")
+    assert all(over[k] >= counts[k] for k in counts) and all(under[k] <= counts[k] for k in counts)
+    assert abs(sum(hyb.values()) - sum(counts.values())) <= len(counts) / 2
+    p1 = sum(n for (_, y), n in counts.items() if y == 1) / sum(counts.values())
+    for t in (over, under, hyb):
+        for g in "abcdefg":
+            n_g = t[(g, 0)] + t[(g, 1)]
+            assert abs(t[(g, 1)] - p1 * n_g) <= 1.0  # every group gets the overall label rate
+
+
+def test_plan_by_hand_and_unreachable_cells():
+    c = _counts(HAND)
+    plan = resample_plan(c, target_counts(c, strategy="hybrid"), seed=0, intersectional=False)
+    got = {k: (p.n, p.target, p.base, p.extra) for k, p in plan.cells.items()}
+    assert got == {
+        ("A", 1): (30, 20, 0, 20),
+        ("A", 0): (10, 20, 2, 0),
+        ("B", 1): (20, 30, 1, 10),
+        ("B", 0): (40, 30, 0, 30),
+    }
+    c2 = _counts({**HAND, ("C", 1): 5})
+    plan2 = resample_plan(c2, target_counts(c2, strategy="hybrid"), seed=0, intersectional=False)
+    assert plan2.unreachable == [("C", 0)]
+    assert plan2.to_dict()["unreachable"] == [{"cell": "C", "label": 0}]
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+@pytest.mark.parametrize("strategy", ["hybrid", "oversample", "undersample"])
+@pytest.mark.parametrize("intersectional", [False, True])
+def test_resampling_hits_targets_exactly(strategy, intersectional):
+    df = _random_frame(1500, seed=3)
+    gc = {"female": 400, "male": 400, "muslim": 200, "gay": 200, "black": 100}
+    out, plan = resample_frame(df, strategy=strategy, seed=11, intersectional=intersectional, group_counts=gc)
+    got = _achieved(out, intersectional=intersectional, group_counts=gc)
+    for cell, p in plan.cells.items():
+        assert got.get(cell, 0) == p.target, cell
+    assert len(out) == sum(p.target for p in plan.cells.values())
+    assert out["id"].is_unique
+    if strategy == "undersample":
+        assert out["resampled_from"].isna().all() and set(out["id"]) <= set(df["id"])
+
+
+def test_copies_are_named_and_identical_to_their_source():
+    df = _random_frame(400, seed=4)
+    out, plan = resample_frame(df, strategy="oversample", seed=0)
+    copies = out[out["resampled_from"].notna()]
+    assert len(copies) > 0
+    assert copies["id"].str.match(r"^id\d{5}~r\d+$").all()
+    src = df.set_index("id")
+    for _, row in copies.head(30).iterrows():
+        assert row["id"].startswith(row["resampled_from"] + "~r")
+        assert row["label"] == src.loc[row["resampled_from"], "label"]
+        assert list(row["groups"]) == list(src.loc[row["resampled_from"], "groups"])
+    # Every source row appears at most once without a suffix.
+    originals = out[out["resampled_from"].isna()]
+    assert originals["id"].is_unique
+
+
+@pytest.mark.parametrize("bins", [1, 16, 65536])
+def test_three_batches_give_the_same_rows_as_one(bins):
+    df = _random_frame(900, seed=5)
+    one, plan = resample_frame(df, strategy="hybrid", seed=2, bins=bins)
+    batches = [df.iloc[:250], df.iloc[250:251], df.iloc[251:]]
+    counts = merge_cell_counts([cell_counts(b, intersectional=False) for b in batches])
+    plan3 = resample_plan(
+        counts, target_counts(counts, strategy="hybrid"), seed=2, intersectional=False, bins=bins
+    )
+    assert plan3 == plan
+    hist = merge_u_histograms([u_histogram(b, cells=plan3) for b in batches])
+    bb = boundary_bins(plan3, hist)
+    bvals = pd.concat([boundary_values(b, cells=plan3, bin_index_per_cell=bb) for b in batches])
+    th = thresholds(plan3, hist, bvals)
+    three = pd.concat([apply_resample(b, plan=plan3, thresholds=th, seed=2) for b in batches])
+    key = ["id"]
+    a = one.sort_values(key).reset_index(drop=True)
+    b = three.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a.drop(columns="groups"), b.drop(columns="groups"))
+
+
+def test_hybrid_balances_label_rate_per_group():
+    df = _random_frame(3000, seed=6)
+    out, _ = resample_frame(df, strategy="hybrid", seed=1)
+    keys = cell_keys(out, intersectional=False)
+    overall = df["label"].mean()
+    for _, y in out.groupby(keys.to_numpy())["label"]:
+        assert abs(y.mean() - overall) <= 1.0 / len(y) + 1e-12
+
+
+def test_seed_changes_which_rows_are_copied_not_how_many():
+    df = _random_frame(500, seed=7)
+    a, _ = resample_frame(df, strategy="hybrid", seed=1)
+    b, _ = resample_frame(df, strategy="hybrid", seed=2)
+    assert len(a) == len(b) and set(a["id"]) != set(b["id"])
+
+
+def test_mismatched_plan_is_refused():
+    df = _random_frame(300, seed=8)
+    counts = cell_counts(df, intersectional=False)
+    plan = resample_plan(counts, target_counts(counts, strategy="hybrid"), seed=0, intersectional=False)
+    hist = u_histogram(df, cells=plan)
+    with pytest.raises(ValueError, match="differs from the plan's seed"):
+        apply_resample(df, plan=plan, thresholds={}, seed=1)
+    with pytest.raises(ValueError, match="the plan counted"):
+        boundary_bins(plan, u_histogram(df.iloc[:200], cells=plan))
+    with pytest.raises(ValueError, match="bins=10 differs"):
+        u_histogram(df, cells=plan, bins=10)
+    other = pd.DataFrame({"id": ["x"], "groups": [["new_group"]], "label": [1]})
+    with pytest.raises(ValueError, match="not in the plan"):
+        apply_resample(
+            other,
+            plan=plan,
+            thresholds=thresholds(
+                plan, hist, boundary_values(df, cells=plan, bin_index_per_cell=boundary_bins(plan, hist))
+            ),
+        )
+    with pytest.raises(TypeError, match="ResamplePlan"):
+        u_histogram(df, cells={"a": 1})  # type: ignore[arg-type]
