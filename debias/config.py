@@ -134,9 +134,23 @@ class TrainConfig(_Section):
     losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(name="cross_entropy")])
     max_steps_per_epoch: int | None = Field(None, ge=1)
     early_stopping_patience: int | None = Field(None, ge=1)
-    selection_metric: str = Field("val_auc", description="validation objective to maximise")
+    selection_metric: str = Field(
+        "val_auc", description="validation objective to maximise, e.g. 'val_auc - 0.5*val_eo_difference'"
+    )
     max_failures: int = Field(1, ge=0)
     checkpoints_to_keep: int = Field(1, ge=1)
+    padding: Literal["dynamic", "fixed"] = Field(
+        "dynamic", description="dynamic: pad each length-bucketed batch to its longest row"
+    )
+    bucket_window: int = Field(16, ge=1, description="batches per length-bucketing window")
+    grad_clip: float | None = Field(1.0, gt=0)
+    val_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    val_min_group_size: int = Field(10, ge=1, description="groups smaller than this skip fairness summaries")
+    run_name: str | None = Field(None, description="Ray Train run name; default: unique per run")
+    sweep_terms: list[str] = Field(
+        default_factory=list, description="loss terms whose weight the sweep varies; default: all but CE"
+    )
+    sweep_weights: list[float] = Field(default_factory=lambda: [0.0, 0.3, 1.0, 3.0])
 
 
 class SuiteConfig(_Section):
