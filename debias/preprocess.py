@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from typing import Any
 
 import numpy as np
@@ -214,12 +215,22 @@ def plan_from_counts(cells: pd.DataFrame, *, cfg: dict[str, Any],
     return plan
 
 
-def run_local(df: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, Any]:
-    """All stages in one process on one frame (the plain alternative, and a test oracle)."""
+def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
+              timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """All stages in one process on one frame (the plain alternative, and a test oracle).
+
+    ``timings``, if given, receives the seconds spent in each phase (same phases as the job).
+    """
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
     prepared = prepare_batch(df, cfg=cfg)
+    t["read_clean_annotate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     rejects = rejects_view(prepared)
     kept = kept_view(prepared)
     deduped = dedup_block(kept) if cfg["clean"]["dedup"] else kept.reset_index(drop=True)
+    t["rejects_dedup"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     ann = cfg["annotate"]
     lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
     group_names = sorted(set(lex.group_names) | set(cfg["data"]["identity"]["columns"]))
@@ -233,6 +244,9 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any]) -> dict[str, Any]:
         bvals = balance.boundary_values(train, cells=plan["resample"],
                                         bin_index_per_cell=balance.boundary_bins(plan["resample"], hist))
         plan["thresholds"] = balance.thresholds(plan["resample"], hist, bvals)
+    t["audit_plan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     final = finalize_batch(deduped, cfg=cfg, plan=plan)
+    t["balance_augment_write"] = time.perf_counter() - t0
     return {"rejects": rejects, "output": final, "audit_counts": audit_counts, "plan": plan,
             "n_read": len(df), "n_rejected": len(rejects), "n_duplicates": len(kept) - len(deduped)}

@@ -1,0 +1,144 @@
+"""Ray Data preprocess pipeline vs the same stage functions in one pandas process.
+
+    .venv/bin/python bench/preprocess.py --rows 2000000            # ray and plain side by side
+    .venv/bin/python bench/preprocess.py --rows 1000000 2000000 4000000 --modes ray   # scaling
+
+Each (mode, N) runs in its own subprocess so that peak RSS is that run's alone. For the Ray mode
+the RSS reported is the driver's (the workers stream the data); for the plain mode it is the one
+process doing all the work. Prints one table and writes bench/results/preprocess.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PHASES = ["read_clean_annotate", "rejects_dedup", "audit_plan", "balance_augment_write"]
+
+
+def _config(corpus: Path, *, strategy: str, augment: str) -> dict:
+    from debias.config import load_config
+
+    return load_config(base={"data": {"path": str(corpus), "text_col": "text", "label_col": "toxic",
+                                      "id_col": "id"}},
+                       overrides=[f"balance.strategy={strategy}", f"augment.mode={augment}",
+                                  "ray.num_cpus=2"])
+
+
+def make_corpus(n: int, out_dir: Path, *, shards: int = 8) -> Path:
+    """N rows of the demo corpus generator (repeated with fresh ids past its own size), in shards."""
+    import pandas as pd
+
+    from debias.demo_corpus import generate_demo_corpus
+
+    folder = out_dir / f"corpus-{n}"
+    if (folder / "_DONE").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    base = generate_demo_corpus(min(n, 200_000), seed=0)
+    per = -(-n // shards)
+    for s in range(shards):
+        lo, hi = s * per, min(n, (s + 1) * per)
+        idx = [i % len(base) for i in range(lo, hi)]
+        part = base.iloc[idx].reset_index(drop=True)
+        # Repeats get fresh ids and a varying suffix so they are not all exact duplicates.
+        part["id"] = [f"b{i}" for i in range(lo, hi)]
+        rep = [i // len(base) for i in range(lo, hi)]
+        part["text"] = [t if r == 0 or t is None else f"{t} #{r}" for t, r in zip(part["text"], rep)]
+        part.to_parquet(folder / f"part-{s:03d}.parquet", index=False)
+    (folder / "_DONE").write_text("")
+    return folder
+
+
+def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str) -> dict:
+    cfg = _config(corpus, strategy=strategy, augment=augment)
+    t0 = time.perf_counter()
+    if mode == "plain":
+        import pandas as pd
+
+        from debias.preprocess import run_local
+
+        df = pd.read_parquet(corpus)
+        df["path"] = str(corpus)
+        timings: dict[str, float] = {}
+        res = run_local(df, cfg=cfg.model_dump(), timings=timings)
+        t_write = time.perf_counter()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        res["output"].to_parquet(run_dir / "out.parquet")
+        timings["balance_augment_write"] += time.perf_counter() - t_write
+        rows = {"read": res["n_read"], "output": len(res["output"])}
+    else:
+        from jobs import preprocess
+        from jobs.ray_session import ray_session
+
+        with ray_session(cfg.ray):
+            t0 = time.perf_counter()  # Ray's start-up is reported apart
+            manifest = preprocess.run(cfg, str(run_dir))
+        timings = manifest["timings_seconds"]
+        rows = manifest["rows"]
+    total = time.perf_counter() - t0
+    return {"mode": mode, "rows": rows, "seconds": total, "phases": timings,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
+    ap.add_argument("--modes", nargs="+", default=["plain", "ray"], choices=["plain", "ray"])
+    ap.add_argument("--strategy", default="reweight")
+    ap.add_argument("--augment", default="append")
+    ap.add_argument("--work", default=str(ROOT / "bench" / "results" / "preprocess-work"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "preprocess.json"))
+    ap.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.work)
+    if args._child:
+        mode, n = args._child[0], int(args._child[1])
+        res = run_one(mode, make_corpus(n, work), work / f"run-{mode}-{n}", args.strategy, args.augment)
+        print("RESULT " + json.dumps(res))
+        return
+    results = []
+    for n in args.rows:
+        make_corpus(n, work)
+        for mode in args.modes:
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+            p = subprocess.run([sys.executable, __file__, "--rows", str(n), "--strategy", args.strategy,
+                                "--augment", args.augment, "--work", str(work), "--_child", mode, str(n)],
+                               capture_output=True, text=True, env=env)
+            line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+            if p.returncode or not line:
+                print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"{mode} at {n} rows failed (exit {p.returncode})")
+            r = json.loads(line[0][7:])
+            r["n"] = n
+            results.append(r)
+    hdr = f"{'rows':>10} {'mode':>6} " + " ".join(f"{p[:14]:>15}" for p in PHASES) + \
+          f" {'end-to-end':>12} {'us/row':>7} {'peak RSS MB':>12}"
+    print("\nrows/s per phase (phase rows: read for the first two, kept after dedup for the rest)")
+    print(hdr)
+    for r in results:
+        n = r["n"]
+        rates = " ".join(f"{n / r['phases'][p]:>15,.0f}" if r["phases"].get(p) else f"{'-':>15}"
+                         for p in PHASES)
+        print(f"{n:>10,} {r['mode']:>6} {rates} {n / r['seconds']:>12,.0f} "
+              f"{1e6 * r['seconds'] / n:>7.1f} {r['peak_rss_mb']:>12,.0f}")
+    for n in args.rows:
+        by = {r["mode"]: r for r in results if r["n"] == n}
+        if {"plain", "ray"} <= by.keys():
+            print(f"{n:,} rows: ray / plain end-to-end throughput = "
+                  f"{by['plain']['seconds'] / by['ray']['seconds']:.2f}x")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

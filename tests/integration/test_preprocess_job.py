@@ -1,0 +1,142 @@
+"""`debias preprocess` on a real local Ray against the same stage functions in one process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from debias.config import load_config
+from debias.preprocess import run_local
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = [
+    "women are great engineers", "the muslim family next door is kind", "gay people deserve respect",
+    "he is a good father and a good man", "I met a black doctor today", "old people are wise",
+    "you are an idiot", "this movie was terrible", "what a lovely day", "she said her idea was brilliant",
+    "christian and jewish neighbours shared dinner", "the deaf student won the prize",
+]
+
+
+def _messy_corpus(path: Path) -> dict[str, int]:
+    rows = []
+    for i in range(240):
+        base = GOOD[i % len(GOOD)]
+        rows.append((f"r{i:04d}", f"{base} number {i} &amp; <b>more</b> see https://x.example/{i}", str(i % 3 == 0)))
+    # 10 exact duplicates of earlier rows (after cleaning), with new ids
+    for i in range(10):
+        rows.append((f"d{i:04d}", rows[i][1].replace("number", "number"), rows[i][2]))
+    rows += [("n1", "", "1"), ("n2", "   ", "0"), ("bad1", "fine text", "unknown"), ("bad2", "x" * 3000, "1")]
+    df = pd.DataFrame(rows, columns=["id", "comment", "toxic"])
+    df["toxic"] = df["toxic"].map({"True": "1", "False": "0"}).fillna(df["toxic"])
+    body = df.to_csv(index=False).encode()
+    # one row whose text is not UTF-8
+    body += b'u1,"caf\xe9 ol\xe9",1\n'
+    path.write_bytes(body)
+    return {"rows": len(df) + 1, "dups": 10}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    info = _messy_corpus(d / "comments.csv")
+    return d / "comments.csv", info
+
+
+def _cfg(path: Path, **sets):
+    overrides = [f"{k}={v}" for k, v in sets.items()]
+    return load_config(base={"data": {"path": str(path), "text_col": "comment", "label_col": "toxic",
+                                      "id_col": "id"},
+                             "clean": {"max_chars": 2000}}, overrides=overrides)
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    cols = ["id", "text", "label", "split", "sample_weight", "pair_id", "is_augmented"]
+    out = df[cols].copy()
+    out["groups"] = df["groups"].map(lambda g: ",".join(sorted(list(g))))
+    return out.sort_values("id").reset_index(drop=True)
+
+
+def _read_output(run: Path) -> pd.DataFrame:
+    parts = [pd.read_parquet(run / "preprocess" / s).assign(split=s) for s in ("train", "val", "test")
+             if any((run / "preprocess" / s).glob("*.parquet"))]
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("strategy,augment", [("reweight", "append"), ("hybrid", "none")])
+def test_preprocess_matches_single_process_and_accounts_for_every_row(ray_local, tmp_path, corpus,
+                                                                      strategy, augment):
+    from jobs import preprocess
+
+    path, info = corpus
+    cfg = _cfg(path, **{"balance.strategy": strategy, "augment.mode": augment})
+    run = tmp_path / "run"
+    preprocess.run(cfg, str(run))
+
+    manifest = json.loads((run / "preprocess" / "manifest.json").read_text())
+    rows = manifest["rows"]
+    assert rows["read"] == info["rows"]
+    assert rows["read"] == rows["kept"] + rows["rejected"] + rows["duplicates"]
+    assert rows["duplicates"] == info["dups"]
+    reasons = manifest["reject_reasons"]
+    assert sum(reasons.values()) == rows["rejected"] == 5
+    assert any(r.startswith("unknown_label") for r in reasons)
+    assert any(r.startswith("text_too_long") for r in reasons)
+    assert "undecodable_text" in reasons
+
+    rejects = pd.read_parquet(run / "preprocess" / "rejects")
+    assert sorted(rejects["id"]) == ["bad1", "bad2", "n1", "n2", "u1"]
+
+    out = _read_output(run)
+    assert len(out) == rows["output"] == sum(rows["by_split"].values())
+    assert not out["text"].str.contains("https://").any() and out["text"].str.contains(r"\[URL\]").any()
+
+    # The oracle: the same stage functions on one pandas frame.
+    raw = pd.read_csv(path, dtype=str, encoding="latin-1", keep_default_na=False)
+    raw["comment"] = [c.encode("latin-1") for c in raw["comment"]]
+    raw["path"] = str(path)
+    local = run_local(raw, cfg=cfg.model_dump())
+    pd.testing.assert_frame_equal(_sorted(out), _sorted(local["output"]), check_dtype=False)
+
+    train = out[out["split"] == "train"]
+    if strategy == "reweight":
+        orig = train[~train["is_augmented"]]
+        assert orig["sample_weight"].mean() == pytest.approx(1.0)
+        paired = out[out["pair_id"].notna()]
+        assert (paired.groupby("pair_id")["split"].nunique() == 1).all()
+        assert out["is_augmented"].sum() == rows["output"] - rows["kept"]
+    else:
+        assert (train["sample_weight"] == 1.0).all()
+    assert (out.loc[out["split"] != "train", "sample_weight"] == 1.0).all()
+
+    audit = json.loads((run / "preprocess" / "audit.json").read_text())
+    assert audit  # written; its content is unit-tested in tests/unit/test_audit.py
+    assert (run / "preprocess" / "audit.md").read_text().strip()
+
+    # Rerunning replaces the output instead of adding files to it.
+    preprocess.run(cfg, str(run))
+    again = _read_output(run)
+    assert len(again) == len(out)
+    assert sorted(p.name for p in run.iterdir()) == ["preprocess"]
+
+
+def test_cli_reports_bad_config_before_ray(tmp_path, corpus):
+    path, _ = corpus
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{path: {path}, text_col: text, label_col: toxic}}\n")
+    r = subprocess.run([sys.executable, "-m", "debias.cli", "preprocess", "--config", str(cfg),
+                        "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    assert "missing column 'text'" in r.stderr and "columns present: id, comment, toxic" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "debias.cli", "preprocess", "--config", str(cfg),
+                        "--set", "clean.max_char=3", "--run-dir", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "clean.max_char: unknown key" in r.stderr
+    assert not (tmp_path / "r").exists()
