@@ -168,7 +168,7 @@ class FairnessMonitor:
             raise ValueError(f"groups and decisions must have the same length; found "
                              f"{len(groups)} and {len(decisions)}")
         checked = []
-        for gs, d in zip(groups, decisions):
+        for gs, d in zip(groups, decisions, strict=True):
             if isinstance(gs, str):
                 raise TypeError(f"each groups item must be a list of group names; found the string {gs!r}")
             d = int(d)

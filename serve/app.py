@@ -1,0 +1,440 @@
+"""The Ray Serve application: a FastAPI ingress over a dynamically batched classifier.
+
+Three ways to deploy the same application:
+
+* ``debias serve --config run.yaml [--run-dir DIR]`` calls :func:`run` (embedded local Ray,
+  or the cluster in ``RAY_ADDRESS``);
+* ``serve run serve.app:build_app model=/path/to/model`` (application builder);
+* ``serve deploy serve/serve_config.yaml`` (the checked-in Serve config), or the KubeRay
+  RayService in ``deploy/rayservice.yaml``.
+
+Two deployments: ``Classifier`` (the ingress; loads the model, scores texts through one
+``@serve.batch`` queue, autoscaled) and ``DecisionMonitor`` (one replica, no CPU reserved;
+holds the sliding-window fairness monitor and the service counters, so ``/metrics`` and
+``/v1/monitor`` show the whole service whichever replica answers). No request text is logged
+or kept: the monitor receives only detected group names and 0/1 decisions.
+"""
+
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from debias.config import PipelineConfig, ServeConfig
+from debias.monitor import FairnessMonitor
+from serve.metrics import render_metrics
+from serve.schemas import (
+    AppSettings,
+    ClassifyRequest,
+    ClassifyResponse,
+    CounterfactualRequest,
+    CounterfactualResponse,
+    Variant,
+)
+
+APP_NAME = "debias"
+logger = logging.getLogger("debias.serve")
+
+fastapi_app = FastAPI(title="debias", description="Bias-aware text classification service")
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: every problem with a request body is a 4xx whose message names what is wrong.
+
+def _where(loc: tuple) -> str:
+    parts = [str(x) for x in loc if x != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def _reject(request: Request, status: int, message: str, reason: str,
+            details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    hook = getattr(request.app.state, "on_reject", None)
+    if hook is not None:
+        hook(reason)
+    return JSONResponse(status_code=status, content={"error": message, "details": details or []})
+
+
+@fastapi_app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        e = next(e for e in errors if e.get("type") == "json_invalid")
+        ctx = e.get("ctx", {}).get("error", "")
+        return _reject(request, 400, f"request body is not valid JSON: {ctx}".rstrip(": "), "invalid_json")
+    msgs, details = [], []
+    for e in errors:
+        where = _where(tuple(e.get("loc", ())))
+        got = e.get("input")
+        # Never echo a long input back (it may be a whole text): type and a short preview only.
+        found = type(got).__name__ if isinstance(got, (dict, list, str)) else repr(got)
+        if e.get("type") == "missing":
+            msgs.append(f"{where}: required field is missing")
+        elif e.get("type") == "extra_forbidden":
+            msgs.append(f"{where}: unknown field")
+        else:
+            msgs.append(f"{where}: {e.get('msg')} (found {found})")
+        details.append({"loc": where, "type": e.get("type")})
+    return _reject(request, 422, "; ".join(msgs[:10]), "invalid_body", details)
+
+
+class RequestError(Exception):
+    """A request the handler refuses (size limits): ``status`` and a ``reason`` for the counter."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+@fastapi_app.exception_handler(RequestError)
+async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+    return _reject(request, exc.status, str(exc), exc.reason)
+
+
+# --------------------------------------------------------------------------------------------
+
+def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:
+    """The card's ``version`` if it has one, else the first 12 hex digits of the weights' SHA-256."""
+    if card.get("version"):
+        return str(card["version"])
+    h = hashlib.sha256()
+    weights = sorted(Path(model_dir).glob("*.safetensors"))
+    for w in weights:
+        with open(w, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:12]
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars to Python, NaN to None (JSON has no NaN)."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0})
+class DecisionMonitor:
+    """Service-wide state: the fairness window, counters and the batch sizes seen."""
+
+    def __init__(self, serve_cfg: dict[str, Any]) -> None:
+        cfg = ServeConfig.model_validate(serve_cfg)
+        self.monitor = FairnessMonitor(window=cfg.monitor_window, bound=cfg.monitor_alert_bound,
+                                       alpha=cfg.monitor_alpha, min_count=cfg.monitor_min_count)
+        self.positives_total = 0
+        self.batch_sizes: dict[int, int] = {}
+        self.rejects: dict[str, int] = {}
+
+    def observe(self, groups: list[list[str]], decisions: list[int], batch_size: int) -> None:
+        self.monitor.observe(groups, decisions)
+        self.positives_total += int(sum(decisions))
+        self.batch_sizes[batch_size] = self.batch_sizes.get(batch_size, 0) + 1
+
+    def record_reject(self, reason: str) -> None:
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        report = [{k: _plain(v) for k, v in row.items()}
+                  for row in self.monitor.report().to_dict(orient="records")]
+        return {
+            "window": self.monitor.window,
+            "bound": self.monitor.bound,
+            "alpha": self.monitor.alpha,
+            "min_count": self.monitor.min_count,
+            "counts": self.monitor.counts().to_dict(),
+            "groups": report,
+            "alerts": [r["group"] for r in report if r["alert"]],
+            "texts_total": self.monitor.seen_,
+            "positives_total": self.positives_total,
+            "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+            "rejects": dict(sorted(self.rejects.items())),
+        }
+
+
+@serve.deployment
+@serve.ingress(fastapi_app)
+class Classifier:
+    """Scores texts; every text from every request goes through one ``@serve.batch`` queue."""
+
+    def __init__(self, settings: dict[str, Any], monitor: DeploymentHandle) -> None:
+        import torch
+
+        from debias.model import read_model_card
+        from debias.predict import Predictor
+
+        self.settings = AppSettings.model_validate(settings)
+        cfg = self.settings.serve
+        self.cfg = cfg
+        # Threads are set explicitly: Ray sets OMP_NUM_THREADS from num_cpus (1 by default).
+        torch.set_num_threads(cfg.torch_threads)
+        self.predictor = Predictor(self.settings.model_dir, batch_size=cfg.max_batch_size,
+                                   max_length=cfg.max_length, num_threads=cfg.torch_threads)
+        self.card = read_model_card(self.settings.model_dir)
+        self.version = model_version(self.settings.model_dir, self.card)
+        self._lexicon = None
+        self._annotator = None
+        self._swaps = None
+        self._load_identity_tools()
+        self.monitor = monitor
+        self._pending: set[asyncio.Task] = set()
+        self._score.set_max_batch_size(cfg.max_batch_size)
+        self._score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        fastapi_app.state.on_reject = self._on_reject
+        try:
+            self.replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:  # outside a replica (not expected in the service)
+            self.replica = "local"
+
+    def _load_identity_tools(self) -> None:
+        from debias.annotate import IdentityAnnotator
+        from debias.augment import load_swaps
+
+        from debias.lexicon import load_lexicon
+
+        axes = self.settings.annotate.axes
+        self._lexicon = load_lexicon(axes, self.settings.annotate.lexicon_dir)
+        self._annotator = IdentityAnnotator(self._lexicon)
+        self._swaps = load_swaps(axes) if self.settings.swap_dir is None else \
+            load_swaps(axes, swap_dir=self.settings.swap_dir)
+
+    # -- the batched path ---------------------------------------------------------------------
+
+    def _score_sync(self, texts: list[str], observe: list[bool]) -> tuple[np.ndarray, list[list[str]]]:
+        scores = self.predictor.predict_texts(texts)
+        watched = [t for t, o in zip(texts, observe, strict=True) if o]
+        groups = self._annotator.detect_groups(watched) if watched else []
+        return scores, [list(g) for g in groups]
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def _score(self, items: list[tuple[str, bool]]) -> list[float]:
+        # items: (cleaned text, whether it is a real decision the monitor should count);
+        # counterfactual probes are scored here too but not counted.
+        texts = [t for t, _ in items]
+        observe = [o for _, o in items]
+        # The forward pass runs in a thread so the event loop keeps accepting requests and
+        # filling the next batch meanwhile.
+        scores, groups = await asyncio.to_thread(self._score_sync, texts, observe)
+        decisions = [int(s >= self.cfg.threshold) for s, o in zip(scores, observe, strict=True) if o]
+        self._notify("observe", groups, decisions, len(items))
+        return [float(s) for s in scores]
+
+    def _notify(self, method: str, *args: Any) -> None:
+        """Send to the monitor without waiting; a monitor outage never fails a request."""
+        async def send() -> None:
+            try:
+                await getattr(self.monitor, method).remote(*args)
+            except Exception as e:  # noqa: BLE001 - logged, and the request already answered
+                logger.warning("monitor %s failed: %s", method, type(e).__name__)
+
+        try:
+            task = asyncio.get_running_loop().create_task(send())
+        except RuntimeError:
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _on_reject(self, reason: str) -> None:
+        self._notify("record_reject", reason)
+
+    def _clean(self, texts: list[str]) -> list[str]:
+        from debias.clean import clean_texts
+
+        return clean_texts(texts, params=self.settings.clean)
+
+    def _check_texts(self, texts: list[str], field: str) -> None:
+        if len(texts) == 0:
+            raise RequestError(422, f"{field}: expected at least 1 text; found an empty list", "empty")
+        if len(texts) > self.cfg.max_texts:
+            raise RequestError(413, f"{field}: at most {self.cfg.max_texts} texts per request; "
+                                   f"found {len(texts)}", "too_many_texts")
+        for i, t in enumerate(texts):
+            if len(t) > self.cfg.max_chars:
+                where = f"{field}[{i}]" if field == "texts" else field
+                raise RequestError(413, f"{where}: at most {self.cfg.max_chars} characters per text; "
+                                       f"found {len(t)}", "text_too_long")
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    @fastapi_app.post("/v1/classify", response_model=ClassifyResponse)
+    async def classify(self, body: ClassifyRequest) -> ClassifyResponse:
+        self._check_texts(body.texts, "texts")
+        cleaned = self._clean(body.texts)
+        scores = await asyncio.gather(*(self._score((t, True)) for t in cleaned))
+        return ClassifyResponse(scores=scores, labels=[int(s >= self.cfg.threshold) for s in scores],
+                                threshold=self.cfg.threshold, model_version=self.version)
+
+    @fastapi_app.post("/v1/counterfactual", response_model=CounterfactualResponse)
+    async def counterfactual(self, body: CounterfactualRequest) -> CounterfactualResponse:
+        from debias.augment import counterfactual_variants
+
+        self._check_texts([body.text], "text")
+        text = self._clean([body.text])[0]
+        groups = self._annotator.detect_groups([text])[0]
+        variants = counterfactual_variants(text, lexicon=self._lexicon, table=self._swaps)
+        # The original counts as a decision for the monitor; its synthetic variants do not.
+        scores = await asyncio.gather(self._score((text, True)),
+                                      *(self._score((v["text"], False)) for v in variants))
+        base, rest = scores[0], scores[1:]
+        thr = self.cfg.threshold
+        out = [Variant(axis=v["axis"], source_group=v["source_group"], target_group=v["target_group"],
+                       text=v["text"], score=s, label=int(s >= thr), gap=s - base)
+               for v, s in zip(variants, rest, strict=True)]
+        return CounterfactualResponse(
+            score=base, label=int(base >= thr), groups=list(groups), variants=out,
+            max_gap=max((abs(v.gap) for v in out), default=0.0),
+            label_flips=sum(v.label != int(base >= thr) for v in out),
+            threshold=thr, model_version=self.version)
+
+    @fastapi_app.get("/v1/model")
+    async def model(self) -> dict[str, Any]:
+        return {"model_version": self.version, "model_dir": Path(self.settings.model_dir).name,
+                "threshold": self.cfg.threshold, "max_length": self.cfg.max_length,
+                "card": self.card}
+
+    @fastapi_app.get("/v1/monitor")
+    async def monitor_state(self) -> dict[str, Any]:
+        return await self.monitor.snapshot.remote()
+
+    @fastapi_app.get("/metrics")
+    async def metrics(self) -> Response:
+        snap = await self.monitor.snapshot.remote()
+        body, content_type = render_metrics(snap, model_version=self.version)
+        return Response(content=body, media_type=content_type)
+
+    @fastapi_app.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        return {"status": "ok", "model_version": self.version, "replica": self.replica}
+
+
+# --------------------------------------------------------------------------------------------
+# Building and running.
+
+def resolve_model_dir(serve_cfg: ServeConfig, run_dir: str | os.PathLike | None) -> str:
+    """``serve.model`` if set, else ``RUN_DIR/train/model``; checked to be a safetensors model."""
+    from debias.model import _check_model_dir
+
+    if serve_cfg.model:
+        path = Path(serve_cfg.model).expanduser()
+    elif run_dir:
+        path = Path(run_dir) / "train" / "model"
+        if not path.is_dir():
+            raise ValueError(f"no trained model at {path}; run `debias train` for that run dir "
+                             "or set serve.model to a model directory")
+    else:
+        raise ValueError("no model to serve: set serve.model (--set serve.model=DIR) or pass "
+                         "--run-dir of a run that has train/model")
+    return str(_check_model_dir(path).resolve())
+
+
+def settings_from_pipeline(cfg: PipelineConfig, run_dir: str | os.PathLike | None) -> AppSettings:
+    return AppSettings(model_dir=resolve_model_dir(cfg.serve, run_dir), serve=cfg.serve,
+                       clean=cfg.clean, annotate=cfg.annotate, swap_dir=cfg.augment.swap_dir)
+
+
+def build_application(settings: AppSettings) -> serve.Application:
+    """The bound application for :func:`serve.run` (deployment options from ``settings.serve``)."""
+    s = settings.serve
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": str(s.torch_threads)}
+    monitor = DecisionMonitor.bind(s.model_dump())
+    return Classifier.options(
+        max_ongoing_requests=s.max_ongoing_requests,
+        autoscaling_config={
+            "min_replicas": s.min_replicas,
+            "initial_replicas": max(1, s.min_replicas),
+            "max_replicas": s.max_replicas,
+            "target_ongoing_requests": s.target_ongoing_requests,
+            "upscale_delay_s": s.upscale_delay_s,
+            "downscale_delay_s": s.downscale_delay_s,
+        },
+        ray_actor_options={"num_cpus": s.num_cpus_per_replica, "runtime_env": {"env_vars": env}},
+    ).bind(settings.model_dump(), monitor)
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """Application builder for ``serve run serve.app:build_app k=v ...`` and Serve config files.
+
+    Keys: ``config`` (a debias YAML; its serve/clean/annotate sections are used, data.path may
+    be omitted), ``run_dir``, and any :class:`~debias.config.ServeConfig` field (``model``,
+    ``threshold``, ``max_batch_size``, ...), which override the config file's values.
+    """
+    from debias.config import AnnotateConfig, CleanConfig, ConfigError, load_config
+
+    args = dict(args or {})
+    config_path = args.pop("config", None)
+    run_dir = args.pop("run_dir", None)
+    unknown = sorted(set(args) - set(ServeConfig.model_fields))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(unknown)}; expected config, run_dir or "
+                         f"ServeConfig fields: {', '.join(ServeConfig.model_fields)}")
+    if config_path:
+        cfg = load_config(config_path, base={"data": {"path": "-"}})
+        serve_doc, clean, annotate, swap_dir = cfg.serve.model_dump(), cfg.clean, cfg.annotate, cfg.augment.swap_dir
+    else:
+        serve_doc, clean, annotate, swap_dir = {}, CleanConfig(), AnnotateConfig(), None
+    serve_doc.update(args)
+    try:
+        serve_cfg = ServeConfig.model_validate(serve_doc)
+    except Exception as e:
+        raise ConfigError(f"invalid serve arguments: {e}") from None
+    settings = AppSettings(model_dir=resolve_model_dir(serve_cfg, run_dir), serve=serve_cfg,
+                           clean=clean, annotate=annotate, swap_dir=swap_dir)
+    return build_application(settings)
+
+
+def deploy(settings: AppSettings, *, name: str = APP_NAME) -> str:
+    """Start Serve's HTTP proxy on the configured host/port, deploy, return the base URL."""
+    s = settings.serve
+    serve.start(http_options={"host": s.host, "port": s.port})
+    serve.run(build_application(settings), name=name, route_prefix="/")
+    return f"http://{s.host}:{s.port}"
+
+
+def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> None:
+    """``debias serve``: deploy on an embedded local Ray (or ``RAY_ADDRESS``) and block.
+
+    The model dir is checked before Ray starts. With ``blocking=False`` the application is left
+    running (and Ray with it) for the caller to stop with ``serve.shutdown()``.
+    """
+    from jobs.ray_session import ray_session
+
+    settings = settings_from_pipeline(cfg, run_dir)
+    with ExitStack() as stack:
+        mode = stack.enter_context(ray_session(cfg.ray))
+        url = deploy(settings)
+        print(f"debias serve: {url}  (POST /v1/classify, POST /v1/counterfactual, GET /v1/model, "
+              f"GET /v1/monitor, GET /metrics, GET /healthz)", flush=True)
+        if not blocking:
+            stack.pop_all()  # keep Ray up after returning
+            return
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            print("debias serve: stopping", flush=True)
+            if mode == "cluster":
+                serve.delete(APP_NAME)  # leave the cluster's Serve (and other apps) running
+            else:
+                serve.shutdown()

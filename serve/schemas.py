@@ -1,0 +1,72 @@
+"""Typed settings of the Serve application and its HTTP request/response bodies.
+
+Items in requests are ``StrictStr``: a number or null where a text belongs is a 422 naming
+its position, not a silently stringified "5". Size limits (texts per request, characters per
+text) come from :class:`debias.config.ServeConfig` and are checked in the handler, because
+they are configured per deployment rather than fixed in the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from debias.config import AnnotateConfig, CleanConfig, ServeConfig
+
+
+class AppSettings(BaseModel):
+    """Everything a replica needs, resolved before any cluster work (model_dir exists)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_dir: str
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    swap_dir: str | None = Field(None, description="counterfactual swap lists; default: packaged")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassifyRequest(_Body):
+    texts: list[StrictStr] = Field(..., description="texts to score, in order")
+
+
+class ClassifyResponse(_Body):
+    scores: list[float] = Field(..., description="probability of the positive class, per text")
+    labels: list[int] = Field(..., description="1 where score >= threshold")
+    threshold: float
+    model_version: str
+
+
+class CounterfactualRequest(_Body):
+    text: StrictStr
+
+
+class Variant(_Body):
+    axis: str
+    source_group: str
+    target_group: str
+    text: str
+    score: float
+    label: int
+    gap: float = Field(..., description="score - original score")
+
+
+class CounterfactualResponse(_Body):
+    score: float = Field(..., description="score of the (cleaned) original text")
+    label: int
+    groups: list[str] = Field(..., description="identity groups detected in the text")
+    variants: list[Variant]
+    max_gap: float = Field(..., description="largest |variant score - original score|; 0 without variants")
+    label_flips: int = Field(..., description="variants whose label differs from the original's")
+    threshold: float
+    model_version: str
+
+
+class ErrorResponse(_Body):
+    error: str
+    details: list[dict[str, Any]] = Field(default_factory=list)

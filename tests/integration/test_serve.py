@@ -1,0 +1,278 @@
+"""The Serve application through real HTTP on a local Ray, with the tiny random BERT.
+
+One ``serve.run`` for the whole module (startup costs seconds); tests read deltas of the
+service-wide monitor, so their order does not matter, except that the replica-kill test runs
+last. The monitor is updated after a response is sent, so counts are polled until they settle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+APP = "debias-test"
+MAX_TEXTS = 16
+MAX_CHARS = 200
+CARD = {"version": "tiny-test-1", "training_data": {"rows": 10, "source": "unit fixture"},
+        "losses": [{"name": "cross_entropy", "weight": 1.0}],
+        "val_fairness": {"selection_rate_difference": 0.12}}
+GROUP_TEXTS = ["My sister is a nurse.", "The woman spoke to the man.", "He is a muslim teacher.",
+               "what a lovely day", "Old people and young people.", "she is gay and proud"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, what: str, timeout_s: float = 60.0, every_s: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every_s)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("served") / "model"
+    shutil.copytree(tiny_model_dir, d)
+    (d / "model_card.json").write_text(json.dumps(CARD))
+    return d
+
+
+@pytest.fixture(scope="module")
+def settings(model_dir):
+    from debias.config import ServeConfig
+    from serve.schemas import AppSettings
+
+    cfg = ServeConfig(model=str(model_dir), port=_free_port(), max_batch_size=8,
+                      batch_wait_timeout_s=0.05, max_ongoing_requests=64, min_replicas=1,
+                      max_replicas=1, num_cpus_per_replica=0.5, torch_threads=1,
+                      max_texts=MAX_TEXTS, max_chars=MAX_CHARS, monitor_window=1000,
+                      monitor_min_count=1)
+    return AppSettings(model_dir=str(model_dir), serve=cfg)
+
+
+@pytest.fixture(scope="module")
+def url(ray_local, settings):
+    from ray import serve
+
+    from serve.app import deploy
+
+    base = deploy(settings, name=APP)
+    yield base
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    with httpx.Client(base_url=url, timeout=60.0) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def offline(settings):
+    """The same model, cleaning and lexicons outside Serve: the oracle for the service."""
+    from debias.annotate import IdentityAnnotator
+    from debias.augment import load_swaps
+    from debias.clean import clean_texts
+    from debias.lexicon import load_lexicon
+    from debias.predict import Predictor
+
+    axes = settings.annotate.axes
+    lex = load_lexicon(axes)
+    return {"predictor": Predictor(settings.model_dir, batch_size=8, num_threads=1),
+            "clean": lambda ts: clean_texts(ts, params=settings.clean),
+            "annotator": IdentityAnnotator(lex), "lexicon": lex, "swaps": load_swaps(axes)}
+
+
+def _snapshot(client) -> dict:
+    r = client.get("/v1/monitor")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _settled(client, key, target) -> dict:
+    return _wait(lambda: (s := _snapshot(client)) and key(s) >= target and s, f"monitor {target}")
+
+
+def test_health_and_model_card(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    m = client.get("/v1/model").json()
+    assert m["model_version"] == "tiny-test-1"
+    assert m["card"] == CARD
+
+
+def test_classify_matches_offline_model(client, offline, settings):
+    texts = ["you are wonderful", "<b>go away</b> http://x.example", "", "a" * MAX_CHARS]
+    r = client.post("/v1/classify", json={"texts": texts})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = offline["predictor"].predict_texts(offline["clean"](texts))
+    np.testing.assert_allclose(body["scores"], expected, atol=1e-5)
+    assert body["labels"] == [int(s >= settings.serve.threshold) for s in body["scores"]]
+    assert body["model_version"] == "tiny-test-1"
+
+
+BAD = [
+    (b'{"texts": []}', 422, "at least 1 text"),
+    (json.dumps({"texts": ["x"] * (MAX_TEXTS + 1)}).encode(), 413, f"at most {MAX_TEXTS} texts"),
+    (json.dumps({"texts": ["ok", "y" * (MAX_CHARS + 1)]}).encode(), 413, "texts[1]: at most"),
+    (b'{"texts": ["fine", 5]}', 422, "texts[1]"),
+    (b'{"texts": [null]}', 422, "texts[0]"),
+    (b'{"texts": "one string"}', 422, "texts"),
+    (b'{"txts": ["a"]}', 422, "texts: required"),
+    (b'{"texts": ["a"], "extra": 1}', 422, "extra: unknown field"),
+    (b'["a", "b"]', 422, "body"),
+    (b'{"texts": ["a"', 400, "not valid JSON"),
+    (b"", 422, "required"),
+]
+
+
+@pytest.mark.parametrize("body,status,message", BAD, ids=[m for _, _, m in BAD])
+def test_bad_input_is_a_4xx_that_says_what_is_wrong(client, body, status, message):
+    r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_bad_input_leaves_the_replica_serving_and_is_counted(client):
+    before = sum(_snapshot(client)["rejects"].values())
+    for body, _, _ in BAD:
+        client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+    r = client.post("/v1/counterfactual", json={"text": 3})
+    assert r.status_code == 422 and "text" in r.json()["error"]
+    r = client.post("/v1/counterfactual", json={"text": "z" * (MAX_CHARS + 1)})
+    assert r.status_code == 413
+    _settled(client, lambda s: sum(s["rejects"].values()), before + len(BAD) + 2)
+    assert client.post("/v1/classify", json={"texts": ["still here"]}).status_code == 200
+
+
+def test_batches_form_under_concurrency(client, url, record_property):
+    before = _snapshot(client)
+    n = 48
+
+    async def fire():
+        async with httpx.AsyncClient(base_url=url, timeout=60.0) as ac:
+            return await asyncio.gather(*(ac.post("/v1/classify", json={"texts": [f"text number {i}"]})
+                                          for i in range(n)))
+
+    responses = asyncio.run(fire())
+    assert all(r.status_code == 200 for r in responses)
+    after = _settled(client, lambda s: s["texts_total"], before["texts_total"] + n)
+    delta = {int(k): v - before["batch_sizes"].get(k, 0) for k, v in after["batch_sizes"].items()}
+    delta = {k: v for k, v in delta.items() if v}
+    record_property("batch_sizes", json.dumps(delta))
+    print("batch sizes seen (size: count):", delta)
+    assert sum(k * v for k, v in delta.items()) == n  # every text in exactly one batch
+    assert max(delta) > 1 and max(delta) <= 8  # batches formed, capped at max_batch_size
+
+
+def test_monitor_counts_add_up(client, offline, settings):
+    before = _snapshot(client)
+    r = client.post("/v1/classify", json={"texts": GROUP_TEXTS})
+    assert r.status_code == 200
+    labels = r.json()["labels"]
+    after = _settled(client, lambda s: s["texts_total"], before["texts_total"] + len(GROUP_TEXTS))
+    assert after["texts_total"] == before["texts_total"] + len(GROUP_TEXTS)
+    assert after["positives_total"] - before["positives_total"] == sum(labels)
+    assert after["counts"]["n"] - before["counts"]["n"] == len(GROUP_TEXTS)
+    groups = offline["annotator"].detect_groups(offline["clean"](GROUP_TEXTS))
+    assert any(groups), "the fixture texts should mention some identity group"
+    expected: dict[str, list[int]] = {}
+    for gs, y in zip(groups, labels, strict=True):
+        for g in set(gs):
+            n, p = expected.get(g, [0, 0])
+            expected[g] = [n + 1, p + y]
+    for g, (n, p) in expected.items():
+        b = before["counts"]["by_group"].get(g, [0, 0])
+        a = after["counts"]["by_group"][g]
+        assert [a[0] - b[0], a[1] - b[1]] == [n, p], g
+    # The report's rest is the complement of the group in the window.
+    for row in after["groups"]:
+        assert row["n"] + row["rest_n"] == after["counts"]["n"]
+        assert row["positives"] + row["rest_positives"] == after["counts"]["positives"]
+
+
+def test_counterfactual_returns_every_variant(client, offline):
+    text = "My sister and her husband are Muslim."
+    r = client.post("/v1/counterfactual", json={"text": text})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    from debias.augment import counterfactual_variants
+
+    cleaned = offline["clean"]([text])[0]
+    expected = counterfactual_variants(cleaned, lexicon=offline["lexicon"], table=offline["swaps"])
+    assert len(expected) > 1
+    got = [(v["axis"], v["source_group"], v["target_group"], v["text"]) for v in body["variants"]]
+    assert got == [(v["axis"], v["source_group"], v["target_group"], v["text"]) for v in expected]
+    scores = offline["predictor"].predict_texts([cleaned] + [v["text"] for v in expected])
+    assert body["score"] == pytest.approx(scores[0], abs=1e-5)
+    np.testing.assert_allclose([v["score"] for v in body["variants"]], scores[1:], atol=1e-5)
+    gaps = [v["score"] - body["score"] for v in body["variants"]]
+    np.testing.assert_allclose([v["gap"] for v in body["variants"]], gaps, atol=1e-9)
+    assert body["max_gap"] == pytest.approx(max(abs(g) for g in gaps))
+    assert set(body["groups"]) == set(offline["annotator"].detect_groups([cleaned])[0])
+
+
+def test_metrics_endpoint_is_prometheus_text(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.post("/v1/classify", json={"texts": GROUP_TEXTS})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+    snap = _snapshot(client)
+    texts = fams["debias_texts"].samples[0].value
+    assert texts <= snap["texts_total"] and texts > 0
+    group_texts = {s.labels["group"]: s.value for s in fams["debias_monitor_group_texts"].samples}
+    assert set(group_texts) <= set(snap["counts"]["by_group"]) and group_texts
+    assert {"debias_monitor_group_alert", "debias_batch_size", "debias_requests_rejected",
+            "debias_model_info"} <= set(fams)
+
+
+def test_no_request_text_reaches_the_logs(client, ray_local):
+    marker = "zqxmarker" + str(time.time_ns())
+    assert client.post("/v1/classify", json={"texts": [f"{marker} she is here"]}).status_code == 200
+    assert client.post("/v1/counterfactual", json={"text": f"{marker} he is here"}).status_code == 200
+    client.post("/v1/classify", json={"texts": [marker, 7]})  # a rejected body too
+    time.sleep(1.0)  # let log files flush
+    from ray._private.worker import global_worker
+
+    logs = Path(global_worker.node.get_session_dir_path()) / "logs"
+    hits = [p.name for p in logs.rglob("*") if p.is_file()
+            and marker in p.read_text(encoding="utf-8", errors="ignore")]
+    assert hits == []
+
+
+def test_replica_restarts_after_being_killed(client, ray_local):
+    old = client.get("/healthz").json()["replica"]
+    actor = ray_local.get_actor(f"SERVE_REPLICA::{APP}#Classifier#{old}", namespace="serve")
+    ray_local.kill(actor, no_restart=True)
+
+    def answered_by_new_replica():
+        try:
+            r = client.get("/healthz", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200 and r.json()["replica"] != old
+
+    _wait(answered_by_new_replica, "a new replica", timeout_s=120.0, every_s=0.5)
+    r = client.post("/v1/classify", json={"texts": ["back again"]})
+    assert r.status_code == 200 and len(r.json()["scores"]) == 1
