@@ -1,0 +1,292 @@
+"""Text cleaning and label normalisation for one batch of raw rows.
+
+``clean_batch`` is the first stage after reading: it never drops a row. Every input row comes
+back with a cleaned ``text``, a 0/1 ``label`` (nullable), an exact de-duplication key and a
+``reject_reason`` (None for rows to keep), so the caller can route rejects and count every row.
+
+Speed: the text steps run as pyarrow compute kernels over the whole column (RE2 regexes, C++
+Unicode normalisation), not a Python loop per row. Only the steps pyarrow cannot express run in
+Python, and only on the rows that need them (HTML entities, non-str input cells), plus one
+hash per row for the de-dup key.
+
+Order of the text steps (each can be switched off in ``CleanConfig``):
+NFKC -> HTML entities unescaped, tags removed -> control characters removed -> (lowercase) ->
+PII masked (e-mail, URL, phone, @user) -> whitespace collapsed and trimmed -> length limits.
+Masking runs after lowercasing so the mask tokens stay upper case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from debias.config import CleanConfig
+
+__all__ = ["clean_batch", "clean_text", "clean_texts", "dedup_key", "REJECT_REASONS"]
+
+# Reason codes (a suffix ``:<detail>`` follows the colon where shown).
+REJECT_REASONS = (
+    "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long:<n>",
+    "null_label", "unknown_label:<value>",
+)
+
+# The patterns below are written so that both RE2 (pyarrow) and Python's ``re`` read them the
+# same way: no look-around, ``\xhh`` escapes for Latin-1, literal characters above U+00FF.
+
+# HTML: comments, <script>/<style> blocks with their content, then any tag. A tag must start with
+# a letter (or "/" + letter) so "i <3 u" and "a < b" survive.
+_HTML_BLOCKS = r"(?is)<!--.*?-->|<script\b.*?</script\s*>|<style\b.*?</style\s*>"
+_HTML_TAG = r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>"
+_HTML_ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
+
+# C0/C1 controls except the whitespace ones (\t \n \f \r, NEL), plus zero-width / BOM chars.
+_CONTROL = "[\\x00-\\x08\\x0b\\x0e-\\x1f\\x7f-\\x84\\x86-\\x9f\u200b\u2060\ufeff\ufffe]"
+# ASCII whitespace plus the Unicode spaces that NFKC does not fold to " " (line separators etc.).
+_SPACE = "[\\s\\x85\\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
+
+_EMAIL = r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# Scheme or www. links, then bare domains with a common TLD. The last character may not be
+# sentence punctuation, so "see http://x.org/a." keeps its full stop.
+_URL_END = r"[^\s<>\"'.,;:!?)\]}]"
+_URL = (
+    r"(?i)(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"]*" + _URL_END
+    + r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|ly|co|uk|info|biz)"
+    r"\b(?:/[^\s<>\"]*" + _URL_END + r")?"
+)
+# Phone numbers: "+CC ..." international forms and NANP-like 3-3-4 forms. The leading group keeps
+# the preceding character and the trailing group the next one (no look-around in RE2), so a
+# longer digit run (an id, an amount) is not masked.
+_PHONE = (
+    r"(^|[^\w+])"
+    r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|(?:\(\d{3}\)\s?|\d{3}[ .-]?)\d{3}[ .-]?\d{4})"
+    r"($|[^\w])"
+)
+_USER = r"(^|[^\w@\[])@[A-Za-z0-9_]{1,50}"
+
+_MASKS = (  # (config flag, pattern, replacement); e-mails before URLs (a domain is in both)
+    ("mask_emails", _EMAIL, "[EMAIL]"),
+    ("mask_urls", _URL, "[URL]"),
+    ("mask_phones", _PHONE, r"\1[PHONE]\2"),
+    ("mask_users", _USER, r"\1[USER]"),
+)
+
+
+def _config(params: dict[str, Any] | CleanConfig | None) -> CleanConfig:
+    if isinstance(params, CleanConfig):
+        return params
+    if params is None:
+        return CleanConfig()
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict (CleanConfig().model_dump()); found {type(params).__name__}")
+    return CleanConfig.model_validate(params)
+
+
+def _coerce_text(values: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Any column -> (utf8 array, null mask, undecodable mask).
+
+    Bytes are decoded as strict UTF-8; cells that fail are decoded with U+FFFD replacements
+    (so the reject shows what was there) and flagged. Numbers become their ``str``.
+    """
+    n = len(values)
+    undecodable = np.zeros(n, dtype=bool)
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+        arr = arr.cast(pa.string()) if arr.nbytes < 2**31 - 1 else arr
+        return arr, np.asarray(arr.is_null(), dtype=bool), undecodable
+    out: list[str | None] = [None] * n
+    for i, v in enumerate(values.tolist()):
+        if v is None or v is pd.NA or v is pd.NaT:
+            continue
+        if isinstance(v, str):
+            out[i] = v
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            b = bytes(v)
+            try:
+                out[i] = b.decode("utf-8")
+            except UnicodeDecodeError:
+                out[i] = b.decode("utf-8", errors="replace")
+                undecodable[i] = True
+        elif isinstance(v, float) and math.isnan(v):
+            continue
+        else:
+            out[i] = str(v)
+    try:
+        arr = pa.array(out, type=pa.string())
+    except (UnicodeEncodeError, pa.ArrowException):
+        # Lone surrogates (e.g. text read with errors="surrogateescape") cannot become UTF-8.
+        for i, s in enumerate(out):
+            if s is None:
+                continue
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError:
+                out[i] = s.encode("utf-8", errors="replace").decode("utf-8")
+                undecodable[i] = True
+        arr = pa.array(out, type=pa.string())
+    return arr, np.asarray(arr.is_null(), dtype=bool), undecodable
+
+
+def _unescape_entities(arr: pa.Array) -> pa.Array:
+    # Python's html.unescape knows every HTML5 entity; run it only where an entity may be.
+    has = pc.fill_null(pc.match_substring_regex(arr, _HTML_ENTITY), False)
+    idx = np.flatnonzero(np.asarray(has, dtype=bool))
+    if len(idx) == 0:
+        return arr
+    fixed = [html.unescape(s) for s in arr.take(pa.array(idx)).to_pylist()]
+    return pc.replace_with_mask(arr, has, pa.array(fixed, type=arr.type))
+
+
+def _clean_array(arr: pa.Array, cfg: CleanConfig) -> pa.Array:
+    """The text steps on a utf8 array (nulls stay null)."""
+    if cfg.unicode_nfkc:
+        arr = pc.utf8_normalize(arr, form="NFKC")
+    if cfg.strip_html:
+        arr = _unescape_entities(arr)
+        arr = pc.replace_substring_regex(arr, _HTML_BLOCKS, " ")
+        arr = pc.replace_substring_regex(arr, _HTML_TAG, " ")
+    arr = pc.replace_substring_regex(arr, _CONTROL, "")
+    if cfg.lowercase:
+        arr = pc.utf8_lower(arr)
+    for flag, pattern, repl in _MASKS:
+        if getattr(cfg, flag):
+            arr = pc.replace_substring_regex(arr, pattern, repl)
+    arr = pc.replace_substring_regex(arr, _SPACE, " ")
+    return pc.utf8_trim(arr, characters=" ")
+
+
+def dedup_key(texts: list[str | None]) -> list[str]:
+    """16-hex-digit blake2b of each text casefolded with whitespace collapsed (None -> "")."""
+    out = []
+    for s in texts:
+        norm = " ".join((s or "").casefold().split())
+        out.append(hashlib.blake2b(norm.encode("utf-8"), digest_size=8).hexdigest())
+    return out
+
+
+_BOOL_LABELS = {"0": 0, "1": 1, "true": 1, "false": 0}
+
+
+def _label_key(v: Any) -> str | None:
+    """Raw label -> lookup string: 1.0 -> "1", True -> "true", b"x" -> "x"; None/NaN -> None."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return None
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8", errors="replace").strip()
+    return str(v).strip()
+
+
+def _normalise_labels(values: pd.Series, label_map: dict[str, int]) -> tuple[pd.Series, list[str | None]]:
+    exact = {str(k).strip(): int(x) for k, x in label_map.items()}
+    folded = {k.casefold(): x for k, x in exact.items()}
+    if not exact:
+        exact, folded = {}, _BOOL_LABELS
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped: list[int | None] = []
+    reasons: list[str | None] = []
+    for u in list(uniques):
+        key = _label_key(u)
+        if key is None:
+            mapped.append(None)
+            reasons.append("null_label")
+            continue
+        y = exact.get(key, folded.get(key.casefold()))
+        mapped.append(y)
+        reasons.append(None if y is not None else f"unknown_label:{key[:60]}")
+    mapped.append(None)  # code -1: missing
+    reasons.append("null_label")
+    codes = np.where(codes < 0, len(uniques), codes)
+    label = pd.array([mapped[c] for c in codes], dtype="Int64")
+    return pd.Series(label, index=values.index), [reasons[c] for c in codes]
+
+
+def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: dict[str, int],
+                params: dict[str, Any] | CleanConfig | None) -> pd.DataFrame:
+    """Clean texts and normalise labels of one batch; never drops a row.
+
+    Parameters
+    ----------
+    df : the raw batch. ``text_col`` may hold str, bytes, numbers, None or NaN.
+    text_col, label_col : names of the source columns.
+    label_map : raw label (as str; 1.0 reads as "1", booleans as "true"/"false") -> 0/1. Keys are
+        matched exactly, then case-insensitively. Empty: accept 0/1, "0"/"1", true/false.
+    params : ``CleanConfig().model_dump()`` (or a ``CleanConfig``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame: every input column plus ``text`` (cleaned str; "" where the source was
+        null), ``label`` (Int64, null where unmappable), ``dedup_key`` (16 hex digits of the
+        casefolded, whitespace-collapsed cleaned text) and ``reject_reason`` (string dtype: <NA>
+        to keep; else the first of ``null_text``, ``undecodable_text``, ``empty_text``, ``text_too_short``,
+        ``text_too_long:<n>``, ``null_label``, ``unknown_label:<value>``). ``empty_text`` is
+        rejected whatever ``min_chars`` says.
+
+    Raises
+    ------
+    ValueError
+        If ``text_col`` or ``label_col`` is missing.
+    """
+    cfg = _config(params)
+    for role, col in (("text_col", text_col), ("label_col", label_col)):
+        if col not in df.columns:
+            raise ValueError(f"missing {role} column {col!r}; columns present: {', '.join(map(str, df.columns))}")
+    arr, null, undecodable = _coerce_text(df[text_col])
+    cleaned = _clean_array(arr, cfg)
+    lengths = np.asarray(pc.fill_null(pc.utf8_length(cleaned), 0), dtype=np.int64)
+    texts = pc.fill_null(cleaned, "").to_pylist()
+    label, label_reasons = _normalise_labels(df[label_col], _check_label_map(label_map))
+
+    # Precedence: the text's own problems first, then the label's (assigned lowest first).
+    reasons = np.array(label_reasons, dtype=object)
+    too_long = lengths > cfg.max_chars
+    reasons[too_long] = [f"text_too_long:{n}" for n in lengths[too_long]]
+    reasons[lengths < cfg.min_chars] = "text_too_short"
+    reasons[lengths == 0] = "empty_text"
+    reasons[undecodable] = "undecodable_text"
+    reasons[null] = "null_text"
+
+    out = df.copy()
+    out["text"] = pd.Series(texts, index=df.index, dtype="string")
+    out["label"] = label
+    out["dedup_key"] = pd.Series(dedup_key(texts), index=df.index, dtype="string")
+    out["reject_reason"] = pd.Series(reasons.tolist(), index=df.index, dtype="string")
+    return out
+
+
+def _check_label_map(label_map: dict[str, int] | None) -> dict[str, int]:
+    if label_map is None:
+        return {}
+    if not isinstance(label_map, dict):
+        raise TypeError(f"label_map must be a dict of raw label -> 0/1; found {type(label_map).__name__}")
+    bad = {k: v for k, v in label_map.items() if v not in (0, 1)}
+    if bad:
+        raise ValueError(f"label_map values must be 0 or 1; found {bad}")
+    return label_map
+
+
+def clean_texts(texts: list[str], *, params: dict[str, Any] | CleanConfig | None = None) -> list[str]:
+    """Clean many single texts (serving); the same steps as ``clean_batch``, no length limits."""
+    cfg = _config(params)
+    arr, _, _ = _coerce_text(pd.Series(list(texts), dtype=object))
+    return pc.fill_null(_clean_array(arr, cfg), "").to_pylist()
+
+
+def clean_text(s: str, *, params: dict[str, Any] | CleanConfig | None = None) -> str:
+    """Clean one text with the steps of ``clean_batch`` (no length limits, no rejects)."""
+    if not isinstance(s, str):
+        raise TypeError(f"clean_text expects a str; found {type(s).__name__}")
+    return clean_texts([s], params=params)[0]
