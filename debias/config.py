@@ -162,7 +162,9 @@ class SuiteConfig(_Section):
     group_col: str | None = None
     pair_cols: list[str] = Field(default_factory=list)
     label_map: dict[str, int] = Field(default_factory=dict)
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, description="score a seeded sample of this many rows (pairs)")
+    template_dir: str | None = Field(None, description="identity_templates: folder of <set>.yaml; default: packaged")
+    template_sets: list[str] | None = Field(None, description="identity_templates: set names; default: all")
 
 
 class EvaluateConfig(_Section):
@@ -182,7 +184,9 @@ class EvaluateConfig(_Section):
     )
     n_boot: int = Field(1000, ge=0)
     min_group_size: int = Field(30, ge=1)
-    explain_top_k: int = Field(5, ge=0)
+    explain_top_k: int = Field(5, ge=0, description="worst cases explained per suite")
+    explain_method: Literal["integrated_gradients", "occlusion"] = "integrated_gradients"
+    ig_steps: int = Field(32, ge=1, description="integrated gradients: Riemann-sum points")
     gates: list[str] = Field(default_factory=list)
     seed: int | None = None
 

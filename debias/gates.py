@@ -193,3 +193,55 @@ def check_gates(gates: Sequence[Gate], values: Mapping[str, Mapping[str, object]
         out.append({"expr": g.expr, "value": None if not math.isfinite(value) else value,
                     "passed": passed, "suite": suite, "reason": reason})
     return out
+
+
+def _finite(v: object) -> float:
+    return math.nan if v is None else float(v)
+
+
+def metric_values(suite_metrics: Mapping[str, object], *, min_group_size: int = 30) -> dict[str, object]:
+    """The gateable values of one suite from its metrics (``debias.suites.suite_metrics``).
+
+    Per-group values of groups under ``min_group_size`` rows are NaN, so ``.min`` over groups
+    is not decided by a group of three sentences.
+    """
+    out: dict[str, object] = {}
+    pg = suite_metrics.get("pair_gaps")
+    if pg:
+        first = pg[0]
+        out["pair_gap_mean"] = _finite(first.get("mean_gap"))
+        out["pair_first_higher_rate"] = _finite(first.get("first_higher_rate"))
+        out["pair_gap"] = {r["bias_type"]: _finite(r.get("mean_gap")) for r in pg[1:]}
+    s = suite_metrics.get("summary")
+    if not s:
+        return out
+    rows = s.get("by_group", [])
+    overall = next((r for r in rows if r.get("kind") == "overall"), {})
+    out["auc"] = _finite(overall.get("roc_auc"))
+    out["accuracy"] = _finite(overall.get("accuracy"))
+    out["final_bias_metric"] = _finite(s.get("final_bias_metric"))
+    crit = s.get("criteria", {})
+    for key, name in (("dp_difference", "demographic_parity_difference"),
+                      ("dp_ratio", "demographic_parity_ratio"),
+                      ("eo_difference", "equalized_odds_difference")):
+        if name in crit:
+            out[key] = _finite(crit[name].get("value"))
+    for d in s.get("disparities", []):
+        if d.get("metric") in ("fpr", "fnr"):
+            out[f"{d['metric']}_difference"] = _finite(d.get("difference"))
+    groups = [r for r in rows if r.get("kind") == "group"]
+    for key, col in (("selection_rate", "selection_rate"), ("fpr", "fpr"), ("fnr", "fnr"),
+                     ("tpr", "tpr"), ("group_accuracy", "accuracy")):
+        out[key] = {r["group"]: (math.nan if r.get("small_group") else _finite(r.get(col))) for r in groups}
+    for key in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+        out[key] = {r["group"]: (_finite(r.get(key)) if (r.get("n") or 0) >= min_group_size else math.nan)
+                    for r in s.get("bias_auc", []) if r.get("group") != "overall"}
+    cf = s.get("counterfactual")
+    if cf:
+        out["cf_gap_mean"] = _finite(cf.get("mean_abs_gap"))
+        out["cf_gap_max"] = _finite(cf.get("max_abs_gap"))
+        out["cf_flip_rate"] = _finite(cf.get("flip_rate"))
+    by = suite_metrics.get("counterfactual_by_group")
+    if by is not None:
+        out["cf_gap"] = {r["group"]: _finite(r.get("mean_abs_gap")) for r in by}
+    return out

@@ -199,7 +199,7 @@ def _labels(values: pd.Series, label_map: Mapping[str, int], *, suite: str, col:
     return mapped.astype("int8")
 
 
-def _sample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+def sample_rows(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
     if limit is None or len(df) <= limit:
         return df
     # A seeded sample, not the first rows: template files are usually sorted by template.
@@ -225,7 +225,7 @@ def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], p
     raw = read_table(cfg.path, what=f"suite {cfg.name!r} file")
     _require(raw, {"text_col": cfg.text_col, "label_col": cfg.label_col, "group_col": cfg.group_col},
              suite=cfg.name, path=cfg.path)
-    raw = _sample(raw, cfg.limit, seed)
+    raw = sample_rows(raw, cfg.limit, seed)
     df = pd.DataFrame({
         "id": [f"{cfg.name}/{i}" for i in raw.index],
         "text": raw[cfg.text_col].astype(str).to_numpy(),
@@ -259,7 +259,7 @@ def load_minimal_pairs(cfg: SuiteConfig, *, seed: int = 0) -> pd.DataFrame:
     first, second = cfg.pair_cols
     _require(raw, {"pair_cols[0]": first, "pair_cols[1]": second, "group_col": cfg.group_col},
              suite=cfg.name, path=cfg.path)
-    raw = _sample(raw, cfg.limit, seed)
+    raw = sample_rows(raw, cfg.limit, seed)
     pair_id = [f"{cfg.name}/{i}" for i in raw.index]
     bias = (raw[cfg.group_col].astype(str).to_numpy() if cfg.group_col is not None
             else np.full(len(raw), "all", dtype=object))
@@ -361,3 +361,113 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     out["suite"] = suite
     keep = [c for c in out.columns if c in CORE_COLUMNS or c == "is_augmented"]
     return _finish(out[keep])
+
+
+def minimal_pair_gaps(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0.95,
+                      seed: int | None = 0) -> pd.DataFrame:
+    """Score gap within minimal pairs, overall and per bias type.
+
+    ``gap = score(first) - score(second)``: for CrowS-Pairs (first = the more stereotyping
+    sentence) a positive mean gap means the classifier finds stereotyping sentences about the
+    disadvantaged group more toxic than the same sentence about the advantaged one. The
+    share of pairs with ``gap > 0`` is the classifier analogue of the CrowS-Pairs metric
+    (Nangia et al. 2020, section 3: the share of pairs where the model prefers the more
+    stereotyping sentence; 0.5 is unbiased); the sign test asks whether that share differs
+    from 0.5.
+
+    Returns
+    -------
+    DataFrame: ``bias_type`` (``"all"`` first), ``n_pairs``, ``mean_gap``, ``mean_gap_lo``,
+    ``mean_gap_hi`` (percentile bootstrap over pairs), ``mean_abs_gap``, ``first_higher_rate``
+    and ``sign_test_p`` (two-sided exact binomial test, ties dropped).
+    """
+    from scipy.stats import binomtest
+
+    from debias.metrics import percentile_interval
+
+    need = ["pair_id", "side", "y_score"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"minimal-pair predictions need {need}; missing {missing}")
+    wide = df.pivot_table(index="pair_id", columns="side", values="y_score", aggfunc="first")
+    if not {"first", "second"} <= set(wide.columns):
+        raise ValueError("minimal-pair predictions need rows with side 'first' and 'second'")
+    gap = (wide["first"] - wide["second"]).dropna()
+    bias = df.drop_duplicates("pair_id").set_index("pair_id")["bias_type"] if "bias_type" in df.columns \
+        else pd.Series("all", index=gap.index)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, g in [("all", gap), *sorted(gap.groupby(bias.reindex(gap.index)))]:
+        v = g.to_numpy(dtype=np.float64)
+        n = len(v)
+        lo = hi = np.nan
+        if n and n_boot:
+            boot = v[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+            lo, hi = (float(x) for x in percentile_interval(boot, confidence))
+        wins, losses = int((v > 0).sum()), int((v < 0).sum())
+        p = float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else np.nan
+        rows.append({"bias_type": name, "n_pairs": n, "mean_gap": float(v.mean()) if n else np.nan,
+                     "mean_gap_lo": lo, "mean_gap_hi": hi,
+                     "mean_abs_gap": float(np.abs(v).mean()) if n else np.nan,
+                     "first_higher_rate": wins / n if n else np.nan, "sign_test_p": p})
+    return pd.DataFrame(rows)
+
+
+def counterfactual_by_group(df: pd.DataFrame, *, threshold: float = 0.5,
+                            min_pairs: int = 1) -> pd.DataFrame:
+    """Counterfactual gap per identity group: pairs in which any member mentions the group.
+
+    Disaggregation of :func:`debias.metrics.counterfactual_metrics` over the predictions
+    already made (no re-inference). Returns ``group``, ``n_pairs``, ``mean_abs_gap``,
+    ``max_abs_gap``, ``flip_rate``, sorted by decreasing ``mean_abs_gap``.
+    """
+    from debias.metrics import counterfactual_metrics
+
+    d = df[df["pair_id"].notna()]
+    touched: dict[str, set] = {}
+    for pid, gs in zip(d["pair_id"], d["groups"]):
+        for g in (gs if gs is not None else []):
+            touched.setdefault(g, set()).add(pid)
+    rows = []
+    for g, pids in touched.items():
+        if len(pids) < min_pairs:
+            continue
+        r = counterfactual_metrics(d[d["pair_id"].isin(pids)], threshold=threshold)
+        if r.n_pairs:
+            rows.append({"group": g, "n_pairs": r.n_pairs, "mean_abs_gap": r.mean_abs_gap,
+                         "max_abs_gap": r.max_abs_gap, "flip_rate": r.flip_rate})
+    cols = ["group", "n_pairs", "mean_abs_gap", "max_abs_gap", "flip_rate"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["mean_abs_gap", "group"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def suite_metrics(df: pd.DataFrame, *, kind: str, threshold: float = 0.5, n_boot: int = 1000,
+                  min_group_size: int = 30, seed: int | None = 0) -> dict[str, Any]:
+    """All metrics of one scored suite, JSON-safe, from its predictions only.
+
+    Labelled suites get :func:`debias.metrics.fairness_summary` (group metrics with bootstrap
+    intervals, disparities, criteria, group-vs-rest tests, bias AUCs); counterfactual pairs
+    add the counterfactual gaps overall and per group; minimal pairs get
+    :func:`minimal_pair_gaps`.
+    """
+    from debias.metrics import fairness_summary, to_json_safe
+
+    out: dict[str, Any] = {"kind": kind, "n_rows": int(len(df))}
+    if kind == "minimal_pairs":
+        out["pair_gaps"] = to_json_safe(minimal_pair_gaps(df, n_boot=n_boot, seed=seed).to_dict("records"))
+        return out
+    if not has_labels(df):
+        raise ValueError(f"suite of kind {kind!r} has rows without a 0/1 label; cannot compute metrics")
+    cols = ["y_true", "y_score", "y_pred", "groups"]
+    if "sample_weight" in df.columns:
+        cols.append("sample_weight")
+    if kind == "counterfactual_pairs":
+        cols.append("pair_id")
+    frame = df[cols].copy()
+    frame["y_true"] = frame["y_true"].astype("int8")
+    out["summary"] = fairness_summary(frame, threshold=threshold, n_boot=n_boot,
+                                      min_group_size=min_group_size, seed=seed)
+    if kind == "counterfactual_pairs":
+        out["counterfactual_by_group"] = to_json_safe(
+            counterfactual_by_group(df, threshold=threshold).to_dict("records"))
+    return out

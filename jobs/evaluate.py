@@ -1,0 +1,266 @@
+"""`debias evaluate`: score every bias suite with Ray Data batch inference, then measure.
+
+1. Preflight (no Ray work): parse the gates, find the model, load every suite on the driver.
+2. One Ray Data plan scores all suites together: texts sorted by length and cut into
+   blocks (so each block holds texts of similar length), ``map_batches`` over an actor pool of
+   :class:`debias.predict.Predictor` (the model loads once per actor; each actor pads a batch
+   only to its own longest text), CPU or GPU.
+3. On the driver, from the predictions alone: metrics per suite (``debias.suites.suite_metrics``),
+   gate values and checks, the worst cases and their token attributions.
+4. ``RUN_DIR/evaluate/``: ``predictions/<suite>/part-0.parquet``, ``metrics.json``, manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from debias import suites as S
+from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
+from debias.gates import Gate, check_gates, metric_values, parse_gates
+from debias.runs import resolve_fs, stage_output, stage_path
+
+log = logging.getLogger("debias.evaluate")
+# Rows per Ray block (and per map_batches call) = batch_size * this: big enough that sorting
+# by length inside a block makes tight batches, small enough to spread over the actors.
+_BLOCK_BATCHES = 8
+
+
+def resolve_model_dir(cfg: PipelineConfig, run_dir: str) -> str:
+    """``evaluate.model`` if set, else ``RUN_DIR/train/model``; a clear error if it is not there."""
+    path = cfg.evaluate.model or stage_path(run_dir, "train", "model")
+    if not (Path(path) / "config.json").is_file():
+        hint = ("set evaluate.model to a local Hugging Face classifier dir, or run `debias train` first"
+                if cfg.evaluate.model is None else "evaluate.model must be a local Hugging Face model dir")
+        raise ValueError(f"no model found at {path!r} (no config.json); {hint}")
+    return str(path)
+
+
+def _read_split(run_dir: str, split: str) -> pd.DataFrame:
+    path = stage_path(run_dir, "preprocess", split)
+    fs, p = resolve_fs(path)
+    from pyarrow import fs as pafs
+
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        raise ValueError(f"suite needs the {split} split at {path}; run `debias preprocess` first")
+    import pyarrow.parquet as pq
+
+    return pq.read_table(p, filesystem=fs).to_pandas()
+
+
+def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,
+                cache: dict[str, Any]) -> pd.DataFrame:
+    """Load one suite frame (``debias.suites`` layout); ``cache`` shares the split and lexicon."""
+    seed = cfg.evaluate.seed if cfg.evaluate.seed is not None else cfg.seed
+
+    def lexicon():
+        if "lexicon" not in cache:
+            from debias.lexicon import load_lexicon
+
+            cache["lexicon"] = load_lexicon(cfg.annotate.axes, cfg.annotate.lexicon_dir)
+        return cache["lexicon"]
+
+    def annotate(df: pd.DataFrame) -> pd.DataFrame:
+        if "annotator" not in cache:
+            from debias.annotate import IdentityAnnotator
+
+            cache["annotator"] = IdentityAnnotator(lexicon())
+        return cache["annotator"](df, text_col="text")
+
+    def test() -> pd.DataFrame:
+        if "test" not in cache:
+            cache["test"] = _read_split(run_dir, "test")
+        return cache["test"]
+
+    if sc.kind == "test_split":
+        df = S.from_split(test(), suite=sc.name)
+        if sc.limit:
+            df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
+    elif sc.kind == "identity_templates":
+        lex = lexicon()
+        df = S.fill_templates(S.load_templates(sc.template_dir, sets=sc.template_sets), lex.terms,
+                              axes=lex.groups, suite=sc.name)
+        if sc.limit:
+            df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
+    elif sc.kind == "counterfactual_pairs":
+        from functools import partial
+
+        from debias.augment import counterfactual_batch, load_swaps
+
+        axes = cfg.augment.axes
+        make_pairs = partial(counterfactual_batch, table=load_swaps(axes), lexicon=lexicon(), mode="pairs",
+                             probability=1.0, seed=seed, text_col="text", id_col="id")
+        src = test()
+        if sc.limit and len(src) > sc.limit:
+            src = src.sample(n=sc.limit, random_state=seed).sort_index()
+        df = S.counterfactual_pairs(src, make_pairs=make_pairs, suite=sc.name, annotate=annotate)
+    elif sc.kind == "labelled_file":
+        df = S.load_labelled_file(sc, annotate=annotate if sc.group_col is None else None, seed=seed)
+    elif sc.kind == "minimal_pairs":
+        df = S.load_minimal_pairs(sc, seed=seed)
+    else:  # pragma: no cover - config's Literal forbids it
+        raise ValueError(f"unknown suite kind {sc.kind!r}")
+    if len(df) == 0:
+        raise ValueError(f"suite {sc.name!r} ({sc.kind}) has no rows to score")
+    return df
+
+
+def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None
+              ) -> tuple[list[Gate], str]:
+    """Everything that can fail before inference: gates, suite names, the model dir."""
+    names = [s.name for s in cfg.evaluate.suites]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"evaluate.suites: duplicate suite name(s) {dup}")
+    if not names:
+        raise ValueError("evaluate.suites is empty; add at least one suite")
+    parsed = parse_gates([*cfg.evaluate.gates, *(gates or [])], suites=names)
+    return parsed, resolve_model_dir(cfg, run_dir)
+
+
+def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.ndarray:
+    """P(toxic) for ``texts`` with Ray Data ``map_batches`` over an actor pool of Predictors.
+
+    Texts are sorted by length before they are cut into blocks, so every block (and every
+    batch the Predictor pads) holds texts of similar length: the length bucketing that makes
+    short-text inference ~3x faster than padding to max_length.
+    """
+    import ray
+
+    from debias.predict import Predictor
+
+    n = len(texts)
+    if n == 0:
+        return np.empty(0)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
+    frame = pd.DataFrame({"_row": order.astype(np.int64), "text": [texts[i] for i in order]})
+    block = max(ev.batch_size * _BLOCK_BATCHES, 1)
+    chunks = [frame.iloc[i:i + block] for i in range(0, n, block)]
+    ds = ray.data.from_pandas(chunks)
+    ds = ds.map_batches(
+        Predictor,
+        fn_constructor_kwargs={"model_dir": model_dir, "batch_size": ev.batch_size,
+                               "max_length": ev.max_length, "device": "cuda" if ev.use_gpu else "cpu",
+                               "num_threads": ev.cpus_per_actor},
+        batch_size=block,
+        batch_format="pandas",
+        concurrency=ev.num_actors,
+        num_cpus=ev.cpus_per_actor,
+        num_gpus=1 if ev.use_gpu else 0,
+    )
+    out = ds.select_columns(["_row", "y_score"]).to_pandas()
+    scores = np.full(n, np.nan)
+    scores[out["_row"].to_numpy()] = out["y_score"].to_numpy(dtype=np.float64)
+    if np.isnan(scores).any():
+        raise RuntimeError(f"inference returned {int(np.isnan(scores).sum())} rows without a score")
+    return scores
+
+
+def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig) -> list[dict]:
+    if not cases:
+        return []
+    from debias.explain import IntegratedGradients, explain_cases
+    from debias.predict import Predictor
+
+    if ev.explain_method == "occlusion":
+        p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length)
+        return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion")
+    from debias.model import load_classifier
+
+    model, tok = load_classifier(model_dir)
+    ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length)
+    return explain_cases(cases, ig=ig, method="integrated_gradients")
+
+
+def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) -> dict[str, Any]:
+    """Score every suite, compute metrics, check gates; write ``RUN_DIR/evaluate/``.
+
+    Returns the manifest dict, including ``"gates": [{"expr", "value", "passed", ...}]``.
+    """
+    ev = cfg.evaluate
+    parsed, model_dir = preflight(cfg, run_dir, gates=gates)
+    seed = ev.seed if ev.seed is not None else cfg.seed
+    t0 = time.time()
+    cache: dict[str, Any] = {}
+    frames = {sc.name: build_suite(sc, cfg, run_dir, cache=cache) for sc in ev.suites}
+    kinds = {sc.name: sc.kind for sc in ev.suites}
+    t_load = time.time() - t0
+
+    # One inference pass over every suite; rows are put back by position.
+    texts = [t for df in frames.values() for t in df["text"].tolist()]
+    t1 = time.time()
+    scores = score_texts(texts, model_dir=model_dir, ev=ev)
+    t_infer = time.time() - t1
+    start = 0
+    for name, df in frames.items():
+        df["y_score"] = scores[start:start + len(df)]
+        df["y_pred"] = (df["y_score"] >= ev.threshold).astype("int8")
+        start += len(df)
+
+    t2 = time.time()
+    metrics = {name: S.suite_metrics(df, kind=kinds[name], threshold=ev.threshold, n_boot=ev.n_boot,
+                                     min_group_size=ev.min_group_size, seed=seed)
+               for name, df in frames.items()}
+    values = {name: metric_values(m, min_group_size=ev.min_group_size) for name, m in metrics.items()}
+    gate_results = check_gates(parsed, values)
+    t_metrics = time.time() - t2
+
+    from debias.explain import worst_cases
+
+    t3 = time.time()
+    labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
+    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev)
+    t_explain = time.time() - t3
+
+    doc = {
+        "model_dir": model_dir,
+        "threshold": ev.threshold,
+        "suites": {n: {**metrics[n], "name": n} for n in frames},
+        "gate_values": values,
+        "gates": gate_results,
+        "worst_cases": cases,
+        "explain_method": ev.explain_method,
+    }
+    from debias.metrics import to_json_safe
+
+    doc = to_json_safe(doc)
+    inputs = [stage_path(run_dir, "preprocess")] if any(
+        k in ("test_split", "counterfactual_pairs") for k in kinds.values()) else []
+    with stage_output(run_dir, "evaluate", config=ev, inputs=[*inputs, model_dir], seed=seed) as w:
+        for name, df in frames.items():
+            w.fs.create_dir(w.sub("predictions", name), recursive=True)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            pq.write_table(table, w.sub("predictions", name, "part-0.parquet"), filesystem=w.fs)
+        w.write_json("metrics.json", doc)
+        w.manifest.update({
+            "model_dir": model_dir,
+            "rows": {n: int(len(d)) for n, d in frames.items()},
+            "rows_scored": int(len(texts)),
+            "timings_s": {"load_suites": round(t_load, 3), "inference": round(t_infer, 3),
+                          "metrics": round(t_metrics, 3), "explain": round(t_explain, 3)},
+            "throughput_texts_per_s": round(len(texts) / t_infer, 1) if t_infer > 0 else None,
+            "gates": gate_results,
+        })
+        manifest = dict(w.manifest)
+    failed = [g for g in gate_results if not g["passed"]]
+    log.info("evaluate: %d rows in %d suites, %.1f texts/s, %d/%d gates passed", len(texts),
+             len(frames), len(texts) / max(t_infer, 1e-9), len(gate_results) - len(failed), len(gate_results))
+    return manifest
+
+
+def load_metrics(run_dir: str) -> dict[str, Any]:
+    """``RUN_DIR/evaluate/metrics.json`` (a clear error when evaluate has not run)."""
+    path = Path(stage_path(run_dir, "evaluate", "metrics.json"))
+    if not path.is_file():
+        raise FileNotFoundError(f"no evaluation in {run_dir} (looked for {path}); run `debias evaluate` first")
+    return json.loads(path.read_text(encoding="utf-8"))

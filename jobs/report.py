@@ -1,0 +1,69 @@
+"""`debias report RUN_A [RUN_B ...]`: the fairness report of one or more evaluated runs.
+
+Reads each run's ``evaluate/metrics.json`` and predictions, ``preprocess/audit.json`` and the
+manifests, renders ``debias.report`` and writes ``OUT/report/`` (report.html, metrics.json,
+manifest) atomically. No Ray work: everything it needs was aggregated by ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from debias.config import PipelineConfig
+from debias.report import RunInput, render_report, report_metrics
+from debias.runs import stage_output, stage_path
+
+
+def _json(path: str) -> dict[str, Any] | None:
+    p = Path(path)
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def load_run(run_dir: str, *, name: str | None = None) -> RunInput:
+    """Everything the report reads from one run directory (evaluate must have run)."""
+    metrics = _json(stage_path(run_dir, "evaluate", "metrics.json"))
+    if metrics is None:
+        raise FileNotFoundError(f"run {run_dir!r} has no evaluation (looked for "
+                                f"{stage_path(run_dir, 'evaluate', 'metrics.json')}); run `debias evaluate` first")
+    preds = {}
+    for suite in metrics.get("suites", {}):
+        p = Path(stage_path(run_dir, "evaluate", "predictions", suite))
+        if p.is_dir():
+            cols = ["y_true", "y_score", "groups"]
+            preds[suite] = pd.read_parquet(p, columns=cols)
+    model_dir = metrics.get("model_dir")
+    card = _json(str(Path(model_dir) / "model_card.json")) if model_dir else None
+    return RunInput(
+        name=name or Path(run_dir.rstrip("/")).name or run_dir,
+        run_dir=run_dir,
+        metrics=metrics,
+        predictions=preds,
+        audit=_json(stage_path(run_dir, "preprocess", "audit.json")),
+        preprocess_manifest=_json(stage_path(run_dir, "preprocess", "manifest.json")),
+        evaluate_manifest=_json(stage_path(run_dir, "evaluate", "manifest.json")),
+        model_card=card,
+    )
+
+
+def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
+    """Write ``out_run_dir/report/{report.html, metrics.json, manifest.json}``; return the HTML path.
+
+    With several runs the first is the baseline of the before/after comparison.
+    """
+    if not run_dirs:
+        raise ValueError("debias report needs at least one run directory")
+    names = [Path(r.rstrip("/")).name or r for r in run_dirs]
+    if len(set(names)) < len(names):  # two runs called 'run' in different folders
+        names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
+    runs = [load_run(r, name=n) for r, n in zip(run_dirs, names)]
+    html = render_report(runs, title=f"Fairness report — {cfg.name}")
+    with stage_output(out_run_dir, "report", config=None, inputs=[stage_path(r, "evaluate") for r in run_dirs],
+                      seed=cfg.seed) as w:
+        w.write_text("report.html", html)
+        w.write_json("metrics.json", report_metrics(runs))
+        w.manifest.update({"runs": list(run_dirs), "html_bytes": len(html.encode("utf-8"))})
+    return stage_path(out_run_dir, "report", "report.html")

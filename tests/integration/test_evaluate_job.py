@@ -1,0 +1,150 @@
+"""evaluate + report end to end: tiny random BERT, a tiny preprocessed run, the shared local Ray."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+AXES = ["gender", "religion"]
+SENTENCES = [("I had lunch with a {t} today", 0), ("the {t} next door is lovely", 0),
+             ("you are a stupid {t} and I hate you", 1), ("shut up, you worthless {t}", 1),
+             ("what a nice day", 0), ("go to hell, idiot", 1)]
+TERMS = ["woman", "man", "muslim", "christian", "girl", "jew"]
+
+
+def _write_run(run_dir: Path) -> None:
+    """A preprocess output with the documented row schema, written as real parquet."""
+    from debias import audit
+    from debias.annotate import IdentityAnnotator
+    from debias.lexicon import load_lexicon
+
+    lex = load_lexicon(AXES)
+    rows = []
+    for k in range(4):
+        for s, y in SENTENCES:
+            for t in TERMS:
+                rows.append({"text": s.format(t=t) + "!" * k, "label": y})
+    df = pd.DataFrame(rows).drop_duplicates("text").reset_index(drop=True)
+    df["id"] = [f"r{i}" for i in range(len(df))]
+    df = IdentityAnnotator(lex)(df, text_col="text")
+    df["split"], df["sample_weight"], df["pair_id"], df["is_augmented"] = "test", 1.0, None, False
+    out = run_dir / "preprocess"
+    (out / "test").mkdir(parents=True)
+    df.to_parquet(out / "test" / "part-0.parquet", index=False)
+    counts = audit.audit_counts(df, group_names=lex.group_names)
+    (out / "audit.json").write_text(json.dumps(audit.audit_report(counts, min_group_size=5)))
+    (out / "manifest.json").write_text(json.dumps({"stage": "preprocess", "rows": {"read": len(df) + 3,
+                                       "rejected": 3, "kept": len(df)}, "reject_reasons": {"empty text": 3}}))
+
+
+def _external(tmp: Path) -> tuple[Path, Path]:
+    lab = tmp / "madlibs.csv"
+    pd.DataFrame({"Text": [f"{v} {t}" for v in ("hug", "kill", "love", "hate") for t in TERMS],
+                  "Label": [("BAD" if v in ("kill", "hate") else "NOT_BAD")
+                            for v in ("hug", "kill", "love", "hate") for _ in TERMS]}).to_csv(lab, index=False)
+    mp = tmp / "pairs.csv"
+    pd.DataFrame({"more": ["women are bad drivers", "muslims are violent", "old people are slow"],
+                  "less": ["men are bad drivers", "christians are violent", "young people are slow"],
+                  "bias_type": ["gender", "religion", "age"]}).to_csv(mp)
+    return lab, mp
+
+
+def _cfg(tiny_model_dir, lab, mp, **ev):
+    from debias.config import load_config
+
+    suites = [
+        {"name": "test", "kind": "test_split"},
+        {"name": "templates", "kind": "identity_templates", "template_sets": ["statements"], "limit": 300},
+        {"name": "madlibs", "kind": "labelled_file", "path": str(lab), "text_col": "Text", "label_col": "Label",
+         "label_map": {"BAD": 1, "NOT_BAD": 0}},
+        {"name": "pairs", "kind": "minimal_pairs", "path": str(mp), "pair_cols": ["more", "less"],
+         "group_col": "bias_type"},
+    ]
+    if _has_augment():
+        suites.insert(2, {"name": "counterfactual", "kind": "counterfactual_pairs"})
+    return load_config(base={
+        "data": {"path": "unused"}, "annotate": {"axes": AXES}, "augment": {"axes": AXES},
+        "evaluate": {"model": str(tiny_model_dir), "batch_size": 16, "n_boot": 30, "min_group_size": 5,
+                     "explain_top_k": 2, "ig_steps": 8, "suites": suites, **ev}})
+
+
+def _has_augment() -> bool:
+    try:
+        from debias.augment import counterfactual_batch, load_swaps  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_evaluate_then_report(tmp_path, tiny_model_dir, ray_local):
+    from jobs import evaluate, report
+
+    run_a, run_b = tmp_path / "baseline", tmp_path / "mitigated"
+    _write_run(run_a)
+    lab, mp = _external(tmp_path)
+    cfg = _cfg(tiny_model_dir, lab, mp)
+
+    # Bad gates fail before any inference, naming the available metrics.
+    with pytest.raises(ValueError, match="unknown metric 'bnsp'.*available"):
+        evaluate.run(cfg, str(run_a), gates=["bnsp.min>=0.9"])
+    assert not (run_a / "evaluate").exists()
+
+    man = evaluate.run(cfg, str(run_a), gates=["auc>=0", "dp_difference<=-1", "templates:bnsp_auc.min>=0"])
+    assert [g["passed"] for g in man["gates"]] == [True, False, True]
+    assert man["gates"][1]["value"] is not None
+
+    out = run_a / "evaluate"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["suites"]) >= {"test", "templates", "madlibs", "pairs"}
+    for name, n in man["rows"].items():
+        p = pd.read_parquet(out / "predictions" / name)
+        assert len(p) == n
+        assert p["y_score"].between(0, 1).all()
+        assert (p["y_pred"] == (p["y_score"] >= 0.5)).all()
+    # Ray scoring agrees with a plain in-process Predictor (rows put back in the right order).
+    from debias.predict import Predictor
+
+    test_pred = pd.read_parquet(out / "predictions" / "test").sort_values("id")
+    direct = Predictor(tiny_model_dir, batch_size=7).predict_texts(test_pred["text"].tolist())
+    np.testing.assert_allclose(test_pred["y_score"].to_numpy(), direct, atol=1e-5)
+    # Templates: both variants of every filled template were scored.
+    tp = pd.read_parquet(out / "predictions" / "templates")
+    assert set(tp["variant"]) == {"neutral", "toxic"}
+    assert metrics["suites"]["pairs"]["pair_gaps"][0]["n_pairs"] == 3
+    assert metrics["worst_cases"] and all(c["attribution"]["tokens"] for c in metrics["worst_cases"])
+
+    # A second run (same data, another threshold) for the before/after comparison.
+    shutil.copytree(run_a / "preprocess", run_b / "preprocess")
+    cfg_b = _cfg(tiny_model_dir, lab, mp, threshold=0.45, explain_method="occlusion")
+    evaluate.run(cfg_b, str(run_b))
+
+    html_path = report.run(cfg, [str(run_a), str(run_b)], out_run_dir=str(tmp_path / "cmp"))
+    html = Path(html_path).read_text()
+    for anchor in ("how-to-read", "comparison", "pareto", "run-1-gates", "run-1-audit",
+                   "run-1-suite-test-groups", "run-1-suite-test-bias-auc", "run-1-worst", "run-2-worst",
+                   "run-1-suite-templates-bias-auc"):
+        assert f'id="{anchor}"' in html, anchor
+    if _has_augment():
+        assert 'id="run-1-suite-counterfactual-counterfactual"' in html
+    assert "ROC curves" in html and "Score distributions" in html and "Minimal pairs by bias type" in html
+    assert "lower is better" in html and "higher is better" in html
+    assert 'class="tok"' in html  # attributions rendered
+    assert "FAIL" in html and "dp_difference&lt;=-1" in html
+    # Self-contained: no external resources.
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<script src" not in html and "<link" not in html
+    assert html.count("data:image/png;base64,") >= 8
+    m = json.loads((tmp_path / "cmp" / "report" / "metrics.json").read_text())
+    assert [r["name"] for r in m["runs"]] == ["baseline", "mitigated"] and len(m["pareto"]["points"]) == 2
+
+    # A single run renders without the comparison.
+    one = Path(report.run(cfg, [str(run_a)], out_run_dir=str(run_a))).read_text()
+    assert 'id="comparison"' not in one and 'id="run-1-worst"' in one
