@@ -217,7 +217,10 @@ def audit_table(report: dict) -> str:
         "|---|---:|---:|---:|---|---:|---|",
     ]
     items = sorted(report["groups"].items(), key=lambda kv: (kv[0] == NONE_GROUP, -kv[1]["n"], kv[0]))
+    empty = [g for g, s in items if s["n"] == 0]
     for g, s in items:
+        if s["n"] == 0:
+            continue
         if s["log_odds_ratio"] is None:
             lor = "–"
         else:
@@ -228,4 +231,6 @@ def audit_table(report: dict) -> str:
         lines.append(
             f"| {g} | {s['n']:,} | {_fmt(s['share'], '.3f')} | {_fmt(s['label_rate'], '.3f')} | {lor} | {p_s} | {note} |"
         )
+    if empty:
+        lines += ["", f"No rows for {len(empty)} group(s): {', '.join(empty)}."]
     return "\n".join(lines) + "\n"

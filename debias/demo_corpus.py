@@ -34,8 +34,8 @@ IDENTITY_TERMS: list[tuple[str, str, str]] = [
     ("male", "men", "a man"),
     ("male", "guys", "a guy"),
     ("male", "dads", "a dad"),
-    ("gay", "gay people", "a gay man"),
-    ("gay", "gay men", "a gay guy"),
+    ("gay", "gay people", "a gay person"),
+    ("gay", "gay couples", "a gay neighbour"),
     ("lesbian", "lesbians", "a lesbian"),
     ("heterosexual", "straight people", "a straight person"),
     ("bisexual", "bisexual people", "a bisexual person"),
@@ -53,7 +53,7 @@ IDENTITY_TERMS: list[tuple[str, str, str]] = [
     ("asian", "Asian people", "an Asian person"),
     ("latino", "Latinos", "a Latino"),
     ("disabled", "disabled people", "a disabled person"),
-    ("disabled", "people in wheelchairs", "someone in a wheelchair"),
+    ("disabled", "wheelchair users", "someone in a wheelchair"),
     ("deaf", "deaf people", "a deaf person"),
     ("blind", "blind people", "a blind person"),
     ("autistic", "autistic people", "an autistic person"),
@@ -61,7 +61,8 @@ IDENTITY_TERMS: list[tuple[str, str, str]] = [
     ("elderly", "elderly people", "an elderly person"),
     ("young", "young people", "a young person"),
     ("mexican", "Mexicans", "a Mexican"),
-    ("immigrant", "immigrants", "an immigrant"),
+    ("canadian", "Canadians", "a Canadian"),
+    ("chinese", "Chinese people", "a Chinese person"),
 ]
 
 # Groups drawn BOOST times more often in toxic comments than in others.
