@@ -90,6 +90,8 @@ def _encode_list_column(col: pd.Series) -> tuple[np.ndarray, list]:
         arr = pa.array(col.to_numpy(dtype=object) if col.dtype == object else col, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise TypeError(f"group column {col.name!r} must hold lists of strings: {e}") from None
+    if pa.types.is_null(arr.type):  # all null or empty: nothing to infer the type from
+        arr = pa.nulls(len(arr), type=pa.list_(pa.string()))
     if pa.types.is_large_list(arr.type):
         arr = arr.cast(pa.list_(arr.type.value_type))
     if not pa.types.is_list(arr.type):

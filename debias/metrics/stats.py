@@ -118,8 +118,13 @@ class GroupStats:
     def _from_encoded(cls, enc, *, threshold, score_bins, calibration_bins, intersections, groups) -> GroupStats:
         if score_bins < 1 or calibration_bins < 1:
             raise ValueError(f"score_bins and calibration_bins must be >= 1; found {score_bins}, {calibration_bins}")
-        patterns = [*enc.patterns, None]
-        pat = np.where(enc.pattern < 0, len(enc.patterns), enc.pattern)
+        # canonical order (sorted, unknown last) so equal data gives equal statistics
+        order = sorted(range(len(enc.patterns)), key=enc.patterns.__getitem__)
+        remap = np.empty(len(order) + 1, dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        remap[-1] = len(order)  # pattern -1 (unknown) -> last
+        patterns = [*(enc.patterns[i] for i in order), None]
+        pat = remap[enc.pattern]
         names = sorted({g for p in enc.patterns for g in p} | set(groups or ()))
         if isinstance(intersections, str):
             if intersections != "pairs":
