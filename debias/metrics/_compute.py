@@ -13,15 +13,20 @@ from debias.metrics.stats import N, W, WS, WS2, GroupStats
 CALIBRATION_METRICS = ("brier", "ece")
 
 
-def reduce_cells(stats: GroupStats, names: Sequence[str], cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reduce_cells(stats: GroupStats, names: Sequence[str], cells: np.ndarray, *,
+                 with_calibration: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Sum pattern cells (..., P, 2, 2, C, 4) into per-name tables.
 
     Returns the confusion cells (..., G, 2, 2) of weights and the calibration table
     (..., G, 2, C, 3) of [weight, weight*score, weight*score**2] per (y_true, bin).
     """
     m = stats.membership(names).astype(np.float64)  # (G, P)
-    conf = np.einsum("gp,...pijc->...gij", m, cells[..., W])
-    calib = np.einsum("gp,...pijck->...gick", m, cells[..., [W, WS, WS2]])
+    lead = cells.ndim - 5  # bootstrap axes before the pattern axis
+    conf = np.moveaxis(np.tensordot(cells[..., W].sum(-1), m, axes=([lead], [1])), -1, lead)
+    calib = None
+    if with_calibration:
+        per = cells[..., [W, WS, WS2]].sum(axis=-3)  # (..., P, 2, C, 3), summed over y_pred
+        calib = np.moveaxis(np.tensordot(per, m, axes=([lead], [1])), -1, lead)
     return conf, calib
 
 
@@ -39,12 +44,15 @@ def calibration_metrics(calib: np.ndarray) -> dict[str, np.ndarray]:
                 "ece": np.where(ok, gap / np.where(ok, total, 1), np.nan)}
 
 
-def metric_arrays(stats: GroupStats, names: Sequence[str], cells: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Count-based and calibration metrics per name, shape (..., G)."""
-    conf, calib = reduce_cells(stats, names, stats.cells if cells is None else cells)
-    out = all_rates(conf, COUNT_METRICS)
-    if stats.has_score:
-        out.update(calibration_metrics(calib))
+def metric_arrays(stats: GroupStats, names: Sequence[str], cells: np.ndarray | None = None, *,
+                  metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Count-based and calibration metrics per name, shape (..., G); all or ``metrics``."""
+    want = set(COUNT_METRICS + CALIBRATION_METRICS) if metrics is None else set(metrics)
+    calibration = stats.has_score and bool(want & set(CALIBRATION_METRICS))
+    conf, calib = reduce_cells(stats, names, stats.cells if cells is None else cells, with_calibration=calibration)
+    out = all_rates(conf, [m for m in COUNT_METRICS if m in want])
+    if calibration:
+        out.update({k: v for k, v in calibration_metrics(calib).items() if k in want})
     return out
 
 

@@ -37,10 +37,10 @@ def bootstrap_metrics(
     *,
     n_boot: int = 1000,
     seed: int | None = None,
-    auc: bool = True,
+    metrics: Sequence[str] | None = None,
     chunk: int = 250,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap replicates of every metric per name.
+    """Bootstrap replicates of every metric (or of ``metrics``) per name.
 
     Returns
     -------
@@ -61,11 +61,11 @@ def bootstrap_metrics(
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         draws = rng.multinomial(total, p, size=b).reshape(b, *shape).astype(np.float64)
-        res = metric_arrays(stats, names, draws[..., None] * per_row)
+        res = metric_arrays(stats, names, draws[..., None] * per_row, metrics=metrics)
         for k, v in res.items():
             out.setdefault(k, []).append(v)
     result = {k: np.concatenate(v, axis=0) for k, v in out.items()}
-    if auc and stats.has_score:
+    if stats.has_score and (metrics is None or "roc_auc" in metrics):
         result["roc_auc"] = _bootstrap_auc(stats, names, n_boot=n_boot, rng=rng)
     return result
 

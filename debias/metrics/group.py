@@ -100,7 +100,7 @@ def evaluate(
             frame[m] = values.get(m, np.full(len(names), np.nan))
     replicates = None
     if ci:
-        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, auc="roc_auc" in metrics)
+        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, metrics=metrics)
         for m in metrics:
             if m in replicates:
                 frame[f"{m}_lo"], frame[f"{m}_hi"] = percentile_interval(replicates[m], confidence)
