@@ -23,12 +23,21 @@ import pyarrow.compute as pc
 
 from debias.lexicon import Lexicon, compile_terms, normalise_match, prefilter_pattern
 
-__all__ = ["IdentityAnnotator", "from_given_columns", "group_columns"]
+__all__ = ["GROUPS_DTYPE", "IdentityAnnotator", "from_given_columns", "group_columns", "groups_series"]
 
 
 def group_columns(groups: list[str]) -> list[str]:
     """The boolean column names for ``groups``: ``g_<group>``."""
     return [f"g_{g}" for g in groups]
+
+
+GROUPS_DTYPE = pd.ArrowDtype(pa.list_(pa.string()))
+
+
+def groups_series(found: list[list[str]], index: pd.Index) -> pd.Series:
+    """``groups`` as an Arrow list<string> column: a batch where no row mentions a group still
+    converts to list<string> (an object column of empty lists would become list<null>)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(found, type=pa.list_(pa.string()))), index=index)
 
 
 def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: list[str]) -> pd.DataFrame:
@@ -37,7 +46,7 @@ def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: lis
     for r, gs in enumerate(found):
         for g in gs:
             flags[r, pos[g]] = True
-    cols = {"groups": pd.Series(found, index=df.index, dtype=object)}
+    cols = {"groups": groups_series(found, df.index)}
     for g, name in zip(all_groups, group_columns(all_groups)):
         cols[name] = pd.Series(flags[:, pos[g]], index=df.index)
     keep = df.drop(columns=[c for c in cols if c in df.columns])

@@ -442,11 +442,14 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
         return df
     ann = _annotator(lexicon)
     found = ann.detect_groups(df.loc[mask, text_col].tolist())
+    from debias.annotate import groups_series
+
     df = df.copy()
     rows = df.index[mask]
-    df["groups"] = df["groups"].astype(object)
-    for r, gs in zip(rows, found):
-        df.at[r, "groups"] = gs
+    merged = [list(g) if g is not None else [] for g in df["groups"].tolist()]
+    for pos, gs in zip(np.flatnonzero(mask), found):
+        merged[pos] = gs
+    df["groups"] = groups_series(merged, df.index)
     for g in ann.group_names:
         col = f"g_{g}"
         if col in df.columns:

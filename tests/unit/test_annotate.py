@@ -85,3 +85,12 @@ def test_from_given_columns_errors():
         from_given_columns(df, columns={"female": "female"}, threshold=0.5, all_groups=["male"])
     with pytest.raises(TypeError, match="numeric or bool"):
         from_given_columns(df, columns={"female": "txt"}, threshold=0.5, all_groups=None)
+
+
+def test_arrow_schema_same_with_and_without_mentions(ann):
+    import pyarrow as pa
+
+    none = pa.Table.from_pandas(ann(pd.DataFrame({"text": ["nothing", "here"]})), preserve_index=False)
+    some = pa.Table.from_pandas(ann(pd.DataFrame({"text": ["Muslim women", "x"]})), preserve_index=False)
+    assert none.schema.field("groups").type == pa.list_(pa.string())
+    assert none.schema.remove_metadata() == some.schema.remove_metadata()
