@@ -8,9 +8,10 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,7 +131,7 @@ class TrainBatch:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def to(self, device: torch.device | str) -> "TrainBatch":
+    def to(self, device: torch.device | str) -> TrainBatch:
         def mv(d):
             return None if d is None else {k: v.to(device, non_blocking=True) for k, v in d.items()}
         return TrainBatch(mv(self.inputs), self.y.to(device), self.sample_weight.to(device),
@@ -296,7 +297,7 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
     cols = [m[:, j] for j in range(m.shape[1])] + [none]
     names = [g[2:] if g.startswith("g_") else g for g in group_names] + [NONE_GROUP]
     rows = []
-    for name, mask in zip(names, cols):
+    for name, mask in zip(names, cols, strict=True):
         n = int(mask.sum())
         if n == 0:
             continue
@@ -424,6 +425,12 @@ def load_training_state(path: str | Path, module: torch.nn.Module, *, optimizer:
         scheduler.load_state_dict(state["scheduler"])
     if objective is not None:
         objective.load_state_dict(state["objective"])
+    return state["extra"]
+
+
+def read_training_extra(path: str | Path) -> dict[str, Any]:
+    """Only the ``extra`` record (epoch, history ...) of a saved training state."""
+    state = torch.load(Path(path) / TRAIN_STATE, map_location="cpu", weights_only=True)
     return state["extra"]
 
 

@@ -1,0 +1,508 @@
+"""`debias train`: fairness-regularised fine-tuning on Ray Train (V2 TorchTrainer, DDP).
+
+1. Preflight on the driver (no cluster work): the model dir, the preprocess splits, their
+   columns, the loss terms (validated against the groups present).
+2. Ray Data reads ``RUN_DIR/preprocess/{train,val}``, attaches counterfactual partners when
+   counterfactual logit pairing is on, tokenises (unpadded) and materialises once, before the
+   workers take every CPU. Each worker gets an equal streaming shard of train; it cuts windows
+   of ``bucket_window`` batches, sorts each window by length and pads every batch only to its
+   own longest row (:func:`debias.training.bucket_batches`).
+3. ``train_loop_per_worker``: the model, losses and one step from ``debias``; DDP via
+   ``prepare_model`` (gloo on CPU, nccl + bf16 autocast on GPU); group statistics in the
+   penalties are all-reduced inside the loss. Rank 0 validates after each epoch and
+   checkpoints (weights as safetensors, optimiser, scheduler, DRO weights, early stopping);
+   ``FailureConfig`` restarts a failed worker group from the last checkpoint.
+4. The best checkpoint by the validation objective is exported to ``RUN_DIR/train/model/``
+   (HF format + ``model_card.json``) inside the atomically renamed stage folder.
+
+Checkpoints live in ``RUN_DIR/train_checkpoints/<run name>/``; every run gets a unique name,
+so a fresh run never picks up an old one; ``--resume`` continues the latest run on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from debias.config import PipelineConfig, TrainConfig
+from debias.runs import join, resolve_fs, stage_output, stage_path
+
+log = logging.getLogger("debias.train")
+CHECKPOINT_DIR = "train_checkpoints"
+LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --resume)
+_NAN_SCORE = -1e9  # what a NaN validation objective counts as when ranking checkpoints
+
+
+def _say(msg: str) -> None:
+    print(f"[debias train] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- preflight (driver, no Ray)
+
+
+def _split_columns(path: str) -> tuple[list[str], int]:
+    import pyarrow.dataset as pds
+
+    fs, p = resolve_fs(path)
+    from pyarrow import fs as pafs
+
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        raise ValueError(f"training input {path} not found; run `debias preprocess` first")
+    dataset = pds.dataset(p, filesystem=fs, format="parquet")
+    return list(dataset.schema.names), int(dataset.count_rows())
+
+
+def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Check everything a run needs before any cluster work; return the plan."""
+    from debias.losses import FairnessObjective
+    from debias.model import _check_model_dir, default_model_dir
+    from debias.training import group_columns, parse_objective
+
+    tc = cfg.train
+    model_dir = str(_check_model_dir(tc.model or default_model_dir()))
+    train_path = stage_path(run_dir, "preprocess", "train")
+    val_path = stage_path(run_dir, "preprocess", "val")
+    cols, n_train = _split_columns(train_path)
+    need = {"text", "label"}
+    missing = need - set(cols)
+    if missing:
+        raise ValueError(f"{train_path} lacks columns {sorted(missing)}; columns present: {', '.join(cols)}")
+    if n_train == 0:
+        raise ValueError(f"{train_path} has no rows; nothing to train on")
+    group_cols = group_columns(cols)
+    objective = FairnessObjective(tc.losses, n_groups=len(group_cols))  # validates the terms
+    if objective.needs_counterfactuals and not {"id", "pair_id", "is_augmented"} <= set(cols):
+        raise ValueError("counterfactual_logit_pairing needs id, pair_id and is_augmented columns "
+                         "(augment.mode=pairs or append); found: " + ", ".join(cols))
+    parse_objective(tc.selection_metric)
+    try:
+        val_cols, n_val = _split_columns(val_path)
+    except ValueError:
+        val_cols, n_val = [], 0
+    if tc.padding == "fixed" and tc.bucket_window != 1:
+        log.info("fixed padding: length bucketing is off")
+    read_cols = [c for c in ["id", "text", "label", "sample_weight", "pair_id", "is_augmented", *group_cols]
+                 if c in cols]
+    return {"model_dir": model_dir, "train_path": train_path, "val_path": val_path,
+            "n_train": n_train, "n_val": n_val, "group_cols": group_cols, "read_cols": read_cols,
+            "val_cols": [c for c in read_cols if c in val_cols],
+            "counterfactuals": objective.needs_counterfactuals}
+
+
+def steps_per_epoch(n_rows: int, *, workers: int, batch_size: int, bucket_window: int,
+                    max_steps: int | None = None) -> int:
+    """Optimiser steps per epoch, identical on every rank (DDP needs the same count).
+
+    Each of ``workers`` shards holds ``n_rows // workers`` rows (equal split); a window of
+    ``batch_size * bucket_window`` rows yields ``bucket_window`` batches, a last partial window
+    ``ceil(rest / batch_size)``.
+    """
+    rows = n_rows // workers
+    if rows == 0:
+        raise ValueError(f"{n_rows} training rows cannot feed {workers} workers")
+    win = batch_size * bucket_window
+    steps = (rows // win) * bucket_window + math.ceil((rows % win) / batch_size)
+    return min(steps, max_steps) if max_steps else steps
+
+
+def _new_run_name(cfg: PipelineConfig) -> str:
+    return f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def resolve_run_name(cfg: PipelineConfig, ckpt_root: str, *, resume: bool) -> str:
+    """A fresh unique name; with ``resume`` the configured or latest run, which must exist.
+
+    ``ckpt_root`` is ``RUN_DIR/train_checkpoints`` (a local path or a filesystem URI).
+    """
+    tc = cfg.train
+    fs, root = resolve_fs(ckpt_root)
+    if resume:
+        name = tc.run_name
+        if name is None and _exists(fs, join(root, LATEST)):
+            with fs.open_input_stream(join(root, LATEST)) as f:
+                name = f.read().decode().strip()
+        if not name or not _exists(fs, join(root, name)):
+            raise ValueError(f"--resume: no earlier training run found in {ckpt_root}"
+                             + (f" named {name!r}" if name else ""))
+        return name
+    if tc.run_name:
+        if _exists(fs, join(root, tc.run_name)):
+            raise ValueError(f"train.run_name {tc.run_name!r} already exists in {ckpt_root}; pass "
+                             "--resume to continue it on purpose, or choose a new name")
+        return tc.run_name
+    return _new_run_name(cfg)
+
+
+# ---------------------------------------------------------------- the worker loop
+
+
+def _quiet_worker() -> None:
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker: build, (resume), train epochs, validate and checkpoint on rank 0."""
+    _quiet_worker()
+    import pandas as pd
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.distributed as dist
+
+    from debias.losses import FairnessObjective
+    from debias.model import freeze, load_classifier, unwrap
+    from debias.training import (
+        EarlyStopping,
+        FairClassifier,
+        bucket_batches,
+        load_training_state,
+        make_batch,
+        make_optimizer,
+        membership_matrix,
+        predict_frame,
+        save_training_state,
+        selection_score,
+        train_step,
+        validation_metrics,
+    )
+
+    tc = TrainConfig.model_validate(config["train"])
+    plan = config["plan"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    group_cols = plan["group_cols"]
+    steps = int(config["steps_per_epoch"])
+    seed = int(config["seed"])
+    fault = config.get("fault")
+
+    torch.manual_seed(seed)  # identical heads on every rank (DDP also broadcasts rank 0's)
+    model, tok = load_classifier(plan["model_dir"])
+    freeze(model, embeddings=tc.freeze_embeddings, layers=tc.freeze_layers)
+    objective = FairnessObjective(tc.losses, n_groups=len(group_cols))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    token_types = "token_type_ids" in getattr(tok, "model_input_names", ())
+    module = FairClassifier(model, n_groups=len(group_cols), adversary=objective.adversary_params,
+                            pad_id=pad_id)
+    module = ray.train.torch.prepare_model(module)
+    optimizer, scheduler = make_optimizer(module, lr=tc.lr, weight_decay=tc.weight_decay,
+                                          total_steps=steps * tc.epochs, warmup_ratio=tc.warmup_ratio)
+    start_epoch, global_step, history = 0, 0, []
+    stopper = EarlyStopping(tc.early_stopping_patience)
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            extra = load_training_state(d, unwrap(module), optimizer=optimizer, scheduler=scheduler,
+                                        objective=objective)
+        start_epoch, global_step, history = extra["epoch"] + 1, extra["global_step"], extra["history"]
+        stopper.load_state_dict(extra["early_stopping"])
+        if rank == 0:
+            _say(f"resumed from epoch {extra['epoch'] + 1} (step {global_step})")
+        if extra.get("stopped"):
+            start_epoch = tc.epochs
+
+    pad_to = tc.max_length if tc.padding == "fixed" else None
+    window_batches = tc.bucket_window if tc.padding == "dynamic" else 1
+    val_df = None
+    if rank == 0 and plan["n_val"] > 0:
+        val_df = pd.concat(list(ray.train.get_dataset_shard("val").iter_batches(
+            batch_size=4096, batch_format="pandas")), ignore_index=True)
+
+    run_started = time.time()
+    for epoch in range(start_epoch, tc.epochs):
+        t0 = time.time()
+        sums: dict[str, float] = {}
+        n_local, step = 0, 0
+        shard = ray.train.get_dataset_shard("train")
+        for w_i, window in enumerate(shard.iter_batches(batch_size=tc.batch_size * window_batches,
+                                                        batch_format="pandas")):
+            if tc.padding == "dynamic":
+                batches = bucket_batches(window, batch_size=tc.batch_size,
+                                         seed=seed * 1_000_003 + epoch * 10_007 + rank * 101 + w_i)
+            else:
+                batches = [window.iloc[i:i + tc.batch_size] for i in range(0, len(window), tc.batch_size)]
+            for bdf in batches:
+                if step >= steps:
+                    break
+                batch = make_batch(bdf, group_cols=group_cols, pad_id=pad_id, token_type_ids=token_types,
+                                   pad_to=pad_to, counterfactuals=plan["counterfactuals"])
+                out = train_step(module, batch, objective, optimizer, scheduler, device=device,
+                                 grad_clip=tc.grad_clip)
+                for k, v in out.items():
+                    if k != "n":
+                        sums[k] = sums.get(k, 0.0) + v
+                n_local += out["n"]
+                step += 1
+                global_step += 1
+                if fault and rank == fault["rank"] and global_step == fault["step"] \
+                        and not os.path.exists(fault["marker"]):
+                    Path(fault["marker"]).write_text(str(os.getpid()))
+                    os._exit(1)  # a hard worker death, as on a lost node
+            if step >= steps:
+                break
+        if step < steps:
+            raise RuntimeError(f"rank {rank} ran out of data after {step} of {steps} steps")
+        seconds = time.time() - t0
+        train_metrics = {f"train_{k}": v / max(step, 1) for k, v in sums.items()}
+        record: dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step, **train_metrics,
+                                  "samples_per_s": n_local * world / max(seconds, 1e-9),
+                                  "epoch_seconds": seconds}
+        decision = [False, False]  # improved, stop: rank 0 decides, every rank follows
+        by_group = None
+        if rank == 0:
+            if val_df is not None:
+                scores = predict_frame(unwrap(module).model, val_df, pad_id=pad_id, token_type_ids=token_types,
+                                       batch_size=max(tc.batch_size, 64), device=device)
+                overall, by_group = validation_metrics(
+                    val_df["label"].to_numpy(), scores, membership_matrix(val_df, group_cols), group_cols,
+                    threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
+                record.update(overall)
+                score = selection_score(overall, tc.selection_metric)
+            else:
+                score = -float(record.get("train_loss", 0.0))  # no val split: lower train loss wins
+            record["selection_score"] = score if not math.isnan(score) else _NAN_SCORE
+            decision = list(stopper.update(record["selection_score"], epoch + 1))
+            record["best_epoch"] = stopper.best_epoch_
+            done = epoch + 1 - start_epoch
+            eta = (time.time() - run_started) / done * (tc.epochs - epoch - 1)
+            terms = " ".join(f"{k[6:]}={v:.4f}" for k, v in train_metrics.items())
+            val = " ".join(f"{k}={record[k]:.4f}" for k in ("val_auc", "val_accuracy", "val_eo_difference")
+                           if k in record)
+            _say(f"{config['run_name']} epoch {epoch + 1}/{tc.epochs} step {global_step} | {terms} | "
+                 f"{val} score={record['selection_score']:.4f} | {record['samples_per_s']:.1f} samples/s | "
+                 f"ETA {_fmt_eta(eta)}")
+        if world > 1:
+            dist.broadcast_object_list(decision, src=0)  # identical early-stopping decision everywhere
+            holder = [record]
+            dist.broadcast_object_list(holder, src=0)
+            record = holder[0]
+        stop = bool(decision[1])
+        stopped = epoch + 1 == tc.epochs  # the last epoch ends the run anyway
+        history.append(record)
+        if rank == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                save_training_state(tmp, unwrap(module), optimizer=optimizer, scheduler=scheduler,
+                                    objective=objective,
+                                    extra={"epoch": epoch, "global_step": global_step, "history": history,
+                                           "early_stopping": stopper.state_dict(), "stopped": bool(stop)})
+                if by_group is not None:
+                    (Path(tmp) / "val_by_group.json").write_text(by_group.to_json(orient="records"))
+                ray.train.report(_reportable(record), checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(_reportable(record))
+        if stop and not stopped:
+            if rank == 0:
+                _say(f"early stopping after epoch {epoch + 1}; best epoch {stopper.best_epoch_}")
+            break
+
+
+def _reportable(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in record.items()}
+
+
+# ---------------------------------------------------------------- the job
+
+
+def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
+    import pyarrow.parquet as pq
+    import ray.data
+
+    from debias.training import Tokenize, add_partner_text, partner_texts
+
+    fs, train_p = resolve_fs(plan["train_path"])
+    tok_kwargs = {"model_dir": plan["model_dir"], "max_length": tc.max_length}
+    train = ray.data.read_parquet(train_p, filesystem=fs, columns=plan["read_cols"])
+    if plan["counterfactuals"]:
+        # The pair table is small (paired rows only); the partner texts travel with the tasks.
+        pairs = pq.read_table(train_p, filesystem=fs, columns=["id", "pair_id", "text", "is_augmented"]
+                              ).to_pandas()
+        train = train.map_batches(add_partner_text, batch_format="pandas",
+                                  fn_kwargs={"partners": partner_texts(pairs)})
+    train = train.map_batches(Tokenize, fn_constructor_kwargs=tok_kwargs, batch_format="pandas",
+                              concurrency=1).random_shuffle(seed=seed).materialize()
+    datasets = {"train": train}
+    if plan["n_val"] > 0:
+        fs_v, val_p = resolve_fs(plan["val_path"])
+        val = ray.data.read_parquet(val_p, filesystem=fs_v, columns=plan["val_cols"])
+        datasets["val"] = val.map_batches(Tokenize, fn_constructor_kwargs=tok_kwargs,
+                                          batch_format="pandas", concurrency=1).materialize()
+    return datasets
+
+
+def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
+        fault: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run Ray Train and return ``{"result", "run_name", "plan", "steps_per_epoch", ...}``.
+
+    ``fault`` (tests only): ``{"rank", "step", "marker"}`` makes that rank's process exit hard
+    at that global step once (the marker file records that it happened).
+    """
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from jobs.ray_session import quiet_ray_data
+
+    tc = cfg.train
+    plan = preflight(cfg, run_dir)
+    fs, base = resolve_fs(run_dir)
+    ckpt_root = join(base, CHECKPOINT_DIR) if "://" not in run_dir else join(run_dir, CHECKPOINT_DIR)
+    fs.create_dir(join(base, CHECKPOINT_DIR), recursive=True)
+    run_name = resolve_run_name(cfg, ckpt_root, resume=resume)
+    with fs.open_output_stream(join(base, CHECKPOINT_DIR, LATEST)) as f:
+        f.write(run_name.encode())
+    quiet_ray_data()
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    t0 = time.time()
+    datasets = _datasets(plan, tc, cfg.seed)
+    n_train = datasets["train"].count()
+    steps = steps_per_epoch(n_train, workers=tc.num_workers, batch_size=tc.batch_size,
+                            bucket_window=tc.bucket_window if tc.padding == "dynamic" else 1,
+                            max_steps=tc.max_steps_per_epoch)
+    prep_seconds = time.time() - t0
+    _say(f"run {run_name}: {n_train:,} train rows, {plan['n_val']:,} val rows, {len(plan['group_cols'])} "
+         f"groups, {tc.num_workers} worker(s), {steps} steps/epoch x {tc.epochs} epochs; "
+         f"tokenised in {prep_seconds:.1f}s")
+    resources = {"CPU": tc.cpus_per_worker}
+    if tc.use_gpu:
+        resources["GPU"] = 1
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"train": tc.model_dump(), "plan": plan, "steps_per_epoch": steps,
+                           "seed": cfg.seed, "run_name": run_name, "fault": fault},
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=run_name, storage_path=ckpt_root,
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep,
+                                               checkpoint_score_attribute="selection_score",
+                                               checkpoint_score_order="max"),
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    return {"result": result, "run_name": run_name, "plan": plan, "steps_per_epoch": steps,
+            "n_train": n_train, "prep_seconds": prep_seconds, "fit_seconds": time.time() - t0 - prep_seconds,
+            "checkpoint_root": join(ckpt_root, run_name)}
+
+
+def _best_checkpoint(result) -> Any:
+    scored = [(m.get("selection_score", _NAN_SCORE), m.get("epoch", 0), c)
+              for c, m in (result.best_checkpoints or [])]
+    if not scored:
+        if result.checkpoint is None:
+            raise RuntimeError("training produced no checkpoint")
+        return result.checkpoint
+    # best score; on ties the later epoch
+    return max(scored, key=lambda t: (t[0], t[1]))[2]
+
+
+def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Load the best checkpoint on the driver and export the classifier with its model card."""
+    import pandas as pd
+
+    from debias.losses import FairnessObjective
+    from debias.model import export_model, load_classifier
+    from debias.training import FairClassifier, load_training_state, read_training_extra
+
+    tc, plan = cfg.train, fitted["plan"]
+    result = fitted["result"]
+    ckpt = _best_checkpoint(result)
+    with result.checkpoint.as_directory() as d:  # the latest holds the whole history
+        history = read_training_extra(d)["history"]
+    model, tok = load_classifier(plan["model_dir"])
+    objective = FairnessObjective(tc.losses, n_groups=len(plan["group_cols"]))
+    module = FairClassifier(model, n_groups=len(plan["group_cols"]), adversary=objective.adversary_params,
+                            pad_id=tok.pad_token_id or 0)
+    with ckpt.as_directory() as d:
+        extra = load_training_state(d, module)
+        by_group_path = Path(d) / "val_by_group.json"
+        by_group = json.loads(by_group_path.read_text()) if by_group_path.is_file() else []
+    best = extra["history"][-1]
+    card = {
+        "base_model": plan["model_dir"],
+        "task": "binary sequence classification (label 1 = positive class)",
+        "data": {"train": plan["train_path"], "val": plan["val_path"], "train_rows": fitted["n_train"],
+                 "val_rows": plan["n_val"], "groups": [g[2:] for g in plan["group_cols"]]},
+        "losses": [t.model_dump() for t in tc.losses],
+        "config": tc.model_dump(),
+        "seed": cfg.seed,
+        "run_name": fitted["run_name"],
+        "epoch": best["epoch"],
+        "global_step": best["global_step"],
+        "selection_metric": tc.selection_metric,
+        "validation": {k: v for k, v in best.items() if k.startswith("val_")},
+        "validation_by_group": by_group,
+        "history": history,
+    }
+    export_model(model, tok, out_dir, card=card)
+    return {"card": card, "history": history, "by_group": pd.DataFrame(by_group)}
+
+
+def run(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
+        fault: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, pick the best epoch on the validation objective, export ``RUN_DIR/train/``.
+
+    Call inside :func:`jobs.ray_session.ray_session`. Returns a summary dict (run name, best
+    epoch, validation metrics, steps, timings).
+    """
+    from jobs.storage import check_run_dir_shared
+
+    check_run_dir_shared(run_dir)
+    inputs = [stage_path(run_dir, "preprocess", "train"), stage_path(run_dir, "preprocess", "val")]
+    with stage_output(run_dir, "train", config=cfg, inputs=inputs, seed=cfg.seed) as w:
+        fitted = fit(cfg, run_dir, resume=resume, fault=fault)
+        if isinstance(w.fs, pafs.LocalFileSystem):
+            exported = export_best(cfg, fitted, Path(w.path) / "model")
+        else:  # object store: export locally, then copy into the stage's temp folder
+            with tempfile.TemporaryDirectory() as tmp:
+                exported = export_best(cfg, fitted, Path(tmp) / "model")
+                pafs.copy_files(str(Path(tmp) / "model"), w.sub("model"),
+                                source_filesystem=pafs.LocalFileSystem(), destination_filesystem=w.fs)
+        w.write_json("history.json", exported["history"])
+        card = exported["card"]
+        summary = {
+            "run_name": fitted["run_name"],
+            "checkpoints": fitted["checkpoint_root"],
+            "best_epoch": card["epoch"],
+            "global_step": card["global_step"],
+            "epochs_run": len(card["history"]),
+            "steps_per_epoch": fitted["steps_per_epoch"],
+            "validation": card["validation"],
+            "timings_seconds": {"tokenise": round(fitted["prep_seconds"], 2),
+                                "fit": round(fitted["fit_seconds"], 2)},
+        }
+        w.manifest.update({"train": summary, "rows": {"train": fitted["n_train"], "val": fitted["plan"]["n_val"]}})
+    _say(f"done: model in {join(run_dir, 'train', 'model')} (best epoch {card['epoch']})")
+    return {**summary, "model_dir": stage_path(run_dir, "train", "model")}
