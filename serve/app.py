@@ -109,6 +109,22 @@ async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
 
 # --------------------------------------------------------------------------------------------
 
+def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
+    """``(lexicon, annotator, swap table)`` as preprocessing builds them.
+
+    Counterfactual swaps cover the annotated axes that have a swap list (some axes, e.g. age,
+    are detected but have no one-to-one swaps).
+    """
+    from debias.annotate import IdentityAnnotator
+    from debias.augment import available_swap_axes, load_swaps
+    from debias.lexicon import load_lexicon
+
+    axes = settings.annotate.axes
+    lexicon = load_lexicon(axes, settings.annotate.lexicon_dir)
+    swap_axes = [a for a in axes if a in set(available_swap_axes(settings.swap_dir))]
+    return lexicon, IdentityAnnotator(lexicon), load_swaps(swap_axes, settings.swap_dir)
+
+
 def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:
     """The card's ``version`` if it has one, else the first 12 hex digits of the weights' SHA-256."""
     if card.get("version"):
@@ -204,16 +220,7 @@ class Classifier:
             self.replica = "local"
 
     def _load_identity_tools(self) -> None:
-        from debias.annotate import IdentityAnnotator
-        from debias.augment import load_swaps
-
-        from debias.lexicon import load_lexicon
-
-        axes = self.settings.annotate.axes
-        self._lexicon = load_lexicon(axes, self.settings.annotate.lexicon_dir)
-        self._annotator = IdentityAnnotator(self._lexicon)
-        self._swaps = load_swaps(axes) if self.settings.swap_dir is None else \
-            load_swaps(axes, swap_dir=self.settings.swap_dir)
+        self._lexicon, self._annotator, self._swaps = identity_tools(self.settings)
 
     # -- the batched path ---------------------------------------------------------------------
 
@@ -334,6 +341,9 @@ def resolve_model_dir(serve_cfg: ServeConfig, run_dir: str | os.PathLike | None)
     if serve_cfg.model:
         path = Path(serve_cfg.model).expanduser()
     elif run_dir:
+        if "://" in str(run_dir):
+            raise ValueError(f"serve loads a local model; the run dir {run_dir} is remote: copy "
+                             "its train/model locally and set serve.model to that folder")
         path = Path(run_dir) / "train" / "model"
         if not path.is_dir():
             raise ValueError(f"no trained model at {path}; run `debias train` for that run dir "

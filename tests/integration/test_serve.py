@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-APP = "debias-test"
+APP = "debias"  # the name `debias serve` deploys under
 MAX_TEXTS = 16
 MAX_CHARS = 200
 CARD = {"version": "tiny-test-1", "training_data": {"rows": 10, "source": "unit fixture"},
@@ -48,34 +48,40 @@ def _wait(predicate, what: str, timeout_s: float = 60.0, every_s: float = 0.1):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("served") / "model"
-    shutil.copytree(tiny_model_dir, d)
-    (d / "model_card.json").write_text(json.dumps(CARD))
-    return d
+def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    rd = tmp_path_factory.mktemp("run")
+    shutil.copytree(tiny_model_dir, rd / "train" / "model")
+    (rd / "train" / "model" / "model_card.json").write_text(json.dumps(CARD))
+    return rd
 
 
 @pytest.fixture(scope="module")
-def settings(model_dir):
-    from debias.config import ServeConfig
-    from serve.schemas import AppSettings
+def cfg(run_dir):
+    from debias.config import load_config
 
-    cfg = ServeConfig(model=str(model_dir), port=_free_port(), max_batch_size=8,
-                      batch_wait_timeout_s=0.05, max_ongoing_requests=64, min_replicas=1,
-                      max_replicas=1, num_cpus_per_replica=0.5, torch_threads=1,
-                      max_texts=MAX_TEXTS, max_chars=MAX_CHARS, monitor_window=1000,
-                      monitor_min_count=1)
-    return AppSettings(model_dir=str(model_dir), serve=cfg)
+    serve_cfg = {"port": _free_port(), "max_batch_size": 8, "batch_wait_timeout_s": 0.05,
+                 "max_ongoing_requests": 64, "min_replicas": 1, "max_replicas": 1,
+                 "num_cpus_per_replica": 0.5, "torch_threads": 1, "max_texts": MAX_TEXTS,
+                 "max_chars": MAX_CHARS, "monitor_window": 1000, "monitor_min_count": 1}
+    return load_config(base={"data": {"path": "unused-by-serve"}, "serve": serve_cfg})
 
 
 @pytest.fixture(scope="module")
-def url(ray_local, settings):
+def settings(cfg, run_dir):
+    from serve.app import settings_from_pipeline
+
+    return settings_from_pipeline(cfg, run_dir)
+
+
+@pytest.fixture(scope="module")
+def url(ray_local, cfg, run_dir):
+    """`debias serve` without blocking: the model comes from RUN_DIR/train/model."""
     from ray import serve
 
-    from serve.app import deploy
+    from serve.app import run
 
-    base = deploy(settings, name=APP)
-    yield base
+    run(cfg, str(run_dir), blocking=False)
+    yield f"http://127.0.0.1:{cfg.serve.port}"
     serve.shutdown()
 
 
@@ -89,16 +95,17 @@ def client(url):
 def offline(settings):
     """The same model, cleaning and lexicons outside Serve: the oracle for the service."""
     from debias.annotate import IdentityAnnotator
-    from debias.augment import load_swaps
+    from debias.augment import available_swap_axes, load_swaps
     from debias.clean import clean_texts
     from debias.lexicon import load_lexicon
     from debias.predict import Predictor
 
     axes = settings.annotate.axes
     lex = load_lexicon(axes)
+    swaps = load_swaps([a for a in axes if a in available_swap_axes()])
     return {"predictor": Predictor(settings.model_dir, batch_size=8, num_threads=1),
             "clean": lambda ts: clean_texts(ts, params=settings.clean),
-            "annotator": IdentityAnnotator(lex), "lexicon": lex, "swaps": load_swaps(axes)}
+            "annotator": IdentityAnnotator(lex), "lexicon": lex, "swaps": swaps}
 
 
 def _snapshot(client) -> dict:
@@ -109,6 +116,33 @@ def _snapshot(client) -> dict:
 
 def _settled(client, key, target) -> dict:
     return _wait(lambda: (s := _snapshot(client)) and key(s) >= target and s, f"monitor {target}")
+
+
+def test_model_dir_resolution_errors_name_the_fix(tmp_path, tiny_model_dir):
+    from debias.config import ServeConfig
+    from serve.app import resolve_model_dir
+
+    with pytest.raises(ValueError, match="set serve.model"):
+        resolve_model_dir(ServeConfig(), None)
+    with pytest.raises(ValueError, match="no trained model at"):
+        resolve_model_dir(ServeConfig(), tmp_path)
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", pickled / "config.json")
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match="safetensors"):
+        resolve_model_dir(ServeConfig(model=str(pickled)), None)
+    assert resolve_model_dir(ServeConfig(model=str(tiny_model_dir)), tmp_path) == str(tiny_model_dir.resolve())
+
+
+def test_build_app_refuses_unknown_arguments(tiny_model_dir):
+    from serve.app import build_app
+
+    with pytest.raises(ValueError, match="unknown argument"):
+        build_app({"model": str(tiny_model_dir), "batch": 3})
+    with pytest.raises(ValueError, match="max_ongoing_requests"):
+        build_app({"model": str(tiny_model_dir), "max_batch_size": "64", "max_ongoing_requests": "5"})
+    assert build_app({"model": str(tiny_model_dir), "threshold": "0.3"}) is not None
 
 
 def test_health_and_model_card(client):
@@ -261,6 +295,7 @@ def test_no_request_text_reaches_the_logs(client, ray_local):
     assert hits == []
 
 
+@pytest.mark.slow
 def test_replica_restarts_after_being_killed(client, ray_local):
     old = client.get("/healthz").json()["replica"]
     actor = ray_local.get_actor(f"SERVE_REPLICA::{APP}#Classifier#{old}", namespace="serve")
