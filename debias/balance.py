@@ -33,6 +33,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from debias.split import stable_uniform
 
@@ -99,15 +101,43 @@ def cell_keys(
     """
     if groups_col not in df.columns:
         raise ValueError(f"missing column {groups_col!r}; columns present: {', '.join(map(str, df.columns))}")
-    cache: dict[tuple[str, ...], str] = {}
-    keys = []
-    for v in df[groups_col].tolist():
-        t = _as_groups(v)
-        k = cache.get(t)
-        if k is None:
-            k = cache[t] = _group_key(t, intersectional, group_counts)
-        keys.append(k)
-    return pd.Series(keys, index=df.index, dtype=object, name="cell")
+    col = df[groups_col]
+    joined = _joined_groups(col)
+    if joined is None:  # not a clean list<string> column: per-row path with precise errors
+        cache: dict[tuple[str, ...], str] = {}
+        keys = []
+        for v in col.tolist():
+            t = _as_groups(v)
+            k = cache.get(t)
+            if k is None:
+                k = cache[t] = _group_key(t, intersectional, group_counts)
+            keys.append(k)
+        return pd.Series(keys, index=df.index, dtype=object, name="cell")
+    # Vectorised: one key computation per distinct group list, not per row.
+    codes, uniq = pd.factorize(joined, use_na_sentinel=True)
+    lut = np.array(
+        [_group_key(tuple(u.split(_SEP)) if u else (), intersectional, group_counts) for u in uniq]
+        + [NONE_KEY],  # code -1: a null list
+        dtype=object,
+    )
+    return pd.Series(lut[codes], index=df.index, dtype=object, name="cell")
+
+
+_SEP = "\x1f"  # unit separator: cannot occur in a group name
+
+
+def _joined_groups(col: pd.Series) -> pd.Series | None:
+    """Each row's groups joined by ``_SEP`` (null for a null list), computed by Arrow; None when
+    the column is not a clean list of strings (then the caller takes the per-row path)."""
+    values = col.tolist()
+    # Arrow would read a bare string as a list of characters; leave those to the per-row path.
+    if not values or any(isinstance(v, str) for v in values):
+        return None
+    try:
+        arr = pa.array(values, type=pa.list_(pa.string()), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+    return pc.binary_join(arr, _SEP).to_pandas()
 
 
 def _labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
@@ -224,15 +254,13 @@ def apply_weights(
     """
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
     y = _labels(df, label_col)
-    w = np.empty(len(df), dtype=np.float64)
-    for i, (g, lab) in enumerate(zip(keys.tolist(), y.tolist(), strict=True)):
-        try:
-            w[i] = weights[(g, lab)]
-        except KeyError:
-            raise ValueError(
-                f"no weight for cell ({g!r}, {lab}); weights hold {len(weights)} cells, e.g. "
-                f"{sorted(weights)[:5]}; were they computed with the same intersectional/group_counts?"
-            ) from None
+    w = _per_row(keys.to_numpy(), y, weights, np.nan)
+    if np.isnan(w).any():
+        i = int(np.flatnonzero(np.isnan(w))[0])
+        raise ValueError(
+            f"no weight for cell ({keys.iloc[i]!r}, {y[i]}); weights hold {len(weights)} cells, e.g. "
+            f"{sorted(weights)[:5]}; were they computed with the same intersectional/group_counts?"
+        )
     out = df.copy()
     out[out_col] = w
     return out
@@ -385,6 +413,21 @@ def _row_cells_u(df: pd.DataFrame, plan: ResamplePlan) -> tuple[np.ndarray, np.n
     return keys, y, u
 
 
+def _per_row(keys: np.ndarray, y: np.ndarray, table: Mapping[Cell, float], missing: float) -> np.ndarray:
+    """``table[(key, label)]`` for every row, vectorised over the distinct keys; ``missing`` where
+    the table has no entry."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.float64)
+    codes, uniq = pd.factorize(pd.Series(keys, dtype=object))
+    lut = np.full((len(uniq), 2), missing, dtype=np.float64)
+    for i, g in enumerate(uniq):
+        for lab in (0, 1):
+            v = table.get((g, lab))
+            if v is not None:
+                lut[i, lab] = v
+    return lut[codes, y]
+
+
 def _check_bins(plan: ResamplePlan, bins: int | None) -> int:
     _check_plan(plan)
     if bins is not None and bins != plan.bins:
@@ -402,10 +445,8 @@ def u_histogram(df: pd.DataFrame, *, cells: ResamplePlan, bins: int | None = Non
     plan = cells
     nb = _check_bins(plan, bins)
     keys, y, u = _row_cells_u(df, plan)
-    need = {c for c, p in plan.cells.items() if p.extra > 0}
-    mask = np.fromiter(
-        ((g, lab) in need for g, lab in zip(keys, y, strict=True)), dtype=bool, count=len(keys)
-    )
+    need = {c: 1.0 for c, p in plan.cells.items() if p.extra > 0}
+    mask = _per_row(keys, y, need, 0.0) == 1.0
     b = np.minimum((u * nb).astype(np.int64), nb - 1)
     frame = pd.DataFrame({"cell": keys[mask], "label": y[mask], "bin": b[mask], "n": 1})
     return _sum_frames([frame], ["cell", "label", "bin"])
@@ -462,11 +503,7 @@ def boundary_values(
     want = {c: (b[0] if isinstance(b, tuple) else int(b)) for c, b in bin_index_per_cell.items()}
     keys, y, u = _row_cells_u(df, plan)
     b = np.minimum((u * plan.bins).astype(np.int64), plan.bins - 1)
-    mask = np.fromiter(
-        (want.get((g, lab), -1) == bb for g, lab, bb in zip(keys, y, b, strict=True)),
-        dtype=bool,
-        count=len(keys),
-    )
+    mask = _per_row(keys, y, {c: float(v) for c, v in want.items()}, -1.0) == b
     return pd.DataFrame({"cell": keys[mask], "label": y[mask], "u": u[mask]})
 
 
@@ -506,15 +543,15 @@ def apply_resample(
     if seed is not None and int(seed) != plan.seed:
         raise ValueError(f"seed={seed} differs from the plan's seed={plan.seed}")
     keys, y, u = _row_cells_u(df, plan)
-    copies = np.empty(len(df), dtype=np.int64)
-    for i, (g, lab, ui) in enumerate(zip(keys.tolist(), y.tolist(), u.tolist(), strict=True)):
-        p = plan.cells.get((g, lab))
-        if p is None:
-            raise ValueError(
-                f"row cell ({g!r}, {lab}) is not in the plan; was the plan made from counts of this "
-                "data with the same intersectional/group_counts?"
-            )
-        copies[i] = p.base + (1 if ui < thresholds.get((g, lab), 0.0) else 0)
+    base = _per_row(keys, y, {c: float(p.base) for c, p in plan.cells.items()}, np.nan)
+    if np.isnan(base).any():
+        i = int(np.flatnonzero(np.isnan(base))[0])
+        raise ValueError(
+            f"row cell ({keys[i]!r}, {y[i]}) is not in the plan; was the plan made from counts of this "
+            "data with the same intersectional/group_counts?"
+        )
+    thr = _per_row(keys, y, dict(thresholds), 0.0)
+    copies = base.astype(np.int64) + (u < thr)
     pos = np.repeat(np.arange(len(df)), copies)
     out = df.iloc[pos].reset_index(drop=True)
     # Copy number of each output row within its source row: 0, 1, ..., copies - 1.
