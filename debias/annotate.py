@@ -47,7 +47,7 @@ def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: lis
         for g in gs:
             flags[r, pos[g]] = True
     cols = {"groups": groups_series(found, df.index)}
-    for g, name in zip(all_groups, group_columns(all_groups)):
+    for g, name in zip(all_groups, group_columns(all_groups), strict=True):
         cols[name] = pd.Series(flags[:, pos[g]], index=df.index)
     keep = df.drop(columns=[c for c in cols if c in df.columns])
     return pd.concat([keep, pd.DataFrame(cols, index=df.index)], axis=1)

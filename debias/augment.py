@@ -177,7 +177,7 @@ def load_swaps(axes: list[str], swap_dir: str | Path | None = None) -> SwapTable
                 if not isinstance(raw, list) or len(raw) != len(gs):
                     raise ValueError(f"{path}: {where}: expected a list of {len(gs)} terms (one per group "
                                      f"{gs}); found {raw!r}")
-                row = {g: _term(t, path, where) for g, t in zip(gs, raw)}
+                row = {g: _term(t, path, where) for g, t in zip(gs, raw, strict=True)}
                 variants = [row]
                 if section == "nouns":
                     variants.append({g: pluralize(t) if t else None for g, t in row.items()})
@@ -222,7 +222,7 @@ def _match_case(src: str, target: str) -> str:
             tw[0] = tw[0][:1].upper() + tw[0][1:]
     if len(seps) == len(tw) - 1 and seps:
         out = tw[0]
-        for s, w in zip(seps, tw[1:]):
+        for s, w in zip(seps, tw[1:], strict=True):
             out += ("-" if "-" in s else " ") + w
         return out
     return " ".join(tw)
@@ -405,12 +405,14 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
     ids = out[id_col].astype(str).tolist()
     texts = out[text_col].tolist()
     eligible = ~out["is_augmented"].to_numpy()
+    # With only two-group axes (gender) the mapping is the same for every row: draw it once.
+    fixed = row_mapping(table, "", seed) if all(len(g) <= 2 for g in table.groups.values()) else None
     new_texts: list[str | None] = []
-    for i, (rid, t) in enumerate(zip(ids, texts)):
-        if not eligible[i] or not isinstance(t, str):
+    for i, (rid, t) in enumerate(zip(ids, texts, strict=True)):
+        if not eligible[i] or not isinstance(t, str) or table.pattern.search(t) is None:
             new_texts.append(None)
             continue
-        cf = rewrite(t, table, row_mapping(table, rid, seed))
+        cf = rewrite(t, table, fixed or row_mapping(table, rid, seed))
         new_texts.append(cf if cf != t else None)
     changed = np.array([x is not None for x in new_texts], dtype=bool)
 
@@ -447,7 +449,7 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
     df = df.copy()
     rows = df.index[mask]
     merged = [list(g) if g is not None else [] for g in df["groups"].tolist()]
-    for pos, gs in zip(np.flatnonzero(mask), found):
+    for pos, gs in zip(np.flatnonzero(mask), found, strict=True):
         merged[pos] = gs
     df["groups"] = groups_series(merged, df.index)
     for g in ann.group_names:

@@ -102,7 +102,7 @@ def test_dedup_key_is_casefolded_whitespace_collapsed_blake2b():
     keys = clean_batch(df, text_col="t", label_col="y", label_map={}, params=P)["dedup_key"].tolist()
     assert keys[0] == keys[1] != keys[2]
     assert keys[0] == hashlib.blake2b(b"hello world", digest_size=8).hexdigest()
-    assert keys[3] == hashlib.blake2b("strasse".encode(), digest_size=8).hexdigest()
+    assert keys[3] == hashlib.blake2b(b"strasse", digest_size=8).hexdigest()
     assert all(len(k) == 16 for k in keys)
 
 
