@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from debias.balance import (
@@ -306,3 +307,25 @@ def test_mismatched_plan_is_refused():
         )
     with pytest.raises(TypeError, match="ResamplePlan"):
         u_histogram(df, cells={"a": 1})  # type: ignore[arg-type]
+
+
+def test_empty_batches_and_arrow_list_columns():
+    df = _random_frame(200, seed=9)
+    counts = cell_counts(df, intersectional=False)
+    plan = resample_plan(counts, target_counts(counts, strategy="hybrid"), seed=0, intersectional=False)
+    empty = df.iloc[:0]
+    # A worker can get an empty block: every pass must answer with an empty, well-formed frame.
+    assert list(u_histogram(empty, cells=plan).columns) == ["cell", "label", "bin", "n"]
+    assert len(boundary_values(empty, cells=plan, bin_index_per_cell={})) == 0
+    out = apply_resample(empty, plan=plan, thresholds={})
+    assert len(out) == 0 and "resampled_from" in out.columns
+    assert len(apply_weights(empty, weights={}, intersectional=False)) == 0
+    assert merge_cell_counts([cell_counts(empty, intersectional=False), counts]).equals(counts)
+    # pandas' Arrow-backed list column (as read from parquet with the pyarrow dtype backend).
+    s = pd.Series([["x"], [], None, ["y", "x"]], dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    assert cell_keys(pd.DataFrame({"groups": s}), intersectional=True).tolist() == [
+        "x",
+        NONE_KEY,
+        NONE_KEY,
+        "x+y",
+    ]
