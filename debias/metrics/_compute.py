@@ -8,7 +8,7 @@ import numpy as np
 
 from debias.metrics._rates import COUNT_METRICS, all_rates
 from debias.metrics.auc import auc_from_histograms
-from debias.metrics.stats import N, W, WS, WS2, GroupStats
+from debias.metrics.stats import WS, WS2, GroupStats, N, W
 
 CALIBRATION_METRICS = ("brier", "ece")
 

@@ -111,7 +111,7 @@ def _encode_list_column(col: pd.Series) -> tuple[np.ndarray, list]:
     else:  # many groups: slower but exact
         keys = [() for _ in range(n)]
         acc: dict[int, set] = {}
-        for r, c in zip(parent.tolist(), codes.tolist()):
+        for r, c in zip(parent.tolist(), codes.tolist(), strict=True):
             acc.setdefault(r, set()).add(names[c])
         for r, s in acc.items():
             keys[r] = tuple(sorted(s))

@@ -26,7 +26,7 @@ import numpy as np
 
 from debias.metrics._compute import count_table, metric_arrays
 from debias.metrics.auc import auc_from_histograms
-from debias.metrics.stats import N, GroupStats
+from debias.metrics.stats import GroupStats, N
 
 _AUC_BOOT_BINS = 512
 

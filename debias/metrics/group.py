@@ -286,7 +286,7 @@ def _criterion(data, name: str, metrics: tuple[str, ...], stat: str, *, method: 
     value = float(vals[pick])
     passed = None if threshold is None or np.isnan(value) else bool(value >= threshold)
     return Criterion(name, value, method, metrics, table["min_group"].iloc[pick], table["max_group"].iloc[pick],
-                     lo, hi, threshold, passed, {m: float(v) for m, v in zip(metrics, vals)})
+                     lo, hi, threshold, passed, {m: float(v) for m, v in zip(metrics, vals, strict=True)})
 
 
 def demographic_parity_difference(data, *, method: Method = "between_groups", **kwargs) -> Criterion:

@@ -177,7 +177,7 @@ def group_vs_rest_tests(
                           "p_value": t.p_value, "method": t.method,
                           "mdd": float(minimum_detectable_difference(n[i], nr[i], pooled, alpha=alpha, power=power))})
         adj = adjust_p_values([r["p_value"] for r in block], method=correction)
-        for r, a in zip(block, adj):
+        for r, a in zip(block, adj, strict=True):
             r["p_adjusted"] = float(a)
             r["significant"] = bool(a <= alpha) if not np.isnan(a) else False
         rows.extend(block)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from metrics_data import random_predictions
 from fairlearn import metrics as fm
+from metrics_data import random_predictions
 from sklearn import metrics as skm
 
 from debias.metrics import (
