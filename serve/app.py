@@ -427,24 +427,30 @@ def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> N
     from jobs.ray_session import ray_session
 
     settings = settings_from_pipeline(cfg, run_dir)
-    with ExitStack() as stack:
-        mode = stack.enter_context(ray_session(cfg.ray))
-        url = deploy(settings)
-        print(f"debias serve: {url}  (POST /v1/classify, POST /v1/counterfactual, GET /v1/model, "
-              f"GET /v1/monitor, GET /metrics, GET /healthz)", flush=True)
-        if not blocking:
-            stack.pop_all()  # keep Ray up after returning
-            return
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            while not stop.wait(0.5):
-                pass
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            print("debias serve: stopping", flush=True)
-            if mode == "cluster":
-                serve.delete(APP_NAME)  # leave the cluster's Serve (and other apps) running
-            else:
-                serve.shutdown()
+    stop = threading.Event()
+    previous = {}
+    try:
+        with ExitStack() as stack:
+            mode = stack.enter_context(ray_session(cfg.ray))
+            if blocking:  # after ray.init, which installs its own SIGTERM handler
+                previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                            for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                url = deploy(settings)
+                print(f"debias serve: {url}  (POST /v1/classify, POST /v1/counterfactual, GET /v1/model, "
+                      f"GET /v1/monitor, GET /metrics, GET /healthz)", flush=True)
+                if not blocking:
+                    stack.pop_all()  # keep Ray and the application up after returning
+                    return
+                while not stop.wait(0.5):
+                    pass
+                print("debias serve: stopping", flush=True)
+            finally:
+                if blocking:
+                    if mode == "cluster":
+                        serve.delete(APP_NAME)  # leave the cluster's Serve (and other apps) running
+                    else:
+                        serve.shutdown()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
