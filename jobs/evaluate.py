@@ -141,7 +141,9 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
     order = np.argsort(lengths, kind="stable")
     frame = pd.DataFrame({"_row": order.astype(np.int64), "text": [texts[i] for i in order]})
-    block = max(ev.batch_size * _BLOCK_BATCHES, 1)
+    # Enough blocks to keep every actor busy, each at least one batch and at most _BLOCK_BATCHES.
+    per_actor = -(-n // (ev.num_actors * 2))
+    block = max(ev.batch_size, min(ev.batch_size * _BLOCK_BATCHES, per_actor))
     chunks = [frame.iloc[i:i + block] for i in range(0, n, block)]
     ds = ray.data.from_pandas(chunks)
     ds = ds.map_batches(
@@ -151,7 +153,7 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
                                "num_threads": ev.cpus_per_actor},
         batch_size=block,
         batch_format="pandas",
-        concurrency=ev.num_actors,
+        compute=ray.data.ActorPoolStrategy(size=ev.num_actors),
         num_cpus=ev.cpus_per_actor,
         num_gpus=1 if ev.use_gpu else 0,
     )

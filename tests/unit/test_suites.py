@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -140,3 +141,67 @@ def test_from_split_and_counterfactual_pairs():
     assert len(cf) == 4
     assert cf.loc[cf["id"] == "a~cf", "text"].item() == "she is rude"
     assert cf.groupby("pair_id")["y_true"].nunique().eq(1).all()
+
+
+def _mp(gaps, types):
+    rows = []
+    for i, (g, t) in enumerate(zip(gaps, types)):
+        rows += [{"pair_id": f"m{i}", "side": "first", "bias_type": t, "y_score": 0.5 + g / 2},
+                 {"pair_id": f"m{i}", "side": "second", "bias_type": t, "y_score": 0.5 - g / 2}]
+    return pd.DataFrame(rows)
+
+
+def test_minimal_pair_gaps_hand_worked():
+    from debias.suites import minimal_pair_gaps
+
+    t = minimal_pair_gaps(_mp([0.2, -0.1, 0.3], ["gender", "gender", "race"]), n_boot=200, seed=0)
+    t = t.set_index("bias_type")
+    assert list(t.index) == ["all", "gender", "race"]
+    assert t.loc["all", "n_pairs"] == 3
+    assert t.loc["all", "mean_gap"] == pytest.approx(0.4 / 3)
+    assert t.loc["all", "mean_abs_gap"] == pytest.approx(0.2)
+    assert t.loc["all", "first_higher_rate"] == pytest.approx(2 / 3)
+    assert t.loc["gender", "mean_gap"] == pytest.approx(0.05) and t.loc["race", "mean_gap"] == pytest.approx(0.3)
+    assert t.loc["all", "mean_gap_lo"] <= t.loc["all", "mean_gap"] <= t.loc["all", "mean_gap_hi"]
+    assert t.loc["all", "sign_test_p"] == pytest.approx(1.0)  # 2 of 3: binomial two-sided p = 1
+
+
+def test_counterfactual_by_group_hand_worked():
+    from debias.suites import counterfactual_by_group
+
+    df = pd.DataFrame({"pair_id": ["p0", "p0", "p1", "p1", "p2", "p2"],
+                       "groups": [["male"], ["female"], ["male"], ["female"], ["muslim"], ["christian"]],
+                       "y_score": [0.2, 0.6, 0.5, 0.5, 0.1, 0.4]})
+    t = counterfactual_by_group(df).set_index("group")
+    assert t.loc["female", "n_pairs"] == 2
+    assert t.loc["female", "mean_abs_gap"] == pytest.approx(0.2)
+    assert t.loc["female", "max_abs_gap"] == pytest.approx(0.4)
+    assert t.loc["female", "flip_rate"] == pytest.approx(0.5)
+    assert t.loc["muslim", "mean_abs_gap"] == pytest.approx(0.3) and t.loc["muslim", "flip_rate"] == 0
+    assert list(t.index[:2]) == ["christian", "muslim"]  # worst gap first, ties by name
+
+
+def test_suite_metrics_and_gate_values_against_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from debias.gates import metric_values
+    from debias.suites import suite_metrics
+
+    rng = np.random.default_rng(3)
+    n = 200
+    groups = [["a"] if i % 4 == 0 else (["b"] if i % 4 == 1 else (["tiny"] if i == 2 else [])) for i in range(n)]
+    y = rng.integers(0, 2, n)
+    s = np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1)
+    df = pd.DataFrame({"y_true": pd.array(y, dtype="Int8"), "y_score": s, "y_pred": (s >= 0.5).astype("int8"),
+                       "groups": groups})
+    m = suite_metrics(df, kind="test_split", n_boot=20, min_group_size=10)
+    v = metric_values(m, min_group_size=10)
+    assert v["auc"] == pytest.approx(roc_auc_score(y, s))
+    a = np.array([g == ["a"] for g in groups])
+    neg = a & (y == 0)
+    assert v["fpr"]["a"] == pytest.approx(((s >= 0.5) & neg).sum() / neg.sum())
+    assert np.isnan(v["fpr"]["tiny"]) and np.isnan(v["bnsp_auc"]["tiny"])  # one row: too small to gate on
+    assert v["subgroup_auc"]["b"] == pytest.approx(roc_auc_score(y[[g == ["b"] for g in groups]],
+                                                                 s[[g == ["b"] for g in groups]]))
+    with pytest.raises(ValueError, match="without a 0/1 label"):
+        suite_metrics(df.assign(y_true=pd.array([pd.NA] * n, dtype="Int8")), kind="labelled_file")

@@ -1,0 +1,134 @@
+"""The report renders every section from a tiny run's metrics, offline, with labelled numbers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debias.explain import explain_cases, worst_cases
+from debias.gates import check_gates, metric_values, parse_gates
+from debias.report import RunInput, fmt, headline_value, render_report, report_metrics
+from debias.suites import suite_metrics
+
+
+def _preds(seed: int, shift: float) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    n = 120
+    groups = [["female"] if i % 3 == 0 else (["muslim"] if i % 3 == 1 else []) for i in range(n)]
+    y = rng.integers(0, 2, n)
+    bias = np.array([shift if g == ["muslim"] else 0.0 for g in groups])
+    s = np.clip(0.25 + 0.5 * y + bias + rng.normal(0, 0.15, n), 0, 1)
+    test = pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": [f"text number {i}" for i in range(n)],
+                         "y_true": y, "groups": groups, "pair_id": None, "y_score": s})
+    pid = [f"p{i // 2}" for i in range(40)]
+    cf = pd.DataFrame({"id": [f"{p}~cf" if i % 2 else p for i, p in enumerate(pid)],
+                       "text": ["he is here" if i % 2 == 0 else "she is here" for i in range(40)],
+                       "y_true": [i // 2 % 2 for i in range(40)],
+                       "groups": [["male"] if i % 2 == 0 else ["female"] for i in range(40)],
+                       "pair_id": pid, "is_augmented": [bool(i % 2) for i in range(40)],
+                       "y_score": np.clip(rng.random(40) * 0.2 + shift, 0, 1)})
+    mp = pd.DataFrame({"id": [f"m{i // 2}/{'first' if i % 2 == 0 else 'second'}" for i in range(12)],
+                       "text": ["a"] * 12, "y_true": pd.array([pd.NA] * 12, dtype="Int8"),
+                       "groups": [["gender"]] * 12, "pair_id": [f"m{i // 2}" for i in range(12)],
+                       "side": ["first", "second"] * 6, "bias_type": ["gender"] * 6 + ["race"] * 6,
+                       "y_score": rng.random(12)})
+    for d in (test, cf, mp):
+        d["y_pred"] = (d["y_score"] >= 0.5).astype("int8")
+    return {"test": test, "counterfactual": cf, "pairs": mp}
+
+
+def _run(name: str, seed: int, shift: float, gates=("auc>=0.5", "dp_difference<=0.0001")) -> RunInput:
+    preds = _preds(seed, shift)
+    kinds = {"test": "test_split", "counterfactual": "counterfactual_pairs", "pairs": "minimal_pairs"}
+    metrics = {n: suite_metrics(d, kind=kinds[n], n_boot=40, min_group_size=10) for n, d in preds.items()}
+    values = {n: metric_values(m, min_group_size=10) for n, m in metrics.items()}
+    cases = explain_cases(worst_cases({k: v for k, v in preds.items() if k != "pairs"}, k=2),
+                          predict_fn=lambda ts: np.array([0.9 if "she" in t else 0.2 for t in ts]))
+    doc = {"model_dir": "/models/x", "threshold": 0.5, "suites": metrics, "gate_values": values,
+           "gates": check_gates(parse_gates(list(gates)), values), "worst_cases": cases,
+           "explain_method": "occlusion"}
+    audit = {"n": 100, "n_pos": 40, "base_rate": 0.4, "min_group_size": 10,
+             "groups": {"female": {"n": 30, "n_pos": 15, "label_rate": 0.5, "share": 0.3, "log_odds_ratio": 0.5,
+                                   "se": 0.3, "ci_low": -0.1, "ci_high": 1.1, "haldane": False, "chi2": 1.0,
+                                   "p_value": 0.3, "small": False},
+                        "__none__": {"n": 70, "n_pos": 25, "label_rate": 0.36, "share": 0.7, "log_odds_ratio": None,
+                                     "se": None, "ci_low": None, "ci_high": None, "haldane": None, "chi2": None,
+                                     "p_value": None, "small": False}}}
+    return RunInput(name=name, run_dir=f"/runs/{name}", metrics=doc, predictions=preds, audit=audit,
+                    preprocess_manifest={"rows": {"read": 105, "rejected": 5, "kept": 100,
+                                                  "by_split": {"train": 80, "test": 20}},
+                                         "reject_reasons": {"empty text": 5}},
+                    evaluate_manifest={"config": {"threshold": 0.5, "min_group_size": 10}})
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    return [_run("before", 0, 0.3), _run("after", 1, 0.0)]
+
+
+@pytest.fixture(scope="module")
+def html_two(two_runs):
+    return render_report(two_runs)  # rendering draws every figure: once per module
+
+
+@pytest.fixture(scope="module")
+def html_one(two_runs):
+    return render_report(two_runs[:1])
+
+
+def test_report_has_every_section(html_two):
+    html = html_two
+    for anchor in ("how-to-read", "comparison", "pareto", "run-1", "run-2", "run-1-gates", "run-1-audit",
+                   "run-1-suite-test-groups", "run-1-suite-test-bias-auc",
+                   "run-1-suite-counterfactual-counterfactual", "run-1-worst", "run-2-worst"):
+        assert f'id="{anchor}"' in html, anchor
+    for text in ("ROC curves", "Score distributions", "False-positive rate per group", "Minimal pairs by bias type",
+                 "Counterfactual gap per group", "Unintended-bias AUCs", "Data audit", "rejected because: empty text",
+                 "no identity term", "Accuracy vs fairness"):
+        assert text in html, text
+    assert 'class="tok"' in html
+    assert html.count("data:image/png;base64,") >= 10
+    assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html and "<link" not in html
+
+
+def test_every_headline_number_says_which_way_is_better(html_one):
+    html = html_one
+    assert 'id="comparison"' not in html
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">[^<]*</td><td>([^<]*)</td></tr>", html)
+    assert rows
+    assert all(d in ("higher is better", "lower is better", "a count") for _, d in rows)
+    assert sum(d != "a count" for _, d in rows) >= 10
+
+
+def test_gate_results_rendered_and_failed_gate_flagged(html_one):
+    html = html_one
+    assert "dp_difference&lt;=0.0001" in html and ">FAIL<" in html and ">PASS<" in html
+    assert "1 of 2 gates passed" in html
+
+
+def test_comparison_colours_improvements(two_runs, html_two):
+    html = html_two
+    # the counterfactual shift fell from 0.3 to 0: its gap change is an improvement only if it fell
+    before = headline_value(two_runs[0].metrics["gate_values"]["test"], "bnsp_auc.min")
+    after = headline_value(two_runs[1].metrics["gate_values"]["test"], "bnsp_auc.min")
+    cls = "better" if after > before else "worse"
+    assert f'<span class="{cls}">({after - before:+.3f})</span>' in html
+
+
+def test_report_metrics_json(two_runs):
+    import json
+
+    m = report_metrics(two_runs)
+    json.dumps(m)  # JSON-serialisable
+    assert [r["name"] for r in m["runs"]] == ["before", "after"]
+    assert m["pareto"]["accuracy"] == "test.auc" and len(m["pareto"]["points"]) == 2
+    assert m["runs"][0]["headline"]["test"]["auc"] == pytest.approx(two_runs[0].metrics["gate_values"]["test"]["auc"])
+
+
+def test_render_needs_a_run_and_fmt():
+    with pytest.raises(ValueError, match="at least one run"):
+        render_report([])
+    assert fmt(None) == "–" and fmt(float("nan")) == "–" and fmt(1234) == "1,234" and fmt(0.12345) == "0.123"
