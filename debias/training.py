@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from debias.losses import AdversaryHead, FairnessObjective, LossInputs
+from debias.metrics import bias_auc
 from debias.model import collate, encode, load_tokenizer, wants_token_type_ids
 from debias.predict import positive_probability
 
@@ -287,7 +288,9 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
 
     Fairness summaries over groups with at least ``min_group_size`` rows:
     ``val_dp_difference`` (max - min positive rate), ``val_eo_difference`` (max of the TPR and
-    FPR ranges; Hardt et al. 2016), ``val_worst_group_accuracy``, ``val_min_group_auc``.
+    FPR ranges; Hardt et al. 2016), ``val_worst_group_accuracy``, ``val_min_group_auc``,
+    ``val_min_bpsn_auc`` and ``val_min_bnsp_auc`` (Borkan et al. 2019). The "none" cell gets no
+    BPSN/BNSP (it is the background, not an identity group).
     """
     y_true = np.asarray(y_true).astype(int)
     y_score = np.asarray(y_score, dtype=np.float64)
@@ -313,6 +316,12 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
         })
     by_group = pd.DataFrame(rows, columns=["group", "n", "n_pos", "accuracy", "auc",
                                            "positive_rate", "tpr", "fpr"])
+    # BPSN / BNSP AUC (Borkan et al. 2019) from the evaluation's own metric code, so that the
+    # checkpoint chosen here is judged the way `debias evaluate` will judge it.
+    pred = pd.DataFrame({"y_true": y_true, "y_score": y_score,
+                         "groups": [[names[j] for j in np.flatnonzero(r)] for r in m]})
+    bias = bias_auc(pred) if len(np.unique(y_true)) == 2 else pd.DataFrame(columns=["group"])
+    by_group = by_group.merge(bias.reindex(columns=["group", "bpsn_auc", "bnsp_auc"]), on="group", how="left")
     big = by_group[by_group["n"] >= min_group_size]
 
     def rng(col: str) -> float:
@@ -327,6 +336,8 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
         "val_eo_difference": max(rng("tpr"), rng("fpr")),
         "val_worst_group_accuracy": float(big["accuracy"].min()) if len(big) else float("nan"),
         "val_min_group_auc": float(big["auc"].min()) if big["auc"].notna().any() else float("nan"),
+        "val_min_bpsn_auc": float(big["bpsn_auc"].min()) if big["bpsn_auc"].notna().any() else float("nan"),
+        "val_min_bnsp_auc": float(big["bnsp_auc"].min()) if big["bnsp_auc"].notna().any() else float("nan"),
     }
     return overall, by_group
 
@@ -437,3 +448,22 @@ def read_training_extra(path: str | Path) -> dict[str, Any]:
 def tokenizer_info(model_dir: str) -> tuple[int, bool]:
     tok = load_tokenizer(model_dir)
     return (tok.pad_token_id if tok.pad_token_id is not None else 0), wants_token_type_ids(tok)
+
+
+def pareto_front(points: pd.DataFrame, *, maximize: str, minimize: str) -> pd.Series:
+    """Boolean mask of the points no other point beats on both axes.
+
+    A point is dominated when another has ``maximize >=`` and ``minimize <=`` with at least
+    one strict. Rows with NaN in either column are never on the front.
+    """
+    for col in (maximize, minimize):
+        if col not in points.columns:
+            raise ValueError(f"missing column {col!r}; columns present: {', '.join(map(str, points.columns))}")
+    a = points[maximize].to_numpy(dtype=np.float64)
+    b = points[minimize].to_numpy(dtype=np.float64)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    front = np.zeros(len(points), dtype=bool)
+    for i in np.flatnonzero(ok):
+        beaten = ok & (a >= a[i]) & (b <= b[i]) & ((a > a[i]) | (b < b[i]))
+        front[i] = not beaten.any()
+    return pd.Series(front, index=points.index, name="on_front")

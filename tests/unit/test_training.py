@@ -165,6 +165,12 @@ def test_validation_metrics_by_hand():
     assert overall["val_worst_group_accuracy"] == 0.0
     from sklearn.metrics import roc_auc_score
     assert overall["val_auc"] == pytest.approx(roc_auc_score(y, s))
+    # BNSP of b: its positive (0.4) against background negatives (0.2, 0.1) -> 1.0;
+    # BPSN of b: background positives (0.9, 0.8) against its negative (0.6) -> 1.0
+    b_row = by.set_index("group").loc["b"]
+    assert b_row["bnsp_auc"] == 1.0 and b_row["bpsn_auc"] == 1.0
+    assert math.isnan(by.set_index("group").loc["none", "bnsp_auc"])
+    assert overall["val_min_bnsp_auc"] == 1.0
     small, _ = validation_metrics(y, s, m, ["g_a", "g_b"], min_group_size=3)
     # every group has 2 rows: none qualifies for the fairness summaries
     assert math.isnan(small["val_worst_group_accuracy"]) and small["val_dp_difference"] == 0.0
@@ -235,3 +241,14 @@ def test_predict_frame_matches_module(tiny_model_dir, tokenised):
     with torch.no_grad():
         ref = torch.softmax(model.eval()(**b.inputs).logits, -1)[:, 1].numpy()
     np.testing.assert_allclose(s, ref, atol=1e-5)
+
+
+def test_pareto_front_by_hand():
+    from debias.training import pareto_front
+
+    pts = pd.DataFrame({"auc": [0.9, 0.85, 0.8, 0.7, 0.9, np.nan],
+                        "gap": [0.3, 0.1, 0.2, 0.05, 0.4, 0.0]})
+    # (0.8, 0.2) is beaten by (0.85, 0.1); (0.9, 0.4) by (0.9, 0.3); NaN never on the front
+    assert pareto_front(pts, maximize="auc", minimize="gap").tolist() == [True, True, False, True, False, False]
+    with pytest.raises(ValueError, match="missing column 'eo'"):
+        pareto_front(pts, maximize="auc", minimize="eo")
