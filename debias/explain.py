@@ -17,7 +17,8 @@ Two methods, both reporting one number per whitespace word (word pieces summed b
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ def occlusion(text: str, *, predict_fn: PredictFn) -> dict[str, Any]:
                          f"for {len(variants)} texts")
     full = float(scores[0])
     return {"method": "occlusion", "score": full,
-            "tokens": [[w, full - float(s)] for w, s in zip(ws, scores[1:])]}
+            "tokens": [[w, full - float(s)] for w, s in zip(ws, scores[1:], strict=True)]}
 
 
 def _word_index(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -116,7 +117,7 @@ class IntegratedGradients:
         idx = _word_index(text, enc["offset_mapping"][0].tolist())
         ws = words(text)
         per_word = np.zeros(len(ws))
-        for k, a in zip(idx, attr.detach().numpy()):
+        for k, a in zip(idx, attr.detach().numpy(), strict=True):
             if k >= 0:
                 per_word[k] += float(a)
         # Words cut off by truncation get no attribution rather than a misleading zero.

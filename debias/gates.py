@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 Better = Literal["higher", "lower"]
 

@@ -31,9 +31,10 @@ Kinds
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -425,7 +426,7 @@ def counterfactual_by_group(df: pd.DataFrame, *, threshold: float = 0.5,
 
     d = df[df["pair_id"].notna()]
     touched: dict[str, set] = {}
-    for pid, gs in zip(d["pair_id"], d["groups"]):
+    for pid, gs in zip(d["pair_id"], d["groups"], strict=True):
         for g in (gs if gs is not None else []):
             touched.setdefault(g, set()).add(pid)
     rows = []

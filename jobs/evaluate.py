@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import json
-import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,12 @@ import pandas as pd
 from debias import suites as S
 from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
 from debias.gates import Gate, check_gates, metric_values, parse_gates
-from debias.runs import resolve_fs, stage_output, stage_path
+from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
 
-log = logging.getLogger("debias.evaluate")
+
+def log(msg: str) -> None:
+    print(f"[evaluate] {msg}", file=sys.stderr, flush=True)
+
 # Rows per Ray block (and per map_batches call) = batch_size * this: big enough that sorting
 # by length inside a block makes tight batches, small enough to spread over the actors.
 _BLOCK_BATCHES = 8
@@ -194,14 +197,18 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     frames = {sc.name: build_suite(sc, cfg, run_dir, cache=cache) for sc in ev.suites}
     kinds = {sc.name: sc.kind for sc in ev.suites}
     t_load = time.time() - t0
+    log("suites: " + ", ".join(f"{n} ({kinds[n]}, {len(d):,} rows)" for n, d in frames.items()))
 
     # One inference pass over every suite; rows are put back by position.
     texts = [t for df in frames.values() for t in df["text"].tolist()]
     t1 = time.time()
+    log(f"scoring {len(texts):,} texts with {model_dir} on {ev.num_actors} actor(s) x "
+        f"{ev.cpus_per_actor} CPU{' + 1 GPU' if ev.use_gpu else ''}")
     scores = score_texts(texts, model_dir=model_dir, ev=ev)
     t_infer = time.time() - t1
+    log(f"scored in {t_infer:.1f} s ({len(texts) / max(t_infer, 1e-9):.1f} texts/s)")
     start = 0
-    for name, df in frames.items():
+    for df in frames.values():
         df["y_score"] = scores[start:start + len(df)]
         df["y_pred"] = (df["y_score"] >= ev.threshold).astype("int8")
         start += len(df)
@@ -253,10 +260,10 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
             "throughput_texts_per_s": round(len(texts) / t_infer, 1) if t_infer > 0 else None,
             "gates": gate_results,
         })
-        manifest = dict(w.manifest)
-    failed = [g for g in gate_results if not g["passed"]]
-    log.info("evaluate: %d rows in %d suites, %.1f texts/s, %d/%d gates passed", len(texts),
-             len(frames), len(texts) / max(t_infer, 1e-9), len(gate_results) - len(failed), len(gate_results))
+    manifest = read_manifest(run_dir, "evaluate")
+    for g in gate_results:
+        log(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['expr']} (value {g['value']})")
+    log(f"done: {stage_path(run_dir, 'evaluate')}")
     return manifest
 
 

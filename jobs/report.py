@@ -59,7 +59,7 @@ def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
     names = [Path(r.rstrip("/")).name or r for r in run_dirs]
     if len(set(names)) < len(names):  # two runs called 'run' in different folders
         names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
-    runs = [load_run(r, name=n) for r, n in zip(run_dirs, names)]
+    runs = [load_run(r, name=n) for r, n in zip(run_dirs, names, strict=True)]
     html = render_report(runs, title=f"Fairness report — {cfg.name}")
     with stage_output(out_run_dir, "report", config=None, inputs=[stage_path(r, "evaluate") for r in run_dirs],
                       seed=cfg.seed) as w:

@@ -7,9 +7,18 @@ import pandas as pd
 import pytest
 
 from debias.config import SuiteConfig
-from debias.suites import (CORE_COLUMNS, SLOT, Template, counterfactual_pairs, fill_templates,
-                           from_split, has_labels, load_labelled_file, load_minimal_pairs,
-                           load_templates)
+from debias.suites import (
+    CORE_COLUMNS,
+    SLOT,
+    Template,
+    counterfactual_pairs,
+    fill_templates,
+    from_split,
+    has_labels,
+    load_labelled_file,
+    load_minimal_pairs,
+    load_templates,
+)
 
 
 def test_packaged_templates_have_both_variants_and_one_slot():
@@ -145,7 +154,7 @@ def test_from_split_and_counterfactual_pairs():
 
 def _mp(gaps, types):
     rows = []
-    for i, (g, t) in enumerate(zip(gaps, types)):
+    for i, (g, t) in enumerate(zip(gaps, types, strict=True)):
         rows += [{"pair_id": f"m{i}", "side": "first", "bias_type": t, "y_score": 0.5 + g / 2},
                  {"pair_id": f"m{i}", "side": "second", "bias_type": t, "y_score": 0.5 - g / 2}]
     return pd.DataFrame(rows)
