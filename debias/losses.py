@@ -13,8 +13,9 @@ Groups: a row's identity groups come from a ``(batch, K)`` 0/1 membership matrix
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist

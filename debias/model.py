@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,21 @@ def _check_model_dir(model_dir: str | os.PathLike) -> Path:
     return path
 
 
+@contextmanager
+def _quiet_hf() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_tokenizer(model_dir: str | os.PathLike):
     """The fast tokenizer saved beside the model (local files only, never a download)."""
     from transformers import AutoTokenizer
@@ -71,18 +88,13 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
     device : torch device string, e.g. ``"cpu"`` or ``"cuda"``.
     """
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     path = _check_model_dir(model_dir or default_model_dir())
     tokenizer = load_tokenizer(path)
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the new-head LOAD REPORT is noise for every worker
-    try:
+    with _quiet_hf():  # the new-head LOAD REPORT and progress bars are noise on every worker
         model = AutoModelForSequenceClassification.from_pretrained(
             str(path), num_labels=num_labels, use_safetensors=True, local_files_only=True
         )
-    finally:
-        hf_logging.set_verbosity(previous)
     return model.to(device), tokenizer
 
 
@@ -185,7 +197,8 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | os.PathL
     out.mkdir(parents=True, exist_ok=True)
     plain = unwrap(model)
     # Frozen parameters must still be exported; save_pretrained writes the whole state dict.
-    plain.save_pretrained(str(out))
+    with _quiet_hf():
+        plain.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     for stray in out.glob("*.bin"):  # never leave pickled weights beside the safetensors
         stray.unlink()

@@ -342,11 +342,17 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
     return overall, by_group
 
 
+VAL_METRICS = ("val_accuracy", "val_auc", "val_dp_difference", "val_eo_difference",
+               "val_worst_group_accuracy", "val_min_group_auc", "val_min_bpsn_auc", "val_min_bnsp_auc")
+
 _TERM = re.compile(r"\s*([+-])?\s*(?:(\d+(?:\.\d*)?|\.\d+)\s*\*\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*")
 
 
-def parse_objective(expr: str) -> list[tuple[float, str]]:
-    """Parse ``"val_auc - 0.5*val_eo_difference"`` into ``[(1.0, "val_auc"), (-0.5, ...)]``."""
+def parse_objective(expr: str, *, known: tuple[str, ...] | None = None) -> list[tuple[float, str]]:
+    """Parse ``"val_auc - 0.5*val_eo_difference"`` into ``[(1.0, "val_auc"), (-0.5, ...)]``.
+
+    ``known``: the metric names allowed (e.g. :data:`VAL_METRICS`); None accepts any name.
+    """
     if not isinstance(expr, str) or not expr.strip():
         raise ValueError(f"selection objective must be a non-empty expression; found {expr!r}")
     terms, pos = [], 0
@@ -358,6 +364,10 @@ def parse_objective(expr: str) -> list[tuple[float, str]]:
         sign = -1.0 if m.group(1) == "-" else 1.0
         terms.append((sign * float(m.group(2) or 1.0), m.group(3)))
         pos = m.end()
+    unknown = [n for _, n in terms if known is not None and n not in known]
+    if unknown:
+        raise ValueError(f"selection objective {expr!r} uses unknown metric(s) {unknown}; "
+                         f"available: {', '.join(known)}")
     return terms
 
 

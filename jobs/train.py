@@ -21,6 +21,7 @@ so a fresh run never picks up an old one; ``--resume`` continues the latest run 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -65,7 +66,7 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Check everything a run needs before any cluster work; return the plan."""
     from debias.losses import FairnessObjective
     from debias.model import _check_model_dir, default_model_dir
-    from debias.training import group_columns, parse_objective
+    from debias.training import VAL_METRICS, group_columns, parse_objective
 
     tc = cfg.train
     model_dir = str(_check_model_dir(tc.model or default_model_dir()))
@@ -83,7 +84,7 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     if objective.needs_counterfactuals and not {"id", "pair_id", "is_augmented"} <= set(cols):
         raise ValueError("counterfactual_logit_pairing needs id, pair_id and is_augmented columns "
                          "(augment.mode=pairs or append); found: " + ", ".join(cols))
-    parse_objective(tc.selection_metric)
+    parse_objective(tc.selection_metric, known=VAL_METRICS)  # a typo fails now, not after epoch 1
     try:
         val_cols, n_val = _split_columns(val_path)
     except ValueError:
@@ -245,8 +246,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sums: dict[str, float] = {}
         n_local, step = 0, 0
         shard = ray.train.get_dataset_shard("train")
-        for w_i, window in enumerate(shard.iter_batches(batch_size=tc.batch_size * window_batches,
-                                                        batch_format="pandas")):
+        window_rows = tc.batch_size * window_batches
+        for w_i, window in enumerate(shard.iter_batches(
+                batch_size=window_rows, batch_format="pandas", local_shuffle_buffer_size=window_rows,
+                local_shuffle_seed=seed * 7919 + epoch * 31 + rank)):
             if tc.padding == "dynamic":
                 batches = bucket_batches(window, batch_size=tc.batch_size,
                                          seed=seed * 1_000_003 + epoch * 10_007 + rank * 101 + w_i)
@@ -334,11 +337,23 @@ def _reportable(record: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the job
 
 
+def tokenize_batch(batch, *, model_dir: str, max_length: int):
+    """Ray Data task: :class:`debias.training.Tokenize` with the tokenizer cached per process."""
+    return _tokenizer(model_dir, max_length)(batch)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_dir: str, max_length: int):
+    from debias.training import Tokenize
+
+    return Tokenize(model_dir, max_length=max_length)
+
+
 def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
     import pyarrow.parquet as pq
     import ray.data
 
-    from debias.training import Tokenize, add_partner_text, partner_texts
+    from debias.training import add_partner_text, partner_texts
 
     fs, train_p = resolve_fs(plan["train_path"])
     tok_kwargs = {"model_dir": plan["model_dir"], "max_length": tc.max_length}
@@ -349,14 +364,15 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
                               ).to_pandas()
         train = train.map_batches(add_partner_text, batch_format="pandas",
                                   fn_kwargs={"partners": partner_texts(pairs)})
-    train = train.map_batches(Tokenize, fn_constructor_kwargs=tok_kwargs, batch_format="pandas",
-                              concurrency=1).random_shuffle(seed=seed).materialize()
+    # Materialised before fit(): the workers then hold every CPU, and a plan still running at
+    # that point would wait for one. Order is randomised per epoch by the workers' local shuffle.
+    train = train.map_batches(tokenize_batch, fn_kwargs=tok_kwargs, batch_format="pandas").materialize()
     datasets = {"train": train}
     if plan["n_val"] > 0:
         fs_v, val_p = resolve_fs(plan["val_path"])
         val = ray.data.read_parquet(val_p, filesystem=fs_v, columns=plan["val_cols"])
-        datasets["val"] = val.map_batches(Tokenize, fn_constructor_kwargs=tok_kwargs,
-                                          batch_format="pandas", concurrency=1).materialize()
+        datasets["val"] = val.map_batches(tokenize_batch, fn_kwargs=tok_kwargs,
+                                          batch_format="pandas").materialize()
     return datasets
 
 
@@ -496,7 +512,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
             "run_name": fitted["run_name"],
             "checkpoints": fitted["checkpoint_root"],
             "best_epoch": card["epoch"],
-            "global_step": card["global_step"],
+            "global_step": card["history"][-1]["global_step"],  # steps run, not the best epoch's
             "epochs_run": len(card["history"]),
             "steps_per_epoch": fitted["steps_per_epoch"],
             "validation": card["validation"],

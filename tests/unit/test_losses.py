@@ -109,7 +109,7 @@ def test_adversary_head_reverses_only_the_encoder_side():
     head.zero_grad()
     torch.nn.functional.binary_cross_entropy_with_logits(head.net(pooled), target).backward()
     torch.testing.assert_close(reversed_grad, -pooled.grad)
-    for g, p in zip(head_grad, head.parameters()):
+    for g, p in zip(head_grad, head.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad)
 
 

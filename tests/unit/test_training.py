@@ -181,6 +181,8 @@ def test_selection_objective_parsing():
     assert parse_objective("val_auc - 0.5*val_eo_difference + 2 * x") == [
         (1.0, "val_auc"), (-0.5, "val_eo_difference"), (2.0, "x")]
     assert selection_score({"val_auc": 0.8, "val_eo_difference": 0.2}, "val_auc-0.5*val_eo_difference") == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="unknown metric"):
+        parse_objective("val_acc", known=("val_accuracy",))
     with pytest.raises(ValueError, match="cannot parse"):
         parse_objective("val_auc val_x")
     with pytest.raises(ValueError, match="available"):
@@ -222,7 +224,7 @@ def test_training_state_round_trip(tiny_model_dir, tokenised, tmp_path):
     m2, o2, opt2, s2 = build()
     extra = load_training_state(tmp_path / "ck", m2, optimizer=opt2, scheduler=s2, objective=o2)
     assert extra == {"epoch": 2, "history": [{"loss": 0.5}]}
-    for (n, p), (_, p2) in zip(module.state_dict().items(), m2.state_dict().items()):
+    for (n, p), (_, p2) in zip(module.state_dict().items(), m2.state_dict().items(), strict=True):
         torch.testing.assert_close(p, p2, msg=n)
     torch.testing.assert_close(obj.dro.q_, o2.dro.q_)
     assert s2.last_epoch == sched.last_epoch == 3
