@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import BaseModel
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "davidson-hate-offensive" / "labeled_data.csv"
@@ -139,10 +141,13 @@ def run_client(url: str, texts_file: Path, *, concurrency: int, warmup: int,
 # ------------------------------------------------------------------------------------------
 # The plain per-request server (uvicorn factory: `uvicorn bench.serve:plain_app --factory`).
 
+class PlainBody(BaseModel):
+    texts: list[str]
+
+
 def plain_app():
     """FastAPI app that calls the model once per request (what one writes without batching)."""
     from fastapi import FastAPI
-    from pydantic import BaseModel
 
     from debias.predict import Predictor
 
@@ -150,11 +155,8 @@ def plain_app():
                           num_threads=int(os.environ.get("DEBIAS_BENCH_THREADS", "2")))
     app = FastAPI()
 
-    class Body(BaseModel):
-        texts: list[str]
-
     @app.post("/v1/classify")
-    def classify(body: Body) -> dict:  # sync: FastAPI runs it in its thread pool
+    def classify(body: PlainBody) -> dict:  # sync: FastAPI runs it in its thread pool
         scores = predictor.predict_texts(body.texts)
         return {"scores": scores.tolist(), "labels": [int(s >= 0.5) for s in scores]}
 
@@ -354,7 +356,7 @@ def main() -> None:
               f"{r.get('p50_ms', float('nan')):8.0f} {r.get('p95_ms', float('nan')):8.0f} "
               f"{r.get('p99_ms', float('nan')):8.0f} {r['errors']:6d}")
     b = results["serve_batched"]
-    print(f"batched vs plain: {b['throughput'] / results['plain']['throughput']:.2f}x; "
+    print(f"batched vs plain: {b['throughput'] / max(results['plain']['throughput'], 1e-9):.2f}x; "
           f"mean batch {b['mean_batch']:.1f}; batch sizes {dict(sorted(b['batch_sizes'].items()))}")
     if "autoscale" in results:
         a = results["autoscale"]
