@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from debias import audit, balance, clean, split
 from debias.annotate import IdentityAnnotator, from_given_columns
@@ -53,6 +54,16 @@ def _as_str(values: pd.Series) -> pd.Series:
         return str(v)
 
     return values.map(one)
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A batch as an Arrow table without pandas metadata.
+
+    Outputs are read by pyarrow, Ray Data, Spark and pandas alike; pandas' own metadata for
+    Arrow-backed list columns does not round-trip through pandas 3's reader, so it is dropped.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return table.replace_schema_metadata(None)
 
 
 def make_ids(df: pd.DataFrame, *, id_col: str | None, text_col: str, label_col: str) -> pd.Series:
@@ -179,10 +190,15 @@ def finalize_batch(df: pd.DataFrame, *, cfg: dict[str, Any], plan: dict[str, Any
     if aug["mode"] != "none":
         out = _augment(out, cfg=cfg, only_train=aug["mode"] in ("append", "replace"))
     out = out.drop(columns=["resampled_from"], errors="ignore")
+    # Typed even when a batch has no pairs, so every output file has the same schema.
+    out["pair_id"] = out["pair_id"].astype("string")
+    out["is_augmented"] = out["is_augmented"].astype(bool)
+    out["sample_weight"] = out["sample_weight"].astype("float64")
     return out.reset_index(drop=True)
 
 
 def _augment(df: pd.DataFrame, *, cfg: dict[str, Any], only_train: bool) -> pd.DataFrame:
+    """Counterfactual augmentation; generated rows are re-annotated by ``counterfactual_batch``."""
     ann, aug = cfg["annotate"], cfg["augment"]
     lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
     table = cached_swaps(tuple(aug["axes"]), aug["swap_dir"])
@@ -190,14 +206,6 @@ def _augment(df: pd.DataFrame, *, cfg: dict[str, Any], only_train: bool) -> pd.D
     other = df[df["split"] != "train"] if only_train else df.iloc[0:0]
     augmented = counterfactual_batch(target.drop(columns=["pair_id", "is_augmented"]), table=table, lexicon=lex,
                                      mode=aug["mode"], probability=aug["probability"], seed=cfg["seed"])
-    # Generated texts mention other groups: annotate them again.
-    gen = augmented["is_augmented"].astype(bool)
-    if gen.any():
-        re = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(
-            augmented.loc[gen, ["text"]].reset_index(drop=True), text_col="text")
-        for col in re.columns:
-            if col == "groups" or col.startswith("g_"):
-                augmented.loc[gen, col] = pd.Series(list(re[col]), index=augmented.index[gen])
     return pd.concat([augmented, other], ignore_index=True)
 
 

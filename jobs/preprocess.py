@@ -35,11 +35,21 @@ from debias.preprocess import (
     plan_from_counts,
     prepare_batch,
     rejects_view,
+    to_arrow,
     train_rows,
 )
 from debias.runs import join, stage_output
 
 ROWS_PER_BLOCK = 50_000
+
+
+def _arrow(fn):
+    """Run a pandas batch function and hand Ray an Arrow table with a stable schema."""
+    def wrapped(batch: pd.DataFrame, **kwargs: Any) -> pa.Table:
+        return to_arrow(fn(batch, **kwargs))
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
 
 
 def log(msg: str) -> None:
@@ -128,7 +138,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         ds = read_dataset(spec, cfg)
         if spec.format != "parquet" or len(spec.files) < 4:
             ds = ds.repartition(target_num_rows_per_block=ROWS_PER_BLOCK)
-        ds.map_batches(prepare_batch, fn_kwargs={"cfg": c}, batch_format="pandas",
+        ds.map_batches(_arrow(prepare_batch), fn_kwargs={"cfg": c}, batch_format="pandas",
                        batch_size=None).write_parquet(prepared, filesystem=fs)
         n_read = _rows(fs, prepared)
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
@@ -137,13 +147,13 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
 
         t0 = time.time()
         prep = ray.data.read_parquet(prepared, filesystem=fs)
-        prep.map_batches(rejects_view, batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
+        prep.map_batches(_arrow(rejects_view), batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
         n_rejected = _rows(fs, w.sub("rejects"))
-        kept = prep.map_batches(kept_view, batch_format="pandas")
+        kept = prep.map_batches(_arrow(kept_view), batch_format="pandas")
         if cfg.clean.dedup:
             nblocks = max(2, min(256, n_read // ROWS_PER_BLOCK + 1))
             kept = kept.repartition(nblocks, shuffle=True, keys=["dedup_key"]).map_batches(
-                dedup_block, batch_format="pandas", batch_size=None)
+                _arrow(dedup_block), batch_format="pandas", batch_size=None)
         kept.write_parquet(deduped, filesystem=fs)
         n_kept = _rows(fs, deduped)
         n_dups = n_read - n_rejected - n_kept
@@ -176,7 +186,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         t0 = time.time()
         out_tmp = join(work, "final")
         ray.data.read_parquet(deduped, filesystem=fs).map_batches(
-            finalize_batch, batch_format="pandas", fn_kwargs={"cfg": c, "plan": plan},
+            _arrow(finalize_batch), batch_format="pandas", fn_kwargs={"cfg": c, "plan": plan},
         ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
         split_rows = {}
         for name in ("train", "val", "test"):
