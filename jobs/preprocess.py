@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
