@@ -50,7 +50,9 @@ def ray_session(cfg: RayConfig | None = None) -> Iterator[str]:
         kwargs = {}
         if cfg.num_cpus:
             kwargs["num_cpus"] = cfg.num_cpus
-        ray.init(include_dashboard=True if cfg.include_dashboard is None else cfg.include_dashboard,
+        # address="local": always a fresh embedded Ray; a bare ray.init() would attach to any
+        # `ray start` cluster already running on the machine.
+        ray.init(address="local", include_dashboard=True if cfg.include_dashboard is None else cfg.include_dashboard,
                  runtime_env={"env_vars": env_vars}, logging_level="WARNING", **kwargs)
         mode = "local"
     quiet_ray_data()
