@@ -150,15 +150,50 @@ def dedup_block(df: pd.DataFrame) -> pd.DataFrame:
               .reset_index(drop=True))
 
 
-def audit_batch(df: pd.DataFrame, *, group_names: list[str]) -> pd.DataFrame:
-    """Per-group label counts over all kept rows (mergeable; see ``debias.audit``)."""
-    return audit.audit_counts(df, group_names=group_names)
+def pattern_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows per (split, membership pattern, label) in one batch; mergeable by summing ``n``.
+
+    A pattern is the sorted set of groups a row mentions joined by ``+`` (``""`` for none).
+    Both the audit (per-group counts, overlapping) and the balance cells (one key per row,
+    under any keying rule) are functions of these counts, so one pass over the corpus serves both.
+    """
+    pattern = df["groups"].map(lambda g: "+".join(sorted(str(x) for x in g)) if g is not None else "")
+    return (pd.DataFrame({"split": df["split"].astype(str).values, "pattern": pattern.values,
+                          "label": df["label"].astype("int64").values})
+            .groupby(["split", "pattern", "label"], as_index=False).size().rename(columns={"size": "n"}))
 
 
-def cells_batch(df: pd.DataFrame, *, intersectional: bool, group_counts: dict[str, int] | None) -> pd.DataFrame:
-    """(cell, label) counts over the training rows of one batch (mergeable)."""
-    train = df[df["split"] == "train"]
-    return balance.cell_counts(train, intersectional=intersectional, group_counts=group_counts)
+def merge_pattern_counts(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    cat = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    return cat.groupby(["split", "pattern", "label"], as_index=False)["n"].sum()
+
+
+def audit_from_patterns(pc: pd.DataFrame, *, group_names: list[str]) -> pd.DataFrame:
+    """``debias.audit.audit_counts`` over the whole corpus, from pattern counts."""
+    by = pc.groupby(["pattern", "label"])["n"].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+    patterns = [p.split("+") if p else [] for p in by.index]
+    member = np.array([[g in set(p) for g in group_names] for p in patterns], dtype=bool).reshape(
+        len(patterns), len(group_names))  # (patterns, groups)
+    neg, pos = by[0].to_numpy(np.int64), by[1].to_numpy(np.int64)
+    none = ~member.any(axis=1)
+    return pd.DataFrame({
+        "group": list(group_names) + [audit.NONE_GROUP, audit.ALL_GROUP],
+        "n_neg": np.concatenate([member.T.astype(np.int64) @ neg, [neg[none].sum(), neg.sum()]]).astype(np.int64),
+        "n_pos": np.concatenate([member.T.astype(np.int64) @ pos, [pos[none].sum(), pos.sum()]]).astype(np.int64),
+    })
+
+
+def cells_from_patterns(pc: pd.DataFrame, *, intersectional: bool,
+                        group_counts: dict[str, int] | None) -> pd.DataFrame:
+    """``debias.balance.cell_counts`` over the training rows, from pattern counts."""
+    train = pc[pc["split"] == "train"].groupby(["pattern", "label"], as_index=False)["n"].sum()
+    if train.empty:
+        return pd.DataFrame({"cell": pd.Series(dtype=str), "label": pd.Series(dtype="int64"),
+                             "n": pd.Series(dtype="int64")})
+    frame = pd.DataFrame({"groups": [p.split("+") if p else [] for p in train["pattern"]]})
+    cells = balance.cell_keys(frame, intersectional=intersectional, group_counts=group_counts)
+    out = pd.DataFrame({"cell": cells.values, "label": train["label"].values, "n": train["n"].values})
+    return out.groupby(["cell", "label"], as_index=False)["n"].sum()
 
 
 def train_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -242,9 +277,10 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     ann = cfg["annotate"]
     lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
     group_names = sorted(set(lex.group_names) | set(cfg["data"]["identity"]["columns"]))
-    audit_counts = audit_batch(deduped, group_names=group_names)
+    pc = pattern_counts(deduped)
+    audit_counts = audit_from_patterns(pc, group_names=group_names)
     gcounts = audit.group_counts(audit_counts)
-    cells = cells_batch(deduped, intersectional=cfg["balance"]["intersectional"], group_counts=gcounts)
+    cells = cells_from_patterns(pc, intersectional=cfg["balance"]["intersectional"], group_counts=gcounts)
     plan = plan_from_counts(cells, cfg=cfg, group_counts=gcounts)
     if "resample" in plan:
         train = train_rows(deduped)

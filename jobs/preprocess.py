@@ -26,13 +26,15 @@ from debias import audit, balance
 from debias.config import PipelineConfig
 from debias.io import InputSpec, inspect_input
 from debias.preprocess import (
-    audit_batch,
+    audit_from_patterns,
     cached_lexicon,
     cached_swaps,
-    cells_batch,
+    cells_from_patterns,
     dedup_block,
     finalize_batch,
     kept_view,
+    merge_pattern_counts,
+    pattern_counts,
     plan_from_counts,
     prepare_batch,
     rejects_view,
@@ -103,6 +105,15 @@ def _rows(fs: pafs.FileSystem, folder: str) -> int:
     return total
 
 
+def _reject_reasons(fs: pafs.FileSystem, folder: str) -> dict[str, int]:
+    """Counts per reason, reading only that (dictionary-encoded, small) column in the driver."""
+    import pyarrow.dataset as pads
+
+    col = pads.dataset(folder, filesystem=fs, format="parquet").to_table(columns=["reject_reason"]).column(0)
+    counts = col.value_counts().to_pylist()
+    return {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: -c["counts"])}
+
+
 def _timed(label: str, t0: float, rows: int | None = None) -> float:
     dt = time.time() - t0
     rate = f", {rows / dt:,.0f} rows/s" if rows and dt > 0 else ""
@@ -161,17 +172,14 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         timings["rejects_dedup"] = _timed("rejects + exact de-duplication", t0, n_read - n_rejected)
 
         t0 = time.time()
-        small_cols = ["id", "label", "split", "groups"] + [f"g_{g}" for g in group_names]
-        dd = ray.data.read_parquet(deduped, filesystem=fs, columns=small_cols)
-        audit_counts = audit.merge_counts([dd.map_batches(audit_batch, batch_format="pandas",
-                                                          fn_kwargs={"group_names": group_names}).to_pandas()])
-        report = audit.audit_report(audit_counts)
+        dd = ray.data.read_parquet(deduped, filesystem=fs, columns=["id", "label", "split", "groups"])
+        pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
+        audit_counts = audit_from_patterns(pc, group_names=group_names)
+        report = audit.audit_report(audit_counts, min_group_size=cfg.evaluate.min_group_size)
         w.write_json("audit.json", report)
         w.write_text("audit.md", audit.audit_table(report))
         gcounts = audit.group_counts(audit_counts)
-        cells = balance.merge_cell_counts([dd.map_batches(
-            cells_batch, batch_format="pandas",
-            fn_kwargs={"intersectional": cfg.balance.intersectional, "group_counts": gcounts}).to_pandas()])
+        cells = cells_from_patterns(pc, intersectional=cfg.balance.intersectional, group_counts=gcounts)
         plan = plan_from_counts(cells, cfg=c, group_counts=gcounts)
         if "resample" in plan:
             rp = plan["resample"]
@@ -202,8 +210,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         timings["balance_augment_write"] = _timed("balance + augment + write splits", t0, n_out)
         fs.delete_dir(work)
 
-        reasons = (ray.data.read_parquet(w.sub("rejects"), filesystem=fs, columns=["reject_reason"])
-                   .to_pandas()["reject_reason"].value_counts().to_dict()) if n_rejected else {}
+        reasons = _reject_reasons(fs, w.sub("rejects")) if n_rejected else {}
         w.manifest.update({
             "rows": {
                 "read": n_read,

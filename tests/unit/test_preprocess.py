@@ -1,0 +1,95 @@
+"""The per-batch composition of the corpus pipeline (no Ray)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debias import audit, balance
+from debias.config import load_config
+from debias.preprocess import (
+    audit_from_patterns,
+    cells_from_patterns,
+    dedup_block,
+    make_ids,
+    merge_pattern_counts,
+    pattern_counts,
+    prepare_batch,
+    run_local,
+)
+
+
+def _cfg(**sets):
+    return load_config(base={"data": {"path": "x.csv", "text_col": "comment", "label_col": "y"}},
+                       overrides=[f"{k}={v}" for k, v in sets.items()]).model_dump()
+
+
+def _raw():
+    return pd.DataFrame({
+        "comment": ["Women are great", "women   are GREAT", "the muslim man", None, "hi @bob see http://a.b/c",
+                    "gay and black", "plain text"],
+        "y": ["1", "1", "0", "1", "0", "maybe", "0"],
+    })
+
+
+def test_prepare_batch_cleans_annotates_rejects_and_splits():
+    out = prepare_batch(_raw(), cfg=_cfg())
+    assert list(out["reject_reason"].isna()) == [True, True, True, False, True, False, True]
+    assert out.loc[3, "reject_reason"] == "null_text"
+    assert out.loc[5, "reject_reason"].startswith("unknown_label")
+    assert out.loc[5, "raw_label"] == "maybe"
+    assert out.loc[4, "text"] == "hi [USER] see [URL]"
+    assert out.loc[0, "dedup_key"] == out.loc[1, "dedup_key"]  # case and spacing fold
+    assert sorted(out.loc[2, "groups"]) == ["male", "muslim"]
+    assert bool(out.loc[2, "g_muslim"]) and not bool(out.loc[0, "g_muslim"])
+    assert set(out["split"]) <= {"train", "val", "test"}
+    assert out["id"].is_unique
+
+
+def test_ids_are_stable_and_given_ids_win():
+    raw = _raw()
+    a = make_ids(raw, id_col=None, text_col="comment", label_col="y")
+    b = make_ids(raw.iloc[::-1], id_col=None, text_col="comment", label_col="y")
+    assert a.tolist() == b.iloc[::-1].tolist()
+    raw["rid"] = ["a", None, "c", "d", "", "f", "g"]
+    ids = make_ids(raw, id_col="rid", text_col="comment", label_col="y")
+    assert ids[0] == "a" and ids[2] == "c" and ids[1].startswith("h") and ids[4].startswith("h")
+
+
+def test_dedup_keeps_smallest_id_per_key():
+    df = pd.DataFrame({"id": ["b", "a", "c"], "dedup_key": ["k", "k", "z"], "text": ["x", "x", "y"]})
+    assert dedup_block(df)["id"].tolist() == ["a", "c"]
+
+
+def _rows(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    names = ["female", "male", "muslim", "gay"]
+    groups = [sorted(set(rng.choice(names, size=rng.integers(0, 3)).tolist())) for _ in range(n)]
+    df = pd.DataFrame({"groups": groups, "label": rng.integers(0, 2, n),
+                       "split": rng.choice(["train", "val", "test"], n, p=[0.8, 0.1, 0.1])})
+    for g in names:
+        df[f"g_{g}"] = df["groups"].map(lambda gs, g=g: g in gs)
+    return df, names
+
+
+@pytest.mark.parametrize("intersectional", [False, True])
+def test_pattern_counts_give_the_same_audit_and_cells_as_row_counts(intersectional):
+    df, names = _rows()
+    pc = merge_pattern_counts([pattern_counts(df.iloc[:150]), pattern_counts(df.iloc[150:])])
+    got = audit_from_patterns(pc, group_names=names)
+    want = audit.audit_counts(df, group_names=names)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    gc = audit.group_counts(want)
+    cells = cells_from_patterns(pc, intersectional=intersectional, group_counts=gc)
+    direct = balance.cell_counts(df[df["split"] == "train"], intersectional=intersectional, group_counts=gc)
+    key = ["cell", "label"]
+    pd.testing.assert_frame_equal(cells.sort_values(key).reset_index(drop=True),
+                                  direct.sort_values(key).reset_index(drop=True)[key + ["n"]], check_dtype=False)
+
+
+def test_run_local_accounts_for_every_row():
+    raw = pd.concat([_raw()] * 3, ignore_index=True)
+    res = run_local(raw, cfg=_cfg(**{"balance.strategy": "reweight"}))
+    kept = len(raw) - res["n_rejected"] - res["n_duplicates"]
+    assert res["n_read"] == len(raw) and res["n_rejected"] == 6
+    assert len(res["output"]) == kept  # no augmentation configured
+    assert (res["output"]["sample_weight"] > 0).all()
