@@ -1,0 +1,295 @@
+"""Measured bias reduction on real corpora: one row per mitigation, same seed and budget.
+
+    make bench-fairness                    # every variant (about 1.5-2 h on 2 cores)
+    make bench-fairness-quick              # a subset and two variants (< 10 min)
+    .venv/bin/python bench/fairness.py --variants baseline,reweight
+
+Training corpus: ../shared/data/davidson-hate-offensive (toxic = hate or offensive vs neither).
+Evaluation: the in-domain test split; bias-madlibs (identity templates, toxic and not); the test
+split's counterfactual pairs; CrowS-Pairs (score gap between the two sentences of each pair).
+Every variant runs the real pipeline (`jobs.preprocess`, `jobs.train`, `jobs.evaluate`) in one
+Ray session; the table's metrics and their 95% intervals are computed here from the written
+predictions with a row bootstrap. Writes bench/results/fairness/results.json and, with
+--write-doc, the table and Pareto plot for docs/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+WORK = ROOT / "bench" / "results" / "fairness"
+CONFIG = ROOT / "configs" / "bench_fairness.yaml"
+SWAP_AXES = "[gender, religion, race_ethnicity, sexual_orientation, gender_identity, nationality]"
+
+# name -> (description, overrides). Same seed, model, epochs and step budget for all.
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "baseline": ("cross-entropy", []),
+    "reweight": ("Kamiran-Calders reweighting", ["balance.strategy=reweight"]),
+    "oversample": ("group-aware oversampling (hybrid to independence)", ["balance.strategy=hybrid"]),
+    "cda": ("counterfactual data augmentation", ["augment.mode=append", f"augment.axes={SWAP_AXES}"]),
+    "dixon": ("Dixon et al. non-toxic identity supplement", ["data.path=@dixon"]),
+    "group_parity": ("group loss parity", ["train.losses=[{name: cross_entropy}, {name: group_loss_parity, weight: 1.0}]"]),
+    "soft_eo": ("soft equalized odds", ["train.losses=[{name: cross_entropy}, {name: soft_equalized_odds, weight: 1.0}]"]),
+    "clp": ("counterfactual logit pairing (on CDA pairs)",
+            ["augment.mode=append", f"augment.axes={SWAP_AXES}",
+             "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
+    "adversarial": ("adversarial debiasing", ["train.losses=[{name: cross_entropy}, {name: adversarial, weight: 0.3}]"]),
+    "group_dro": ("Group DRO", ["train.losses=[{name: cross_entropy}, {name: group_dro, weight: 1.0}]"]),
+    "combined": ("supplement + CDA + counterfactual logit pairing + reweight",
+                 ["data.path=@dixon", "balance.strategy=reweight", "augment.mode=append",
+                  f"augment.axes={SWAP_AXES}",
+                  "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
+}
+QUICK = ["baseline", "combined"]
+
+
+def prepare_corpora(rows: int | None) -> dict[str, Path]:
+    """The training corpora as (id, text, toxic) parquet under bench/results (never committed)."""
+    out = WORK / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"-{rows}" if rows else ""
+    base, dixon = out / f"davidson{tag}.parquet", out / f"davidson-dixon{tag}.parquet"
+    if not base.exists():
+        d = pd.read_csv(DATA / "davidson-hate-offensive" / "labeled_data.csv")
+        df = pd.DataFrame({"id": "dav" + d.iloc[:, 0].astype(str), "text": d["tweet"],
+                           "toxic": (d["class"] != 2).astype(int)})
+        if rows:
+            df = df.sample(n=min(rows, len(df)), random_state=0).sort_index()
+        df.to_parquet(base, index=False)
+        w = pd.read_csv(DATA / "wiki-toxicity" / "toxicity_debiasing_data.tsv", sep="\t")
+        w = w[~w["is_toxic"].astype(str).str.lower().eq("true")]
+        if rows:
+            w = w.sample(n=min(len(w), max(200, rows // 5)), random_state=0)
+        sup = pd.DataFrame({"id": "wiki" + w["rev_id"].astype(str), "text": w["comment"], "toxic": 0})
+        pd.concat([df, sup], ignore_index=True).to_parquet(dixon, index=False)
+    return {"base": base, "dixon": dixon}
+
+
+def variant_config(name: str, corpora: dict[str, Path], extra: list[str]):
+    from debias.config import load_config
+
+    overrides = [o.replace("@dixon", str(corpora["dixon"])) for o in VARIANTS[name][1]]
+    return load_config(CONFIG, [f"data.path={corpora['base']}", *overrides, *extra])
+
+
+def _preprocess_key(cfg) -> str:
+    return json.dumps([cfg.data.path, cfg.balance.model_dump(), cfg.augment.model_dump(), cfg.seed], sort_keys=True)
+
+
+# ---------------------------------------------------------------- metrics with intervals
+
+def _boot(values_fn, frames: list[pd.DataFrame], n_boot: int, seed: int) -> tuple[float, float, float]:
+    """Point value and percentile 95% interval of ``values_fn`` under a row bootstrap."""
+    point = values_fn(*frames)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        res = [f.iloc[rng.integers(0, len(f), len(f))] for f in frames]
+        v = values_fn(*res)
+        if v is not None and not math.isnan(v):
+            draws.append(v)
+    if not draws:
+        return point, math.nan, math.nan
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return point, float(lo), float(hi)
+
+
+def _auc(df: pd.DataFrame) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(df["y_true"], df["y_score"])) if df["y_true"].nunique() == 2 else math.nan
+
+
+def _f1(df: pd.DataFrame) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(df["y_true"], df["y_pred"], zero_division=0))
+
+
+def _bias(df: pd.DataFrame, min_n: int) -> dict[str, float]:
+    from debias.metrics import bias_auc, final_bias_metric
+
+    ba = bias_auc(df[["y_true", "y_score", "groups"]])
+    g = ba[ba["group"] != "overall"]
+    if "n" in g.columns:
+        g = g[g["n"] >= min_n]
+    return {"worst_subgroup_auc": float(g["subgroup_auc"].min()), "worst_bpsn_auc": float(g["bpsn_auc"].min()),
+            "worst_bnsp_auc": float(g["bnsp_auc"].min()), "final_bias": float(final_bias_metric(ba))}
+
+
+def _fpr_gap(df: pd.DataFrame, min_n: int) -> float:
+    neg = df[df["y_true"] == 0]
+    ex = neg.explode("groups").dropna(subset=["groups"])
+    by = ex.groupby("groups")["y_pred"].agg(["mean", "size"])
+    by = by[by["size"] >= min_n]
+    return float(by["mean"].max() - by["mean"].min()) if len(by) >= 2 else math.nan
+
+
+def _cf(df: pd.DataFrame) -> dict[str, float]:
+    pairs = df[df["pair_id"].notna()]
+    g = pairs.groupby("pair_id")
+    gap = g["y_score"].max() - g["y_score"].min()
+    flip = g["y_pred"].nunique() > 1
+    return {"cf_flip_rate": float(flip.mean()), "cf_mean_gap": float(gap.mean())}
+
+
+def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> dict[str, Any]:
+    pred = run_dir / "evaluate" / "predictions"
+
+    def load(suite: str) -> pd.DataFrame:
+        df = pd.read_parquet(pred / suite)
+        if "groups" in df.columns:
+            df["groups"] = df["groups"].map(lambda g: list(g) if g is not None else [])
+        return df
+
+    test, mad, cf = load("test"), load("madlibs"), load("counterfactual")
+    out: dict[str, Any] = {}
+    out["test_auc"] = _boot(_auc, [test], n_boot, seed)
+    out["test_f1"] = _boot(_f1, [test], n_boot, seed)
+    out["madlibs_auc"] = _boot(_auc, [mad], n_boot, seed)
+    b = max(20, n_boot // 5)  # the bias AUCs are the slow ones: fewer draws, stated in the doc
+    for key in ("worst_subgroup_auc", "worst_bpsn_auc", "worst_bnsp_auc", "final_bias"):
+        out[key] = _boot(lambda d, k=key: _bias(d, min_n)[k], [mad], b, seed)
+    out["fpr_gap_nontoxic_templates"] = _boot(lambda d: _fpr_gap(d, min_n), [mad], n_boot, seed)
+
+    def by_pair(d: pd.DataFrame, key: str) -> float:
+        return _cf(d)[key]
+
+    ids = cf["pair_id"].dropna().unique()
+
+    def cf_boot(key: str) -> tuple[float, float, float]:
+        point = by_pair(cf, key)
+        rng = np.random.default_rng(seed)
+        groups = {k: v for k, v in cf.groupby("pair_id")}
+        draws = []
+        for _ in range(n_boot):
+            pick = rng.choice(ids, len(ids))
+            d = pd.concat([groups[k].assign(pair_id=f"{k}#{i}") for i, k in enumerate(pick)])
+            draws.append(by_pair(d, key))
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        return point, float(lo), float(hi)
+
+    nb = min(n_boot, 100)
+    out["cf_flip_rate"] = cf_boot("cf_flip_rate") if nb else (by_pair(cf, "cf_flip_rate"), math.nan, math.nan)
+    out["cf_mean_gap"] = cf_boot("cf_mean_gap") if nb else (by_pair(cf, "cf_mean_gap"), math.nan, math.nan)
+    crows = run_dir / "evaluate" / "metrics.json"
+    m = json.loads(crows.read_text())
+    pg = m["suites"].get("crows", {}).get("pair_gaps") or [{}]
+    out["crows_mean_gap"] = (pg[0].get("mean_gap"), pg[0].get("mean_gap_lo", math.nan), pg[0].get("mean_gap_hi", math.nan))
+    return out
+
+
+# ---------------------------------------------------------------- driver
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a subset and two variants (CI-sized)")
+    ap.add_argument("--variants", default=None, help=f"comma list from: {', '.join(VARIANTS)}")
+    ap.add_argument("--rows", type=int, default=None, help="subsample the training corpus")
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--set", dest="extra", action="append", default=[], help="extra config override")
+    ap.add_argument("--out", default=str(WORK / "results.json"))
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: the reference data sets are not at {DATA}", file=sys.stderr)
+        return 0
+    names = args.variants.split(",") if args.variants else (QUICK if args.quick else list(VARIANTS))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    extra = list(args.extra)
+    rows = args.rows
+    if args.quick:
+        rows = rows or 4000
+        extra = ["train.max_steps_per_epoch=60", *extra]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    corpora = prepare_corpora(rows)
+    from jobs import evaluate, preprocess, train
+    from jobs.ray_session import ray_session
+
+    configs = {n: variant_config(n, corpora, extra) for n in names}
+    if args.quick:  # smaller evaluation suites
+        for cfg in configs.values():
+            for sc in cfg.evaluate.suites:
+                sc.limit = {"madlibs": 1500, "counterfactual": 300, "crows": 300}.get(sc.name, sc.limit)
+    results: dict[str, Any] = {}
+    t_all = time.time()
+    with ray_session(configs[names[0]].ray):
+        done_pre: dict[str, Path] = {}
+        for n in names:
+            cfg = configs[n]
+            run = WORK / "runs" / n
+            run.mkdir(parents=True, exist_ok=True)
+            t0 = time.time()
+            key = _preprocess_key(cfg)
+            if key in done_pre:
+                link = run / "preprocess"
+                if link.is_symlink() or link.exists():
+                    link.unlink() if link.is_symlink() else None
+                if not link.exists():
+                    link.symlink_to(done_pre[key] / "preprocess", target_is_directory=True)
+            else:
+                if (run / "preprocess").is_symlink():
+                    (run / "preprocess").unlink()
+                preprocess.run(cfg, str(run))
+                done_pre[key] = run
+            t1 = time.time()
+            train.run(cfg, str(run))
+            t2 = time.time()
+            evaluate.run(cfg, str(run))
+            t3 = time.time()
+            res = table_metrics(run, n_boot=args.n_boot, seed=cfg.seed)
+            res["seconds"] = {"preprocess": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2}
+            res["description"] = VARIANTS[n][0]
+            res["overrides"] = VARIANTS[n][1]
+            results[n] = res
+            print(f"[bench-fairness] {n}: test AUC {res['test_auc'][0]:.4f}, FPR gap {res['fpr_gap_nontoxic_templates'][0]:.3f}, "
+                  f"flip rate {res['cf_flip_rate'][0]:.3f}, worst BPSN {res['worst_bpsn_auc'][0]:.3f} "
+                  f"({t3 - t0:.0f} s)", file=sys.stderr, flush=True)
+    doc = {"rows": rows, "quick": args.quick, "extra": extra, "n_boot": args.n_boot,
+           "wall_seconds": time.time() - t_all, "variants": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=2, default=float))
+    print_table(results)
+    print(f"wrote {args.out} ({(time.time() - t_all) / 60:.1f} min)")
+    return 0
+
+
+COLUMNS = [("test_auc", "in-domain AUC ↑"), ("test_f1", "in-domain F1 ↑"), ("madlibs_auc", "madlibs AUC ↑"),
+           ("worst_subgroup_auc", "worst subgroup AUC ↑"), ("worst_bpsn_auc", "worst BPSN AUC ↑"),
+           ("worst_bnsp_auc", "worst BNSP AUC ↑"), ("final_bias", "final bias metric ↑"),
+           ("fpr_gap_nontoxic_templates", "FPR gap, non-toxic templates ↓"),
+           ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓")]
+
+
+def fmt(v) -> str:
+    p, lo, hi = (list(v) + [math.nan, math.nan])[:3]
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f"{p:.3f}"
+    return f"{p:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print("| variant | " + " | ".join(h for _, h in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for n, r in results.items():
+        print(f"| {n} | " + " | ".join(fmt(r[k]) for k, _ in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
