@@ -1,9 +1,11 @@
 """A synthetic comment corpus with the "unintended bias" of real toxicity data, built from the
 project's own templates and vocabulary.
 
-Every comment is a template with a person slot; the label is a property of the template only
-(toxic templates insult someone, the others do not), so in truth the label is independent of
-who is mentioned. The *sample* is not: identity terms are drawn more often for toxic templates,
+Every comment is a template with a person slot; the true label is a property of the template
+only (toxic templates insult someone, the others do not), so in truth it is independent of who
+is mentioned. The *observed* label (column ``toxic``) carries annotator bias: civil comments that
+mention some groups are labelled toxic a quarter of the time (``P_BIASED_LABEL``), plus 2%
+symmetric noise. The *sample* is skewed too: identity terms are drawn more often for toxic templates,
 and a few groups (``gay``, ``muslim``, ``black``, ``female``, ``transgender``, ``jewish``) much
 more often, the way comment corpora over-represent some identities in toxic comments (Dixon et
 al. 2018, "Measuring and Mitigating Unintended Bias in Text Classification", AIES). A model
@@ -183,6 +185,13 @@ SUFFIXES = [
 ]
 
 P_TOXIC = 0.15  # share of toxic templates
+# Annotator bias (Sap et al. 2019, "The Risk of Racial Bias in Hate Speech Detection", ACL):
+# a civil comment that mentions a boosted group is labelled toxic with this probability. The
+# true label (the template's) stays independent of identity; the observed label is not, so a
+# model can lower its loss by learning "gay -> toxic", exactly the shortcut the pipeline must
+# measure and remove. Plus a little symmetric label noise on every row, as in any crowd label.
+P_BIASED_LABEL = 0.25
+P_LABEL_NOISE = 0.02
 # P(identity term | template kind): 0.85 * 0.37 + 0.15 * 0.57 = 0.40 of rows mention an identity.
 P_IDENTITY = {0: 0.37, 1: 0.57}
 
@@ -294,10 +303,15 @@ def generate_demo_corpus(n_rows: int = 20000, *, seed: int = 0, with_meta: bool 
         if rng.random() < 0.08:
             text = text.lower()
         text, dirt = _dirty(text, rng, i)
+        observed = toxic
+        if not toxic and group in BOOSTED_GROUPS and rng.random() < P_BIASED_LABEL:
+            observed = 1
+        if rng.random() < P_LABEL_NOISE:
+            observed = 1 - observed
         rows.append(
             {
                 "text": text,
-                "toxic": str(toxic),
+                "toxic": str(observed),
                 "template": ("x" if toxic else "t") + str(k),
                 "template_toxic": toxic,
                 "identity_group": group,

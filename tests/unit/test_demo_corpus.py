@@ -52,15 +52,24 @@ def test_labels_and_dirt(corpus):
     assert (corpus["dirt"] == "").mean() > 0.75
 
 
-def test_label_is_a_function_of_the_template_only(corpus):
+def test_true_label_is_a_function_of_the_template_only(corpus):
     ok = corpus[corpus["toxic"].isin(["0", "1"])]
-    per_template = ok.groupby("template")["toxic"].nunique()
+    per_template = ok.groupby("template")["template_toxic"].nunique()
     assert (per_template == 1).all()
-    assert (ok["toxic"].astype(int) == ok["template_toxic"]).all()
+    assert ((ok["template"].str[0] == "x") == (ok["template_toxic"] == 1)).all()
     # Every template is seen both with identity terms and with neutral ones, and its label is
     # the same either way: in truth the label does not depend on the identity term.
     seen = ok.assign(has_id=ok["identity_group"].notna()).groupby("template")["has_id"].nunique()
     assert (seen == 2).all()
+
+
+def test_observed_label_carries_annotator_bias_only_for_boosted_groups(corpus):
+    ok = corpus[corpus["toxic"].isin(["0", "1"]) & (corpus["template_toxic"] == 0)]
+    flipped = ok["toxic"].astype(int) == 1
+    boosted = ok["identity_group"].isin(list(BOOSTED_GROUPS))
+    # civil comments: ~2% noise for everyone, ~25% more for the boosted groups
+    assert flipped[~boosted].mean() < 0.05
+    assert 0.15 < flipped[boosted].mean() < 0.40
 
 
 def test_identity_mentions_and_sample_bias(corpus):
