@@ -61,8 +61,8 @@ def _markdown(df: pd.DataFrame, x: str, y: str) -> str:
     cols = [c for c in cols if c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df[cols].iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else ("yes" if v is True else "" if v is False else str(v))
-                 for v in r]
+        cells = [str(int(v)) if c == "epoch" else f"{v:.4f}" if isinstance(v, float)
+                 else ("yes" if v is True else "" if v is False else str(v)) for c, v in r.items()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
