@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
@@ -160,3 +161,13 @@ def inspect_input(cfg: DataConfig) -> InputSpec:
         raise ValueError(f"missing column {what} in {infos[0].path}; columns present: {', '.join(columns)}")
     return InputSpec(files=[i.path for i in infos], format=fmt, filesystem=fs, columns=columns,
                      total_bytes=sum(i.size for i in infos))
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """A batch as an Arrow table without pandas metadata.
+
+    Outputs are read by pyarrow, Ray Data, Spark and pandas alike; pandas' own metadata for
+    Arrow-backed list columns does not round-trip through pandas 3's reader, so it is dropped.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return table.replace_schema_metadata(None)

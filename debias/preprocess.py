@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from debias import audit, balance, clean, split
 from debias.annotate import IdentityAnnotator, from_given_columns
@@ -54,16 +53,6 @@ def _as_str(values: pd.Series) -> pd.Series:
         return str(v)
 
     return values.map(one)
-
-
-def to_arrow(df: pd.DataFrame) -> pa.Table:
-    """A batch as an Arrow table without pandas metadata.
-
-    Outputs are read by pyarrow, Ray Data, Spark and pandas alike; pandas' own metadata for
-    Arrow-backed list columns does not round-trip through pandas 3's reader, so it is dropped.
-    """
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    return table.replace_schema_metadata(None)
 
 
 def make_ids(df: pd.DataFrame, *, id_col: str | None, text_col: str, label_col: str) -> pd.Series:

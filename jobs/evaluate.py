@@ -24,6 +24,7 @@ import pandas as pd
 from debias import suites as S
 from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
 from debias.gates import Gate, check_gates, metric_values, parse_gates
+from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
 
 
@@ -245,10 +246,9 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     with stage_output(run_dir, "evaluate", config=ev, inputs=[*inputs, model_dir], seed=seed) as w:
         for name, df in frames.items():
             w.fs.create_dir(w.sub("predictions", name), recursive=True)
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = to_arrow(df)
             pq.write_table(table, w.sub("predictions", name, "part-0.parquet"), filesystem=w.fs)
         w.write_json("metrics.json", doc)
         w.manifest.update({

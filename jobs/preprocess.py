@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from debias import audit, balance
 from debias.config import PipelineConfig
-from debias.io import InputSpec, inspect_input
+from debias.io import InputSpec, inspect_input, to_arrow
 from debias.preprocess import (
     audit_from_patterns,
     cached_lexicon,
@@ -38,7 +38,6 @@ from debias.preprocess import (
     plan_from_counts,
     prepare_batch,
     rejects_view,
-    to_arrow,
     train_rows,
 )
 from debias.runs import join, stage_output

@@ -56,3 +56,15 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     (tmp_path / "x.txt").write_text("text,label\n")
     with pytest.raises(ValueError, match="data.format"):
         inspect_input(_cfg(tmp_path / "x.txt"))
+
+
+def test_to_arrow_outputs_read_back_with_pandas(tmp_path):
+    import pyarrow.parquet as pq
+
+    from debias.io import to_arrow
+
+    df = pd.DataFrame({"id": ["a", "b"], "groups": pd.Series([["female"], []],
+                                                              dtype=pd.ArrowDtype(__import__("pyarrow").list_(__import__("pyarrow").string())))})
+    pq.write_table(to_arrow(df), tmp_path / "x.parquet")
+    back = pd.read_parquet(tmp_path / "x.parquet")
+    assert [list(g) for g in back["groups"]] == [["female"], []]
