@@ -59,12 +59,13 @@ def test_bad_inputs_get_clear_errors(tmp_path):
 
 
 def test_to_arrow_outputs_read_back_with_pandas(tmp_path):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from debias.io import to_arrow
 
-    df = pd.DataFrame({"id": ["a", "b"], "groups": pd.Series([["female"], []],
-                                                              dtype=pd.ArrowDtype(__import__("pyarrow").list_(__import__("pyarrow").string())))})
+    groups = pd.Series([["female"], []], dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    df = pd.DataFrame({"id": ["a", "b"], "groups": groups})
     pq.write_table(to_arrow(df), tmp_path / "x.parquet")
     back = pd.read_parquet(tmp_path / "x.parquet")
     assert [list(g) for g in back["groups"]] == [["female"], []]
