@@ -152,13 +152,14 @@ class RayStartCluster:
         self.env.pop("RAY_ADDRESS", None)
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
+        self.temp_dir = _short_tmp("dbc")
         common = [f"--object-store-memory={object_store_bytes}", "--num-cpus=1",
                   f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats"]
         try:
             self._start("head", ["--head", f"--port={self.gcs_port}", "--dashboard-host=127.0.0.1",
                                  f"--dashboard-port={self.dashboard_port}",
                                  f"--ray-client-server-port={_free_port()}",
-                                 f"--temp-dir={_short_tmp('dbc')}", *common])
+                                 f"--temp-dir={self.temp_dir}", *common])
             self._wait(lambda: self.get("/api/version") is not None, "head dashboard")
             for i in range(workers):
                 self._start(f"worker{i}", [f"--address=127.0.0.1:{self.gcs_port}",
@@ -208,6 +209,7 @@ class RayStartCluster:
     def stop(self) -> None:
         for p in reversed(self.procs):
             _stop_group(p)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _http_status(cluster: RayStartCluster, path: str, token: str | None) -> int:
