@@ -114,6 +114,12 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
         app.run(cfg, run_dir, blocking=True)
         return 0
+    if cmd == "report":  # reads files only: no Ray needed
+        from jobs import report
+
+        path = report.run(cfg, args.runs or [run_dir], out_run_dir=run_dir)
+        print(f"\nReport: {path}")
+        return 0
     with ray_session(cfg.ray):
         if cmd in ("preprocess", "pipeline"):
             from jobs import preprocess
@@ -129,11 +135,10 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
             manifest = evaluate.run(cfg, run_dir, gates=args.gate)
             failed = [g for g in manifest.get("gates", []) if not g.get("passed")]
-        if cmd in ("report", "pipeline"):
+        if cmd == "pipeline":
             from jobs import report
 
-            runs = getattr(args, "runs", None) or [run_dir]
-            path = report.run(cfg, runs, out_run_dir=run_dir)
+            path = report.run(cfg, [run_dir], out_run_dir=run_dir)
             print(f"\nReport: {path}")
         if failed:
             for g in failed:
