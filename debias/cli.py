@@ -6,6 +6,7 @@
     debias report     --run-dir OUT RUN_A [RUN_B ...]
     debias pipeline   ...  (preprocess, train, evaluate, report)
     debias serve      ...
+    debias sweep      ...  (train.sweep_terms x train.sweep_weights -> RUN_DIR/sweep/pareto.*)
     debias demo-data  --out FILE [--rows N]
 
 The config is validated, and the input checked, before Ray starts: a bad key, value, path or
@@ -40,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         ("train", "fine-tune with fairness-regularised losses on Ray Train"),
                         ("evaluate", "batch inference and fairness metrics on every suite"),
                         ("pipeline", "preprocess, train, evaluate and report in order"),
-                        ("serve", "serve the model on Ray Serve")]:
+                        ("serve", "serve the model on Ray Serve"),
+                        ("sweep", "Ray Train runs over fairness weights; writes the Pareto front")]:
         sp = sub.add_parser(name, help=help_)
         common(sp)
         if name in ("train", "pipeline"):
@@ -125,6 +127,10 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
             from jobs import preprocess
 
             preprocess.run(cfg, run_dir)
+        if cmd == "sweep":
+            from jobs import sweep
+
+            sweep.run(cfg, run_dir)
         if cmd in ("train", "pipeline"):
             from jobs import train
 

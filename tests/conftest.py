@@ -48,7 +48,8 @@ def ray_local():
     """One local Ray for the whole integration session (num_cpus=2), shut down at the end."""
     import ray
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False,
+        # address="local": a fresh Ray even when a `ray start` cluster runs on the machine
+        ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False,
                  configure_logging=True, logging_level="ERROR")
     yield ray
     ray.shutdown()
