@@ -313,6 +313,9 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     df["id"] = df["id"].astype(str)
     df["text"] = df["text"].astype(str)
     df["y_true"] = pd.array(df["y_true"], dtype="Int8")
+    # Plain lists (not Arrow-backed or numpy arrays): one layout for every suite and for parquet.
+    df["groups"] = pd.Series([[] if g is None or (isinstance(g, float) and np.isnan(g)) else [str(x) for x in g]
+                              for g in df["groups"]], index=df.index, dtype=object)
     df["pair_id"] = df["pair_id"].astype(object).where(df["pair_id"].notna(), None)
     if df["id"].duplicated().any():
         dup = df.loc[df["id"].duplicated(), "id"].iloc[0]

@@ -55,7 +55,9 @@ def _read_split(run_dir: str, split: str) -> pd.DataFrame:
         raise ValueError(f"suite needs the {split} split at {path}; run `debias preprocess` first")
     import pyarrow.parquet as pq
 
-    return pq.read_table(p, filesystem=fs).to_pandas()
+    # ignore_metadata: a split written from pandas with Arrow-backed list columns carries dtype
+    # names that to_pandas cannot always rebuild; the columns themselves are all we need.
+    return pq.read_table(p, filesystem=fs).to_pandas(ignore_metadata=True)
 
 
 def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow.parquet as pq
 
 from debias.config import PipelineConfig
 from debias.report import RunInput, render_report, report_metrics
@@ -34,7 +34,7 @@ def load_run(run_dir: str, *, name: str | None = None) -> RunInput:
         p = Path(stage_path(run_dir, "evaluate", "predictions", suite))
         if p.is_dir():
             cols = ["y_true", "y_score", "groups"]
-            preds[suite] = pd.read_parquet(p, columns=cols)
+            preds[suite] = pq.read_table(p, columns=cols).to_pandas(ignore_metadata=True)
     model_dir = metrics.get("model_dir")
     card = _json(str(Path(model_dir) / "model_card.json")) if model_dir else None
     return RunInput(
