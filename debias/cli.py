@@ -111,6 +111,19 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
         from jobs import preprocess
 
         preprocess.preflight(cfg)  # before Ray starts
+    # What can fail without a cluster fails before Ray starts.
+    if cmd == "train":
+        from jobs import train
+
+        train.preflight(cfg, run_dir)
+    if cmd == "evaluate":
+        from jobs import evaluate
+
+        evaluate.preflight(cfg, run_dir, gates=args.gate)
+    if cmd == "pipeline":
+        from debias.gates import parse_gates
+
+        parse_gates([*cfg.evaluate.gates, *args.gate], suites=[s.name for s in cfg.evaluate.suites])
     if cmd == "serve":
         from serve import app
 
