@@ -193,7 +193,10 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     Returns the manifest dict, including ``"gates": [{"expr", "value", "passed", ...}]``.
     """
     ev = cfg.evaluate
+    from jobs.storage import check_run_dir_shared
+
     parsed, model_dir = preflight(cfg, run_dir, gates=gates)
+    check_run_dir_shared(run_dir)
     seed = ev.seed if ev.seed is not None else cfg.seed
     t0 = time.time()
     cache: dict[str, Any] = {}

@@ -133,7 +133,10 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
     import ray.data
 
+    from jobs.storage import check_run_dir_shared
+
     spec = preflight(cfg)
+    check_run_dir_shared(run_dir)  # a local path on several nodes would scatter the output
     c = cfg.model_dump()
     lex = cached_lexicon(tuple(cfg.annotate.axes), cfg.annotate.lexicon_dir)
     group_names = list(lex.group_names) if not cfg.data.identity.columns else \
