@@ -133,8 +133,10 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
     import ray.data
 
+    from jobs.ray_session import quiet_ray_data
     from jobs.storage import check_run_dir_shared
 
+    quiet_ray_data()  # also when called from Python rather than the CLI
     spec = preflight(cfg)
     check_run_dir_shared(run_dir)  # a local path on several nodes would scatter the output
     c = cfg.model_dump()
