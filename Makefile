@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test test-fast test-all serve bench-fairness bench-fairness-quick lint clean
+.PHONY: install demo test test-fast test-cluster serve bench-fairness bench-fairness-quick lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not integration"
+
+test-cluster: install   ## multi-node Ray on this machine: ray start + ray job submit, 3-node cluster, node loss
+	$(PY) -m pytest -q tests/integration/test_cluster.py
 
 serve: install
 	$(VENV)/bin/debias serve --config $(CONFIG) --run-dir $(RUN_DIR)
