@@ -11,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# ray.cluster_utils.Cluster writes $RAY_TMPDIR/ray/ray_current_cluster before any Ray has
+# created that folder; with a fresh RAY_TMPDIR (as in CI) it must exist first.
+os.makedirs(os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray"), exist_ok=True)
 
 
 def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
