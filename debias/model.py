@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from debias.runs import json_default
+
 MODEL_CARD = "model_card.json"
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
@@ -204,18 +206,8 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | os.PathL
         stray.unlink()
     if not (out / "model.safetensors").is_file() and not (out / _WEIGHT_FILES[1]).is_file():
         raise RuntimeError(f"export to {out} did not produce model.safetensors")
-    (out / MODEL_CARD).write_text(json.dumps(card, indent=2, default=_json_default), encoding="utf-8")
+    (out / MODEL_CARD).write_text(json.dumps(card, indent=2, default=json_default), encoding="utf-8")
     return out
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "model_dump"):
-        return o.model_dump()
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 def read_model_card(model_dir: str | os.PathLike) -> dict[str, Any]:

@@ -65,14 +65,15 @@ class StageWriter:
 
     def write_json(self, name: str, obj: Any) -> None:
         with self.fs.open_output_stream(self.sub(name)) as f:
-            f.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode())
+            f.write(json.dumps(obj, indent=2, sort_keys=False, default=json_default).encode())
 
     def write_text(self, name: str, text: str) -> None:
         with self.fs.open_output_stream(self.sub(name)) as f:
             f.write(text.encode("utf-8"))
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for pydantic models, numpy scalars and arrays, and paths."""
     if hasattr(o, "model_dump"):
         return o.model_dump()
     if hasattr(o, "item"):
