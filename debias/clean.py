@@ -99,6 +99,8 @@ def _coerce_text(values: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     undecodable = np.zeros(n, dtype=bool)
     if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
         arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):  # Arrow-backed pandas strings read from several row groups
+            arr = arr.combine_chunks()
         arr = arr.cast(pa.string()) if arr.nbytes < 2**31 - 1 else arr
         return arr, np.asarray(arr.is_null(), dtype=bool), undecodable
     out: list[str | None] = [None] * n

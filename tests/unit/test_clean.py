@@ -141,3 +141,14 @@ def test_clean_texts_matches_clean_batch():
     raws = ["A &amp; <b>B</b>", "call 555-123-4567", "@u hi"]
     df = pd.DataFrame({"t": raws, "y": [0, 1, 0]})
     assert clean_texts(raws) == clean_batch(df, text_col="t", label_col="y", label_map={}, params=P)["text"].tolist()
+
+
+def test_chunked_arrow_backed_strings_are_cleaned_like_one_array():
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([["a &amp; b", "x"], ["<i>y</i> &lt;3", None]])
+    series = pd.Series(pd.arrays.ArrowExtensionArray(chunked))
+    out = clean_batch(pd.DataFrame({"t": series, "y": ["1", "0", "1", "0"]}), text_col="t", label_col="y",
+                      label_map={}, params=CleanConfig().model_dump())
+    assert out["text"].tolist()[:3] == ["a & b", "x", "y <3"]
+    assert out["reject_reason"].tolist()[3] == "null_text"
