@@ -163,7 +163,13 @@ def _eligible(frame: pd.DataFrame, include_small: bool) -> np.ndarray:
 
 
 def disparity_values(values: np.ndarray, overall: np.ndarray) -> dict[str, np.ndarray]:
-    """Differences and ratios over the last axis (groups), NaN groups ignored."""
+    """Differences and ratios over the last axis (groups), NaN groups ignored.
+
+    With no eligible group at all (every group under the minimum size) every value is NaN.
+    """
+    if values.shape[-1] == 0:
+        nan = np.full(values.shape[:-1], np.nan)
+        return {k: nan.copy() for k in ("difference", "ratio", "difference_to_overall", "ratio_to_overall")}
     with np.errstate(invalid="ignore", divide="ignore"):
         import warnings
 

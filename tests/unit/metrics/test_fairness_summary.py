@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
+import pandas as pd
 from metrics_data import random_predictions
 
 from debias.metrics import GroupStats, fairness_summary
@@ -36,3 +38,11 @@ def test_summary_from_stats_matches_rows_on_counts():
         assert r["count"] == ra[r["group"]]["count"]
         assert abs(r["selection_rate"] - ra[r["group"]]["selection_rate"]) < 1e-12
     assert a["tests"] == b["tests"]
+
+
+def test_every_group_under_the_minimum_size_gives_nan_criteria_not_an_error():
+    df = pd.DataFrame({"y_true": [0, 1, 0, 1, 1, 0], "y_score": [0.1, 0.8, 0.6, 0.4, 0.9, 0.2],
+                       "groups": [["a"], ["a"], ["b"], ["b"], [], []]})
+    s = fairness_summary(df, n_boot=20, seed=0, min_group_size=10)
+    crit = s["criteria"]["demographic_parity_difference"]
+    assert crit["value"] is None or math.isnan(crit["value"])
