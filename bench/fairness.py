@@ -251,7 +251,8 @@ def main() -> int:
             t2 = time.time()
             evaluate.run(cfg, str(run))
             t3 = time.time()
-            res = table_metrics(run, n_boot=args.n_boot, seed=cfg.seed)
+            # quick mode's suites are small: count groups from 10 rows, not 50
+            res = table_metrics(run, n_boot=args.n_boot, seed=cfg.seed, min_n=10 if args.quick else 50)
             res["seconds"] = {"preprocess": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2}
             res["description"] = VARIANTS[n][0]
             res["overrides"] = VARIANTS[n][1]
