@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from debias.balance import binary_labels
+
 NONE_GROUP = "__none__"
 ALL_GROUP = "__all__"
 _COLUMNS = ["group", "n_neg", "n_pos"]
@@ -57,17 +59,7 @@ def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str
         raise ValueError(
             f"missing group columns {missing}; columns present: {', '.join(map(str, df.columns))}"
         )
-    if label_col not in df.columns:
-        raise ValueError(
-            f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}"
-        )
-    y = pd.to_numeric(df[label_col], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isin(y, (0.0, 1.0))
-    if bad.any():
-        raise ValueError(
-            f"label column {label_col!r} must hold 0/1; found e.g. {df[label_col][bad].head(5).tolist()}"
-        )
-    pos = y == 1.0
+    pos = binary_labels(df, label_col) == 1
     member = (
         df[cols].fillna(False).to_numpy(dtype=bool) if cols else np.zeros((len(df), 0), dtype=bool)
     )  # (rows, groups)

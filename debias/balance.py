@@ -140,7 +140,8 @@ def _joined_groups(col: pd.Series) -> pd.Series | None:
     return pc.binary_join(arr, _SEP).to_pandas()
 
 
-def _labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
+def binary_labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
+    """``label_col`` as int64 0/1; a ValueError naming the column and bad values otherwise."""
     if label_col not in df.columns:
         raise ValueError(
             f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}"
@@ -172,7 +173,7 @@ def cell_counts(
 ) -> pd.DataFrame:
     """Rows per (cell, label) in one batch: columns ``cell``, ``label``, ``n`` (mergeable)."""
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
-    y = _labels(df, label_col)
+    y = binary_labels(df, label_col)
     frame = pd.DataFrame({"cell": keys.to_numpy(), "label": y, "n": 1})
     return _sum_frames([frame], ["cell", "label"])
 
@@ -253,7 +254,7 @@ def apply_weights(
     other data, or with other cell settings).
     """
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
-    y = _labels(df, label_col)
+    y = binary_labels(df, label_col)
     w = _per_row(keys.to_numpy(), y, weights, np.nan)
     if np.isnan(w).any():
         i = int(np.flatnonzero(np.isnan(w))[0])
@@ -404,7 +405,7 @@ def _row_cells_u(df: pd.DataFrame, plan: ResamplePlan) -> tuple[np.ndarray, np.n
     keys = cell_keys(
         df, intersectional=plan.intersectional, group_counts=plan.group_counts, groups_col=plan.groups_col
     ).to_numpy()
-    y = _labels(df, plan.label_col)
+    y = binary_labels(df, plan.label_col)
     if plan.id_col not in df.columns:
         raise ValueError(
             f"missing id column {plan.id_col!r}; columns present: {', '.join(map(str, df.columns))}"
