@@ -9,8 +9,9 @@ Evaluation: the in-domain test split; bias-madlibs (identity templates, toxic an
 split's counterfactual pairs; CrowS-Pairs (score gap between the two sentences of each pair).
 Every variant runs the real pipeline (`jobs.preprocess`, `jobs.train`, `jobs.evaluate`) in one
 Ray session; the table's metrics and their 95% intervals are computed here from the written
-predictions with a row bootstrap. Writes bench/results/fairness/results.json and, with
---write-doc, the table and Pareto plot for docs/RESULTS.md.
+predictions with a row bootstrap. Writes bench/results/fairness/results.json (after every
+variant; --resume picks up where a run stopped) and prints the table for docs/RESULTS.md;
+--plot PNG draws the Pareto plot (in-domain AUC vs worst-group BPSN AUC) from that file.
 """
 
 from __future__ import annotations
@@ -155,8 +156,19 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
             df["groups"] = df["groups"].map(lambda g: list(g) if g is not None else [])
         return df
 
-    test, mad, cf = load("test"), load("madlibs"), load("counterfactual")
-    out: dict[str, Any] = {}
+    # In-domain suites hold Davidson rows only: the Dixon supplement is split like the corpus, so a
+    # variant that adds it would otherwise be scored on a different (easier) test set.
+    test, val, mad, cf = load("test"), load("val"), load("madlibs"), load("counterfactual")
+    test, val = test[test["id"].str.startswith("dav")].copy(), val[val["id"].str.startswith("dav")].copy()
+    cf = cf[cf["pair_id"].astype(str).str.startswith("dav")].copy()
+    # Each variant's decision threshold: the F1-best one on its own validation rows (never test).
+    from debias.metrics import best_f1_threshold
+
+    thr, _ = best_f1_threshold(val["y_true"], val["y_score"])
+    for d in (test, mad, cf):
+        d["y_pred"] = (d["y_score"] >= thr).astype("int8")
+    out: dict[str, Any] = {"threshold_val_f1": thr, "n_rows": {"test": len(test), "val": len(val),
+                                                            "madlibs": len(mad), "cf_pairs": cf["pair_id"].nunique()}}
     out["test_auc"] = _boot(_auc, [test], n_boot, seed)
     out["test_f1"] = _boot(_f1, [test], n_boot, seed)
     out["madlibs_auc"] = _boot(_auc, [mad], n_boot, seed)
@@ -202,7 +214,12 @@ def main() -> int:
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra config override")
     ap.add_argument("--out", default=str(WORK / "results.json"))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the variants already in --out (same mode) and run only the rest")
+    ap.add_argument("--plot", default=None, help="only draw the Pareto plot of --out's results into this PNG")
     args = ap.parse_args()
+    if args.plot:
+        return plot(Path(args.out), Path(args.plot))
     if not DATA.is_dir():
         print(f"skipped: the reference data sets are not at {DATA}", file=sys.stderr)
         return 0
@@ -224,12 +241,27 @@ def main() -> int:
     if args.quick:  # smaller evaluation suites
         for cfg in configs.values():
             for sc in cfg.evaluate.suites:
-                sc.limit = {"madlibs": 1500, "counterfactual": 300, "crows": 300}.get(sc.name, sc.limit)
+                sc.limit = {"madlibs": 1500, "crows": 300}.get(sc.name, sc.limit)
     results: dict[str, Any] = {}
+    out_path = Path(args.out)
+    if args.resume and out_path.exists():
+        prev = json.loads(out_path.read_text())
+        if prev.get("quick") == args.quick and prev.get("rows") == rows and prev.get("extra") == extra:
+            results = {n: r for n, r in prev["variants"].items() if n in names}
+            print(f"[bench-fairness] resuming: {', '.join(results) or 'none'} already done", file=sys.stderr)
     t_all = time.time()
+
+    def save() -> None:  # after every variant, so a crash or a timeout keeps what finished
+        doc = {"rows": rows, "quick": args.quick, "extra": extra, "n_boot": args.n_boot,
+               "wall_seconds": time.time() - t_all, "variants": results}
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(doc, indent=2, default=float))
+
     with ray_session(configs[names[0]].ray):
         done_pre: dict[str, Path] = {}
         for n in names:
+            if n in results:
+                continue
             cfg = configs[n]
             run = WORK / "runs" / n
             run.mkdir(parents=True, exist_ok=True)
@@ -256,14 +288,13 @@ def main() -> int:
             res["seconds"] = {"preprocess": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2}
             res["description"] = VARIANTS[n][0]
             res["overrides"] = VARIANTS[n][1]
+            res["command"] = f"python bench/fairness.py --variants {n}" + ("" if not args.quick else " --quick")
             results[n] = res
+            save()
             print(f"[bench-fairness] {n}: test AUC {res['test_auc'][0]:.4f}, FPR gap {res['fpr_gap_nontoxic_templates'][0]:.3f}, "
                   f"flip rate {res['cf_flip_rate'][0]:.3f}, worst BPSN {res['worst_bpsn_auc'][0]:.3f} "
                   f"({t3 - t0:.0f} s)", file=sys.stderr, flush=True)
-    doc = {"rows": rows, "quick": args.quick, "extra": extra, "n_boot": args.n_boot,
-           "wall_seconds": time.time() - t_all, "variants": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2, default=float))
+    save()
     print_table(results)
     print(f"wrote {args.out} ({(time.time() - t_all) / 60:.1f} min)")
     return 0
@@ -274,6 +305,23 @@ COLUMNS = [("test_auc", "in-domain AUC ↑"), ("test_f1", "in-domain F1 ↑"), (
            ("worst_bnsp_auc", "worst BNSP AUC ↑"), ("final_bias", "final bias metric ↑"),
            ("fpr_gap_nontoxic_templates", "FPR gap, non-toxic templates ↓"),
            ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓")]
+
+
+def plot(results_json: Path, png: Path) -> int:
+    """Pareto plot of the variants: in-domain AUC (x) against worst-group BPSN AUC (y)."""
+    import base64
+
+    from debias.report.plots import pareto_plot
+
+    res = json.loads(results_json.read_text())["variants"]
+    points = [{"name": n, "auc": r["test_auc"][0], "bpsn": r["worst_bpsn_auc"][0]} for n, r in res.items()]
+    uri = pareto_plot(points, x="auc", y="bpsn", xlabel="in-domain test AUC (higher is better)",
+                      ylabel="worst-group BPSN AUC, bias-madlibs (higher is better)",
+                      title="Accuracy vs bias, one point per variant")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+    print(f"wrote {png}")
+    return 0
 
 
 def fmt(v) -> str:

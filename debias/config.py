@@ -155,7 +155,8 @@ class TrainConfig(_Section):
 
 class SuiteConfig(_Section):
     name: str
-    kind: Literal["test_split", "identity_templates", "counterfactual_pairs", "labelled_file", "minimal_pairs"]
+    kind: Literal["test_split", "val_split", "identity_templates", "counterfactual_pairs", "labelled_file",
+                  "minimal_pairs"]
     path: str | None = None
     text_col: str = "text"
     label_col: str | None = None
@@ -170,6 +171,8 @@ class SuiteConfig(_Section):
 class EvaluateConfig(_Section):
     model: str | None = Field(None, description="model dir; default: RUN_DIR/train/model")
     threshold: float = Field(0.5, ge=0.0, le=1.0)
+    tune_threshold: bool = Field(False, description="use the F1-best threshold on the val_split suite "
+                                 "(never the test split) for every suite, instead of `threshold`")
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(128, ge=8)
     num_actors: int = Field(1, ge=1)
@@ -189,6 +192,13 @@ class EvaluateConfig(_Section):
     ig_steps: int = Field(32, ge=1, description="integrated gradients: Riemann-sum points")
     gates: list[str] = Field(default_factory=list)
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _tuning_needs_val(self) -> "EvaluateConfig":
+        if self.tune_threshold and not any(s.kind == "val_split" for s in self.suites):
+            raise ValueError("tune_threshold needs a suite of kind val_split "
+                             "(e.g. {name: val, kind: val_split}) to choose the threshold on")
+        return self
 
 
 class ServeConfig(_Section):

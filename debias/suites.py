@@ -19,6 +19,8 @@ plus columns particular to a kind (``template``, ``variant``, ``term`` for templ
 Kinds
 -----
 ``test_split``            the run's held-out test split (``RUN_DIR/preprocess/test``)
+``val_split``             the validation split (``RUN_DIR/preprocess/val``): where
+                          ``evaluate.tune_threshold`` chooses the decision threshold
 ``identity_templates``    the project's template sets (``debias/templates/*.yaml``) filled with
                           every lexicon term (Dixon et al. 2018, "Measuring and Mitigating
                           Unintended Bias in Text Classification", section 5)

@@ -84,8 +84,8 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,
             cache["test"] = _read_split(run_dir, "test")
         return cache["test"]
 
-    if sc.kind == "test_split":
-        df = S.from_split(test(), suite=sc.name)
+    if sc.kind in ("test_split", "val_split"):
+        df = S.from_split(test() if sc.kind == "test_split" else _read_split(run_dir, "val"), suite=sc.name)
         if sc.limit:
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
     elif sc.kind == "identity_templates":
@@ -216,11 +216,20 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     start = 0
     for df in frames.values():
         df["y_score"] = scores[start:start + len(df)]
-        df["y_pred"] = (df["y_score"] >= ev.threshold).astype("int8")
         start += len(df)
+    threshold, threshold_source = ev.threshold, "config"
+    if ev.tune_threshold:
+        from debias.metrics import best_f1_threshold
+
+        val = next(n for n in frames if kinds[n] == "val_split")
+        threshold, val_f1 = best_f1_threshold(frames[val]["y_true"], frames[val]["y_score"])
+        threshold_source = f"F1-best on suite {val!r} (F1 {val_f1:.4f})"
+        log(f"threshold {threshold:.4f}: {threshold_source}")
+    for df in frames.values():
+        df["y_pred"] = (df["y_score"] >= threshold).astype("int8")
 
     t2 = time.time()
-    metrics = {name: S.suite_metrics(df, kind=kinds[name], threshold=ev.threshold, n_boot=ev.n_boot,
+    metrics = {name: S.suite_metrics(df, kind=kinds[name], threshold=threshold, n_boot=ev.n_boot,
                                      min_group_size=ev.min_group_size, seed=seed)
                for name, df in frames.items()}
     values = {name: metric_values(m, min_group_size=ev.min_group_size) for name, m in metrics.items()}
@@ -236,7 +245,8 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
 
     doc = {
         "model_dir": model_dir,
-        "threshold": ev.threshold,
+        "threshold": threshold,
+        "threshold_source": threshold_source,
         "suites": {n: {**metrics[n], "name": n} for n in frames},
         "gate_values": values,
         "gates": gate_results,
@@ -247,7 +257,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
 
     doc = to_json_safe(doc)
     inputs = [stage_path(run_dir, "preprocess")] if any(
-        k in ("test_split", "counterfactual_pairs") for k in kinds.values()) else []
+        k in ("test_split", "val_split", "counterfactual_pairs") for k in kinds.values()) else []
     with stage_output(run_dir, "evaluate", config=ev, inputs=[*inputs, model_dir], seed=seed) as w:
         for name, df in frames.items():
             w.fs.create_dir(w.sub("predictions", name), recursive=True)

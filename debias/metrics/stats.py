@@ -137,17 +137,26 @@ class GroupStats:
                     raise ValueError(f"an intersection needs at least two groups; found {x!r}")
 
         has_score = enc.y_score is not None
-        score = enc.y_score if has_score else np.zeros(len(pat))
-        cbin = np.minimum((score * calibration_bins).astype(np.int64), calibration_bins - 1)
-        key = ((pat * 2 + enc.y_true) * 2 + enc.y_pred) * calibration_bins + cbin
         size = len(patterns) * 4 * calibration_bins
         w = enc.weight
-        ws = w * score
-        cells = np.stack(
-            [np.bincount(key, minlength=size).astype(np.float64), np.bincount(key, weights=w, minlength=size),
-             np.bincount(key, weights=ws, minlength=size), np.bincount(key, weights=ws * score, minlength=size)],
-            axis=-1,
-        ).reshape(len(patterns), 2, 2, calibration_bins, 4)
+        if has_score:
+            score = enc.y_score
+            cbin = np.minimum((score * calibration_bins).astype(np.int64), calibration_bins - 1)
+            key = ((pat * 2 + enc.y_true) * 2 + enc.y_pred) * calibration_bins + cbin
+            ws = w * score
+            cells = np.stack(
+                [np.bincount(key, minlength=size).astype(np.float64), np.bincount(key, weights=w, minlength=size),
+                 np.bincount(key, weights=ws, minlength=size), np.bincount(key, weights=ws * score, minlength=size)],
+                axis=-1,
+            )
+        else:
+            # decisions only (no scores): one count per (pattern, y_true, y_pred) cell, all in
+            # calibration bin 0 (score 0), and no score sums -- the cheap path for count metrics
+            key = ((pat * 2 + enc.y_true) * 2 + enc.y_pred) * calibration_bins
+            counts = np.bincount(key, minlength=size).astype(np.float64)
+            weights = np.bincount(key, weights=w, minlength=size) if enc.weighted else counts
+            cells = np.stack([counts, weights, np.zeros(size), np.zeros(size)], axis=-1)
+        cells = cells.reshape(len(patterns), 2, 2, calibration_bins, 4)
 
         hist_groups = (OVERALL, UNKNOWN, *names, *(intersection_name(x) for x in inter))
         members = _membership(hist_groups, patterns, inter)  # (H, P)

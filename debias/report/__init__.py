@@ -26,6 +26,7 @@ MAX_GROUPS_PLOTTED = 20
 
 SUITE_KIND_TEXT = {
     "test_split": "Held-out test split of the run's corpus: real texts with their real labels.",
+    "val_split": "Validation split of the run's corpus (where a tuned decision threshold is chosen).",
     "identity_templates": ("The project's identity templates: the same sentences with only the identity term "
                            "changed, in a neutral (label 0) and a toxic (label 1) version. An unbiased model "
                            "scores every group alike on the same template."),

@@ -57,7 +57,7 @@ def _external(tmp: Path) -> tuple[Path, Path]:
     return lab, mp
 
 
-def _cfg(tiny_model_dir, lab, mp, **ev):
+def _cfg(tiny_model_dir, lab, mp, extra_suites=(), **ev):
     from debias.config import load_config
 
     suites = [
@@ -70,6 +70,7 @@ def _cfg(tiny_model_dir, lab, mp, **ev):
     ]
     if _has_augment():
         suites.insert(2, {"name": "counterfactual", "kind": "counterfactual_pairs"})
+    suites += list(extra_suites)
     return load_config(base={
         "data": {"path": "unused"}, "annotate": {"axes": AXES}, "augment": {"axes": AXES},
         "evaluate": {"model": str(tiny_model_dir), "batch_size": 16, "n_boot": 30, "min_group_size": 5,
@@ -121,10 +122,30 @@ def test_evaluate_then_report(tmp_path, tiny_model_dir, ray_local):
     assert metrics["suites"]["pairs"]["pair_gaps"][0]["n_pairs"] == 3
     assert metrics["worst_cases"] and all(c["attribution"]["tokens"] for c in metrics["worst_cases"])
 
-    # A second run (same data, another threshold) for the before/after comparison.
+    # A second run (same data, its threshold tuned on a val split) for the before/after comparison.
     shutil.copytree(run_a / "preprocess", run_b / "preprocess")
-    cfg_b = _cfg(tiny_model_dir, lab, mp, threshold=0.45, explain_method="occlusion")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    val = pq.read_table(run_b / "preprocess" / "test")
+    val = val.set_column(val.schema.get_field_index("id"), "id", pa.array(["v" + str(x) for x in val["id"].to_pylist()]))
+    val = val.set_column(val.schema.get_field_index("split"), "split", pa.array(["val"] * len(val)))
+    (run_b / "preprocess" / "val").mkdir()
+    pq.write_table(val, run_b / "preprocess" / "val" / "part-0.parquet")
+    cfg_b = _cfg(tiny_model_dir, lab, mp, [{"name": "val", "kind": "val_split"}], threshold=0.45,
+                 explain_method="occlusion", tune_threshold=True)
     evaluate.run(cfg_b, str(run_b))
+    mb = json.loads((run_b / "evaluate" / "metrics.json").read_text())
+    vp = pd.read_parquet(run_b / "evaluate" / "predictions" / "val")
+    assert len(vp) == len(val) and vp["id"].str.startswith("v").all()
+    from debias.metrics import best_f1_threshold
+
+    assert mb["threshold"] == pytest.approx(best_f1_threshold(vp["y_true"], vp["y_score"])[0])
+    assert "val" in mb["threshold_source"]
+    for name in ("test", "madlibs"):
+        p = pd.read_parquet(run_b / "evaluate" / "predictions" / name)
+        assert (p["y_pred"] == (p["y_score"] >= mb["threshold"])).all()
 
     html_path = report.run(cfg, [str(run_a), str(run_b)], out_run_dir=str(tmp_path / "cmp"))
     html = Path(html_path).read_text()

@@ -296,9 +296,34 @@ def test_no_request_text_reaches_the_logs(client, ray_local):
 
 
 @pytest.mark.slow
-def test_replica_restarts_after_being_killed(client, ray_local):
+def test_replica_killed_under_load_recovers_and_failures_are_counted(client, url, ray_local, record_property):
+    """Clients keep sending while the only replica is killed: every request is accounted for
+    (answered or failed), the failures are reported, and requests after recovery all succeed."""
+    import threading
+
+    log: list[tuple[float, float, str]] = []  # (sent, done, outcome) per request
+    stop = threading.Event()
+
+    def load(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=30.0) as c:
+            i = 0
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = c.post("/v1/classify", json={"texts": [f"client {k} request {i}"]})
+                    outcome = str(r.status_code)
+                except httpx.HTTPError as e:
+                    outcome = type(e).__name__
+                log.append((t0, time.monotonic(), outcome))
+                i += 1
+
+    threads = [threading.Thread(target=load, args=(k,), daemon=True) for k in range(4)]
+    for th in threads:
+        th.start()
+    _wait(lambda: sum(o == "200" for _, _, o in log) >= 20, "load to be answered", timeout_s=60.0)
     old = client.get("/healthz").json()["replica"]
     actor = ray_local.get_actor(f"SERVE_REPLICA::{APP}#Classifier#{old}", namespace="serve")
+    t_kill = time.monotonic()
     ray_local.kill(actor, no_restart=True)
 
     def answered_by_new_replica():
@@ -308,6 +333,23 @@ def test_replica_restarts_after_being_killed(client, ray_local):
             return False
         return r.status_code == 200 and r.json()["replica"] != old
 
-    _wait(answered_by_new_replica, "a new replica", timeout_s=120.0, every_s=0.5)
-    r = client.post("/v1/classify", json={"texts": ["back again"]})
-    assert r.status_code == 200 and len(r.json()["scores"]) == 1
+    _wait(answered_by_new_replica, "a new replica", timeout_s=120.0, every_s=0.2)
+    t_back = time.monotonic()
+    time.sleep(3.0)  # keep the load on after recovery
+    stop.set()
+    for th in threads:
+        th.join(timeout=60.0)
+    assert not any(th.is_alive() for th in threads)
+
+    during = [o for s, d, o in log if d >= t_kill and s <= t_back]
+    after = [o for s, _, o in log if s > t_back + 0.5]
+    failed = [o for o in during if o != "200"]
+    summary = {"requests": len(log), "in_flight_or_sent_during_recovery": len(during),
+               "failed_during_recovery": len(failed),
+               "failure_kinds": {k: failed.count(k) for k in sorted(set(failed))},
+               "recovery_s": round(t_back - t_kill, 2), "after_recovery": len(after),
+               "failed_after_recovery": sum(o != "200" for o in after)}
+    record_property("replica_kill", json.dumps(summary))
+    print("replica killed under load:", summary)
+    assert sum(o == "200" for _, d, o in log if d < t_kill) >= 20  # the load was really being served
+    assert after and all(o == "200" for o in after), summary

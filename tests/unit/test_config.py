@@ -74,3 +74,11 @@ def test_demo_config_file_validates():
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
     assert cfg.data.path.startswith("demo:")
+
+
+def test_tuned_threshold_needs_a_val_split_suite():
+    with pytest.raises(ConfigError, match="tune_threshold needs a suite of kind val_split"):
+        load_config(base={"data": {"path": "x"}, "evaluate": {"tune_threshold": True}})
+    cfg = load_config(base={"data": {"path": "x"}, "evaluate": {
+        "tune_threshold": True, "suites": [{"name": "t", "kind": "test_split"}, {"name": "v", "kind": "val_split"}]}})
+    assert cfg.evaluate.tune_threshold
