@@ -107,7 +107,24 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
     s = cfg["split"]
     out = split.assign_split(out, fractions={"train": s["train"], "val": s["val"], "test": s["test"]},
                              seed=cfg["seed"], key_col="id")
+    out["row_ref"] = row_refs(out["id"], df[PATH_COL] if PATH_COL in df.columns else None)
     return out.reset_index(drop=True)
+
+
+def row_refs(ids: pd.Series, paths: pd.Series | None) -> list[str]:
+    """A reference for every row of a prepared batch, unique in practice across the corpus.
+
+    A fingerprint of the batch (its source path and ids) plus the row's position in it. Two
+    batches only share refs when they hold the same ids from the same path in the same order
+    (a duplicated file); the de-duplication pass detects that and falls back to its exact
+    full-row shuffle (``jobs/preprocess.py``).
+    """
+    h = hashlib.blake2b(digest_size=8)
+    if paths is not None and len(paths):
+        h.update(str(paths.iloc[0]).encode("utf-8", "surrogatepass"))
+    h.update("\x1f".join(map(str, ids)).encode("utf-8", "surrogatepass"))
+    fp = h.hexdigest()
+    return [f"{fp}:{i}" for i in range(len(ids))]
 
 
 def rejects_view(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,7 +140,58 @@ def rejects_view(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def kept_view(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["reject_reason"].isna()].drop(columns=["reject_reason", "raw_text", "raw_label"])
+    return df[df["reject_reason"].isna()].drop(columns=["reject_reason", "raw_text", "raw_label"], errors="ignore")
+
+
+def dedup_view(df: pd.DataFrame) -> pd.DataFrame:
+    """What the key-only de-duplication pass needs of a prepared batch's kept rows: the
+    dedup key, row ref and id (which row wins), and split, label and membership pattern (the
+    audit and balance counts of the surviving rows). No text is shuffled."""
+    k = df[df["reject_reason"].isna()]
+    return pd.DataFrame({"dedup_key": k["dedup_key"].astype(str).values, "row_ref": k["row_ref"].astype(str).values,
+                         "id": k["id"].astype(str).values, "split": k["split"].astype(str).values,
+                         "label": k["label"].astype("int64").values, "pattern": pattern_strings(k["groups"])})
+
+
+def dedup_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """On a block holding every row of its dedup keys (the job hash-partitions by key): the
+    rows to drop (all but the smallest id of each key, as :func:`dedup_block` keeps) and the
+    pattern counts of the rows kept, as one frame with a ``kind`` column:
+
+    * ``drop``: ``ref`` = ``dedup_key|row_ref`` of a dropped row;
+    * ``count``: ``split``, ``pattern``, ``label``, ``n`` over the kept rows;
+    * ``collision``: two rows of one key share a row ref, so refs cannot tell them apart.
+    """
+    if df.empty:
+        return _typed(pd.DataFrame())
+    d = df.sort_values(["dedup_key", "id", "row_ref"], kind="mergesort")
+    dup = d["dedup_key"].duplicated(keep="first").to_numpy()
+    refs = d["dedup_key"] + "|" + d["row_ref"]
+    parts = []
+    if refs.duplicated().any():
+        parts.append(pd.DataFrame({"kind": ["collision"], "ref": [str(refs[refs.duplicated()].iloc[0])]}))
+    parts.append(pd.DataFrame({"kind": "drop", "ref": refs[dup].values}))
+    kept = d[~dup]
+    counts = kept.groupby(["split", "pattern", "label"], as_index=False).size().rename(columns={"size": "n"})
+    parts.append(counts.assign(kind="count"))
+    return _typed(pd.concat(parts, ignore_index=True))
+
+
+def _typed(out: pd.DataFrame) -> pd.DataFrame:
+    out = out.reindex(columns=["kind", "ref", "split", "pattern", "label", "n"])
+    for c in ("kind", "ref", "split", "pattern"):
+        out[c] = out[c].astype("string")
+    for c in ("label", "n"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def keep_batch(df: pd.DataFrame, *, drop_refs: Any = None) -> pd.DataFrame:
+    """A prepared batch's kept rows minus the duplicates named by ``dedup_key|row_ref``."""
+    k = kept_view(df)
+    if drop_refs is not None and len(drop_refs):
+        k = k[~(k["dedup_key"].astype(str) + "|" + k["row_ref"].astype(str)).isin(drop_refs).to_numpy()]
+    return k.reset_index(drop=True)
 
 
 def dedup_block(df: pd.DataFrame) -> pd.DataFrame:
@@ -139,6 +207,11 @@ def dedup_block(df: pd.DataFrame) -> pd.DataFrame:
               .reset_index(drop=True))
 
 
+def pattern_strings(groups: pd.Series) -> list[str]:
+    """Each row's membership pattern: its sorted groups joined by ``+`` (``""`` for none)."""
+    return ["+".join(sorted(str(x) for x in g)) if g is not None else "" for g in groups]
+
+
 def pattern_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Rows per (split, membership pattern, label) in one batch; mergeable by summing ``n``.
 
@@ -146,8 +219,8 @@ def pattern_counts(df: pd.DataFrame) -> pd.DataFrame:
     Both the audit (per-group counts, overlapping) and the balance cells (one key per row,
     under any keying rule) are functions of these counts, so one pass over the corpus serves both.
     """
-    pattern = df["groups"].map(lambda g: "+".join(sorted(str(x) for x in g)) if g is not None else "")
-    return (pd.DataFrame({"split": df["split"].astype(str).values, "pattern": pattern.values,
+    pattern = pattern_strings(df["groups"])
+    return (pd.DataFrame({"split": df["split"].astype(str).values, "pattern": pattern,
                           "label": df["label"].astype("int64").values})
             .groupby(["split", "pattern", "label"], as_index=False).size().rename(columns={"size": "n"}))
 
@@ -195,7 +268,7 @@ def finalize_batch(df: pd.DataFrame, *, cfg: dict[str, Any], plan: dict[str, Any
     ``plan`` holds what the distributed passes computed: ``weights`` (reweight),
     ``resample`` plan and ``thresholds`` (resampling), ``group_counts``.
     """
-    df = df.drop(columns=["dedup_key"], errors="ignore").reset_index(drop=True)
+    df = df.drop(columns=["dedup_key", "row_ref"], errors="ignore").reset_index(drop=True)
     bal, aug = cfg["balance"], cfg["augment"]
     is_train = df["split"] == "train"
     train, rest = df[is_train], df[~is_train].copy()

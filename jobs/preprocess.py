@@ -31,7 +31,10 @@ from debias.preprocess import (
     cached_swaps,
     cells_from_patterns,
     dedup_block,
+    dedup_counts,
+    dedup_view,
     finalize_batch,
+    keep_batch,
     kept_view,
     merge_pattern_counts,
     pattern_counts,
@@ -43,6 +46,8 @@ from debias.preprocess import (
 from debias.runs import join, stage_output
 
 ROWS_PER_BLOCK = 50_000
+DEDUP_COLS = ["id", "dedup_key", "row_ref", "split", "label", "groups", "reject_reason"]
+KEEP_COLS = ["dedup_key", "row_ref", "reject_reason"]  # what keep_batch filters on
 
 
 def _arrow(fn):
@@ -178,22 +183,56 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
             raise ValueError(f"input has no rows: {cfg.data.path}")
 
         t0 = time.time()
-        prep = _read_stage(fs, prepared)
-        prep.map_batches(_arrow(rejects_view), batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
+        _read_stage(fs, prepared, columns=["id", "raw_text", "raw_label", "reject_reason"]).map_batches(
+            _arrow(rejects_view), batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
         n_rejected = _rows(fs, w.sub("rejects"))
-        kept = prep.map_batches(_arrow(kept_view), batch_format="pandas")
+        # Exact de-duplication without moving the texts: shuffle only (key, row ref, id) and the
+        # few columns the audit needs by dedup_key; each key's block names the rows to drop and
+        # counts the rows kept, so the audit needs no pass of its own. Row refs are unique unless
+        # a file was read twice; then the full-row shuffle below decides instead.
+        drop_refs: Any = None
+        pc = None
+        deduped_dir = None
         if cfg.clean.dedup:
             nblocks = max(2, min(256, n_read // ROWS_PER_BLOCK + 1))
-            kept = kept.repartition(nblocks, shuffle=True, keys=["dedup_key"]).map_batches(
-                _arrow(dedup_block), batch_format="pandas", batch_size=None)
-        kept.write_parquet(deduped, filesystem=fs)
-        n_kept = _rows(fs, deduped)
+            res = (_read_stage(fs, prepared, columns=DEDUP_COLS)
+                   .map_batches(_arrow(dedup_view), batch_format="pandas")
+                   .repartition(nblocks, shuffle=True, keys=["dedup_key"])
+                   .map_batches(_arrow(dedup_counts), batch_format="pandas", batch_size=None)
+                   .to_pandas())
+            if (res["kind"] == "collision").any():
+                log("rows of one dedup key share a row ref (the same input read twice?): "
+                    "de-duplicating by a full-row shuffle instead")
+                deduped_dir = deduped
+                (_read_stage(fs, prepared).map_batches(_arrow(kept_view), batch_format="pandas")
+                 .repartition(nblocks, shuffle=True, keys=["dedup_key"])
+                 .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
+                 .write_parquet(deduped, filesystem=fs))
+                n_kept = _rows(fs, deduped)
+            else:
+                drop_refs = res.loc[res["kind"] == "drop", "ref"].to_numpy(dtype=object)
+                counts = res[res["kind"] == "count"]
+                pc = merge_pattern_counts([pd.DataFrame({
+                    "split": counts["split"].astype(str).values, "pattern": counts["pattern"].fillna("").astype(str).values,
+                    "label": counts["label"].astype("int64").values, "n": counts["n"].astype("int64").values})])
+                n_kept = n_read - n_rejected - len(drop_refs)
+        else:
+            n_kept = n_read - n_rejected
         n_dups = n_read - n_rejected - n_kept
-        timings["rejects_dedup"] = _timed("rejects + exact de-duplication", t0, n_read - n_rejected)
+        timings["rejects_dedup"] = _timed("rejects + exact de-duplication (+ counts)", t0, n_read - n_rejected)
+
+        def kept_rows(columns: list[str] | None = None):
+            """The kept, de-duplicated rows (``columns`` plus what the filter needs)."""
+            if deduped_dir is not None:
+                return _read_stage(fs, deduped_dir, columns=columns)
+            cols = None if columns is None else sorted(set(columns) | set(KEEP_COLS))
+            return _read_stage(fs, prepared, columns=cols).map_batches(
+                _arrow(keep_batch), batch_format="pandas", fn_kwargs={"drop_refs": drop_refs})
 
         t0 = time.time()
-        dd = _read_stage(fs, deduped, columns=["id", "label", "split", "groups"])
-        pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
+        if pc is None:
+            dd = kept_rows(["id", "label", "split", "groups"])
+            pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
         audit_counts = audit_from_patterns(pc, group_names=group_names)
         report = audit.audit_report(audit_counts, min_group_size=cfg.evaluate.min_group_size)
         w.write_json("audit.json", report)
@@ -203,7 +242,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         plan = plan_from_counts(cells, cfg=c, group_counts=gcounts)
         if "resample" in plan:
             rp = plan["resample"]
-            train = dd.map_batches(train_rows, batch_format="pandas")
+            train = kept_rows(["id", "label", "split", "groups"]).map_batches(train_rows, batch_format="pandas")
             hist = balance.merge_u_histograms([train.map_batches(
                 balance.u_histogram, batch_format="pandas", fn_kwargs={"cells": rp}).to_pandas()])
             bins = balance.boundary_bins(rp, hist)
@@ -214,7 +253,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
 
         t0 = time.time()
         out_tmp = join(work, "final")
-        _read_stage(fs, deduped).map_batches(
+        kept_rows().map_batches(
             _arrow(finalize_batch), batch_format="pandas", fn_kwargs={"cfg": c, "plan": plan},
         ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
         split_rows = {}

@@ -41,6 +41,7 @@ log = logging.getLogger("debias.train")
 CHECKPOINT_DIR = "train_checkpoints"
 LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --resume)
 _NAN_SCORE = -1e9  # what a NaN validation objective counts as when ranking checkpoints
+PROGRESS_EVERY_S = 60.0  # within-epoch progress lines from rank 0: about one a minute
 
 
 def _say(msg: str) -> None:
@@ -242,7 +243,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     run_started = time.time()
     for epoch in range(start_epoch, tc.epochs):
-        t0 = time.time()
+        t0 = last_say = time.time()
         sums: dict[str, float] = {}
         n_local, step = 0, 0
         shard = ray.train.get_dataset_shard("train")
@@ -268,6 +269,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 n_local += out["n"]
                 step += 1
                 global_step += 1
+                if rank == 0 and (time.time() - last_say >= PROGRESS_EVERY_S) and step < steps:
+                    last_say = time.time()
+                    rate = step / max(last_say - t0, 1e-9)
+                    _say(f"{config['run_name']} epoch {epoch + 1}/{tc.epochs} step {step}/{steps} | "
+                         f"loss {sums.get('loss', 0.0) / step:.4f} | {n_local * world / (last_say - t0):.1f} samples/s | "
+                         f"epoch ETA {_fmt_eta((steps - step) / rate)}")
                 if fault and rank == fault["rank"] and global_step == fault["step"] \
                         and not os.path.exists(fault["marker"]):
                     Path(fault["marker"]).write_text(str(os.getpid()))

@@ -141,3 +141,34 @@ def test_cli_reports_bad_config_before_ray(tmp_path, corpus):
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "clean.max_char: unknown key" in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_row_ref_collision_falls_back_to_the_full_row_shuffle(ray_local, tmp_path, corpus, monkeypatch, capsys):
+    """Two rows of one key sharing a row ref (only a duplicated input block causes it, which a
+    test cannot arrange reliably through Ray Data's block boundaries): the collision report is
+    injected into the real pass, and the job must switch to the full-row shuffle and still give
+    the single-process rows and counts."""
+    from debias import preprocess as P
+    from jobs import preprocess
+
+    real = P.dedup_counts
+
+    def reporting_a_collision(df):
+        out = real(df)
+        extra = out.iloc[:0].copy()
+        extra.loc[0, "kind"] = "collision"
+        return pd.concat([out, extra], ignore_index=True).astype(out.dtypes.to_dict())
+
+    monkeypatch.setattr(preprocess, "dedup_counts", reporting_a_collision)
+    path, info = corpus
+    cfg = _cfg(path, **{"balance.strategy": "reweight", "augment.mode": "none"})
+    run = tmp_path / "run"
+    preprocess.run(cfg, str(run))
+    assert "full-row shuffle instead" in capsys.readouterr().err
+    rows = json.loads((run / "preprocess" / "manifest.json").read_text())["rows"]
+    assert rows["duplicates"] == info["dups"] and rows["read"] == info["rows"]
+    raw = pd.read_csv(path, dtype=str, encoding="latin-1", keep_default_na=False)
+    raw["comment"] = [c.encode("latin-1") for c in raw["comment"]]
+    raw["path"] = str(path)
+    local = run_local(raw, cfg=cfg.model_dump())
+    pd.testing.assert_frame_equal(_sorted(_read_output(run)), _sorted(local["output"]), check_dtype=False)
