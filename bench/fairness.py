@@ -139,14 +139,6 @@ def _fpr_gap(df: pd.DataFrame, min_n: int) -> float:
     return float(by["mean"].max() - by["mean"].min()) if len(by) >= 2 else math.nan
 
 
-def _cf(df: pd.DataFrame) -> dict[str, float]:
-    pairs = df[df["pair_id"].notna()]
-    g = pairs.groupby("pair_id")
-    gap = g["y_score"].max() - g["y_score"].min()
-    flip = g["y_pred"].nunique() > 1
-    return {"cf_flip_rate": float(flip.mean()), "cf_mean_gap": float(gap.mean())}
-
-
 def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> dict[str, Any]:
     pred = run_dir / "evaluate" / "predictions"
 
@@ -173,30 +165,28 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
     out["test_f1"] = _boot(_f1, [test], n_boot, seed)
     out["madlibs_auc"] = _boot(_auc, [mad], n_boot, seed)
     b = max(20, n_boot // 5)  # the bias AUCs are the slow ones: fewer draws, stated in the doc
-    for key in ("worst_subgroup_auc", "worst_bpsn_auc", "worst_bnsp_auc", "final_bias"):
-        out[key] = _boot(lambda d, k=key: _bias(d, min_n)[k], [mad], b, seed)
+    keys = ("worst_subgroup_auc", "worst_bpsn_auc", "worst_bnsp_auc", "final_bias")
+    point = _bias(mad, min_n)
+    rng = np.random.default_rng(seed)
+    draws = [_bias(mad.iloc[rng.integers(0, len(mad), len(mad))], min_n) for _ in range(b)]
+    for key in keys:
+        vals = [d[key] for d in draws if not math.isnan(d[key])]
+        lo, hi = np.percentile(vals, [2.5, 97.5]) if vals else (math.nan, math.nan)
+        out[key] = (point[key], float(lo), float(hi))
     out["fpr_gap_nontoxic_templates"] = _boot(lambda d: _fpr_gap(d, min_n), [mad], n_boot, seed)
 
-    def by_pair(d: pd.DataFrame, key: str) -> float:
-        return _cf(d)[key]
-
-    ids = cf["pair_id"].dropna().unique()
-
-    def cf_boot(key: str) -> tuple[float, float, float]:
-        point = by_pair(cf, key)
-        rng = np.random.default_rng(seed)
-        groups = {k: v for k, v in cf.groupby("pair_id")}
-        draws = []
-        for _ in range(n_boot):
-            pick = rng.choice(ids, len(ids))
-            d = pd.concat([groups[k].assign(pair_id=f"{k}#{i}") for i, k in enumerate(pick)])
-            draws.append(by_pair(d, key))
-        lo, hi = np.percentile(draws, [2.5, 97.5])
-        return point, float(lo), float(hi)
-
+    # Counterfactual metrics are means over pairs: bootstrap the pairs (vectorised).
+    g = cf.groupby("pair_id")
+    per_pair = pd.DataFrame({"gap": g["y_score"].max() - g["y_score"].min(), "flip": (g["y_pred"].nunique() > 1)})
     nb = min(n_boot, 100)
-    out["cf_flip_rate"] = cf_boot("cf_flip_rate") if nb else (by_pair(cf, "cf_flip_rate"), math.nan, math.nan)
-    out["cf_mean_gap"] = cf_boot("cf_mean_gap") if nb else (by_pair(cf, "cf_mean_gap"), math.nan, math.nan)
+    pick = np.random.default_rng(seed).integers(0, len(per_pair), (nb, len(per_pair))) if nb else None
+    for key, col in (("cf_flip_rate", "flip"), ("cf_mean_gap", "gap")):
+        v = per_pair[col].to_numpy(dtype=float)
+        if nb and len(v):
+            lo, hi = np.percentile(v[pick].mean(axis=1), [2.5, 97.5])
+            out[key] = (float(v.mean()), float(lo), float(hi))
+        else:
+            out[key] = (float(v.mean()) if len(v) else math.nan, math.nan, math.nan)
     crows = run_dir / "evaluate" / "metrics.json"
     m = json.loads(crows.read_text())
     pg = m["suites"].get("crows", {}).get("pair_gaps") or [{}]
@@ -216,10 +206,14 @@ def main() -> int:
     ap.add_argument("--out", default=str(WORK / "results.json"))
     ap.add_argument("--resume", action="store_true",
                     help="keep the variants already in --out (same mode) and run only the rest")
+    ap.add_argument("--rescore", action="store_true",
+                    help="recompute the table metrics of the variants already in --out from their saved predictions")
     ap.add_argument("--plot", default=None, help="only draw the Pareto plot of --out's results into this PNG")
     args = ap.parse_args()
     if args.plot:
         return plot(Path(args.out), Path(args.plot))
+    if args.rescore:
+        return rescore(Path(args.out))
     if not DATA.is_dir():
         print(f"skipped: the reference data sets are not at {DATA}", file=sys.stderr)
         return 0
@@ -305,6 +299,18 @@ COLUMNS = [("test_auc", "in-domain AUC ↑"), ("test_f1", "in-domain F1 ↑"), (
            ("worst_bnsp_auc", "worst BNSP AUC ↑"), ("final_bias", "final bias metric ↑"),
            ("fpr_gap_nontoxic_templates", "FPR gap, non-toxic templates ↓"),
            ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓")]
+
+
+def rescore(results_json: Path) -> int:
+    """Recompute every finished variant's table metrics from its saved predictions (no training)."""
+    doc = json.loads(results_json.read_text())
+    for n, r in doc["variants"].items():
+        fresh = table_metrics(WORK / "runs" / n, n_boot=doc["n_boot"], seed=0, min_n=10 if doc["quick"] else 50)
+        r.update(fresh)
+        print(f"rescored {n}", file=sys.stderr)
+    results_json.write_text(json.dumps(doc, indent=2, default=float))
+    print_table(doc["variants"])
+    return 0
 
 
 def plot(results_json: Path, png: Path) -> int:
