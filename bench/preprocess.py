@@ -35,7 +35,6 @@ def _config(corpus: Path, *, strategy: str, augment: str) -> dict:
 
 def make_corpus(n: int, out_dir: Path, *, shards: int = 8) -> Path:
     """N rows of the demo corpus generator (repeated with fresh ids past its own size), in shards."""
-    import pandas as pd
 
     from debias.demo_corpus import generate_demo_corpus
 
@@ -52,7 +51,7 @@ def make_corpus(n: int, out_dir: Path, *, shards: int = 8) -> Path:
         # Repeats get fresh ids and a varying suffix so they are not all exact duplicates.
         part["id"] = [f"b{i}" for i in range(lo, hi)]
         rep = [i // len(base) for i in range(lo, hi)]
-        part["text"] = [t if r == 0 or t is None else f"{t} #{r}" for t, r in zip(part["text"], rep)]
+        part["text"] = [t if r == 0 or t is None else f"{t} #{r}" for t, r in zip(part["text"], rep, strict=True)]
         part.to_parquet(folder / f"part-{s:03d}.parquet", index=False)
     (folder / "_DONE").write_text("")
     return folder

@@ -104,16 +104,21 @@ class SplitConfig(_Section):
         return self
 
 
+# The training loss terms (implemented in debias/losses.py, which takes its list from here so
+# that config validation needs no torch).
+LossName = Literal[
+    "cross_entropy",
+    "group_loss_parity",
+    "soft_demographic_parity",
+    "soft_equalized_odds",
+    "counterfactual_logit_pairing",
+    "adversarial",
+    "group_dro",
+]
+
+
 class LossTerm(_Section):
-    name: Literal[
-        "cross_entropy",
-        "group_loss_parity",
-        "soft_demographic_parity",
-        "soft_equalized_odds",
-        "counterfactual_logit_pairing",
-        "adversarial",
-        "group_dro",
-    ]
+    name: LossName
     weight: float = Field(1.0, ge=0.0)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -194,7 +199,7 @@ class EvaluateConfig(_Section):
     seed: int | None = None
 
     @model_validator(mode="after")
-    def _tuning_needs_val(self) -> "EvaluateConfig":
+    def _tuning_needs_val(self) -> EvaluateConfig:
         if self.tune_threshold and not any(s.kind == "val_split" for s in self.suites):
             raise ValueError("tune_threshold needs a suite of kind val_split "
                              "(e.g. {name: val, kind: val_split}) to choose the threshold on")

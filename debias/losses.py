@@ -13,6 +13,7 @@ Groups: a row's identity groups come from a ``(batch, K)`` 0/1 membership matrix
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,15 +22,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-LOSS_NAMES = (
-    "cross_entropy",
-    "group_loss_parity",
-    "soft_demographic_parity",
-    "soft_equalized_odds",
-    "counterfactual_logit_pairing",
-    "adversarial",
-    "group_dro",
-)
+from debias.config import LossName
+
+LOSS_NAMES: tuple[str, ...] = typing.get_args(LossName)
 
 
 # ---------------------------------------------------------------- distributed group statistics

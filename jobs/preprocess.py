@@ -194,7 +194,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         pc = None
         deduped_dir = None
         if cfg.clean.dedup:
-            nblocks = max(2, min(256, n_read // ROWS_PER_BLOCK + 1))
+            nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))  # ~60 bytes a row: small blocks
             res = (_read_stage(fs, prepared, columns=DEDUP_COLS)
                    .map_batches(_arrow(dedup_view), batch_format="pandas")
                    .repartition(nblocks, shuffle=True, keys=["dedup_key"])

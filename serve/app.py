@@ -46,6 +46,7 @@ from serve.schemas import (
 )
 
 APP_NAME = "debias"
+MONITOR_FLUSH_S = 0.2  # a replica sends its decisions to the monitor at most this often
 logger = logging.getLogger("debias.serve")
 
 fastapi_app = FastAPI(title="debias", description="Bias-aware text classification service")
@@ -159,10 +160,12 @@ class DecisionMonitor:
         self.batch_sizes: dict[int, int] = {}
         self.rejects: dict[str, int] = {}
 
-    def observe(self, groups: list[list[str]], decisions: list[int], batch_size: int) -> None:
+    def observe(self, groups: list[list[str]], decisions: list[int], batch_sizes: list[int]) -> None:
+        """Decisions of one or more batches (a replica sends what it collected since its last call)."""
         self.monitor.observe(groups, decisions)
         self.positives_total += int(sum(decisions))
-        self.batch_sizes[batch_size] = self.batch_sizes.get(batch_size, 0) + 1
+        for b in batch_sizes:
+            self.batch_sizes[b] = self.batch_sizes.get(b, 0) + 1
 
     def record_reject(self, reason: str) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
@@ -211,6 +214,8 @@ class Classifier:
         self._load_identity_tools()
         self.monitor = monitor
         self._pending: set[asyncio.Task] = set()
+        self._observed: tuple[list, list, list] = ([], [], [])  # groups, decisions, batch sizes
+        self._flush_scheduled = False
         self._score.set_max_batch_size(cfg.max_batch_size)
         self._score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         fastapi_app.state.on_reject = self._on_reject
@@ -243,8 +248,20 @@ class Classifier:
         # keeps accepting requests and filling the next batch meanwhile.
         scores, groups = await asyncio.to_thread(self._score_sync, items)
         decisions = [int(s >= self.cfg.threshold) for s, (_, o, _) in zip(scores, items, strict=True) if o]
-        self._notify("observe", groups, decisions, len(items))
+        self._observed[0].extend(groups)
+        self._observed[1].extend(decisions)
+        self._observed[2].append(len(items))
+        if not self._flush_scheduled:  # one monitor call per interval, not one per batch
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(MONITOR_FLUSH_S, self._flush_observed)
         return [float(s) for s in scores]
+
+    def _flush_observed(self) -> None:
+        groups, decisions, sizes = self._observed
+        self._observed = ([], [], [])
+        self._flush_scheduled = False
+        if sizes:
+            self._notify("observe", groups, decisions, sizes)
 
     def _notify(self, method: str, *args: Any) -> None:
         """Send to the monitor without waiting; a monitor outage never fails a request."""

@@ -10,7 +10,14 @@ Entry points: :func:`group_metrics`, :func:`disparities`, the named criteria,
 :func:`group_vs_rest_tests`, :func:`two_proportion_test` and :func:`fairness_summary`.
 """
 
-from debias.metrics.auc import auc_exact, auc_from_histograms, bias_auc, final_bias_metric, power_mean
+from debias.metrics.auc import (
+    auc_exact,
+    auc_from_histograms,
+    bias_auc,
+    bias_auc_intervals,
+    final_bias_metric,
+    power_mean,
+)
 from debias.metrics.bootstrap import bootstrap_metrics, percentile_interval
 from debias.metrics.counterfactual import CounterfactualResult, counterfactual_metrics
 from debias.metrics.group import (
@@ -43,7 +50,7 @@ from debias.metrics.threshold import best_f1_threshold
 __all__ = [
     "METRICS", "Criterion", "CounterfactualResult", "Evaluation", "GroupStats", "TwoProportionTest",
     "adjust_p_values", "auc_exact",
-    "best_f1_threshold", "auc_from_histograms", "bias_auc", "bootstrap_metrics",
+    "best_f1_threshold", "auc_from_histograms", "bias_auc", "bias_auc_intervals", "bootstrap_metrics",
     "counterfactual_metrics", "demographic_parity_difference", "demographic_parity_ratio",
     "disparate_impact_ratio", "disparities", "equal_opportunity_difference", "equalized_odds_difference",
     "equalized_odds_ratio", "error_rate_balance", "evaluate", "fairness_summary", "final_bias_metric",

@@ -122,6 +122,17 @@ def _encode_list_column(col: pd.Series) -> tuple[np.ndarray, list]:
 
 
 def _encode_categorical(col: pd.Series) -> tuple[np.ndarray, list]:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # the codes are already there: keep the categories that occur (as factorize would)
+        raw = col.cat.codes.to_numpy()
+        cats = col.cat.categories
+        used = np.flatnonzero(np.bincount(raw.astype(np.int64) + 1, minlength=len(cats) + 1)[1:])
+        order = used[np.argsort(np.asarray(cats[used].astype(str)), kind="stable")]
+        remap = np.full(len(cats) + 1, -1, dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        codes = remap[raw]  # raw -1 (null) -> remap[-1] = -1
+        names = [_check_name(str(x)) for x in cats[order]]
+        return codes, [(x,) for x in names]
     codes, names = pd.factorize(col, sort=True)
     names = [_check_name(str(x)) if not isinstance(x, str) else _check_name(x) for x in names]
     return codes.astype(np.int64), [(x,) for x in names]

@@ -12,7 +12,8 @@ Two bounded approximations, documented here once:
   cell's mean weight (and mean weight*score, weight*score**2). Exact when weights are
   constant within a cell; the score spread inside a calibration bin is ignored for Brier.
 * ROC AUC: each group's score histogram (coarsened to at most 512 bins) is resampled on
-  its own, so AUC intervals are per group; an AUC disparity interval treats groups as
+  its own, and the replicates are shifted by what coarsening moves the point value (so an
+  interval never sits off its full-resolution AUC), so AUC intervals are per group; an AUC disparity interval treats groups as
   independent, which is conservative-to-approximate when groups overlap.
 
 Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
@@ -74,16 +75,19 @@ def _bootstrap_auc(stats: GroupStats, names: Sequence[str], *, n_boot: int, rng)
     sizes = count_table(stats, names).sum(axis=(1, 2))
     out = np.full((n_boot, len(names)), np.nan)
     for i, g in enumerate(names):
-        h = stats.hist_for(g)
-        B = h.shape[-1]
+        full = stats.hist_for(g)
+        B = full.shape[-1]
         f = max(1, B // _AUC_BOOT_BINS)
-        h = h[:, : (B // f) * f].reshape(2, -1, f).sum(-1) if B % f == 0 else h
+        h = full[:, : (B // f) * f].reshape(2, -1, f).sum(-1) if B % f == 0 else full
         tot = h.sum()
         n = int(round(sizes[i]))
         if tot <= 0 or n == 0:
             continue
         draws = rng.multinomial(n, (h / tot).ravel(), size=n_boot).reshape(n_boot, 2, -1)
-        out[:, i] = auc_from_histograms(draws[:, 1].astype(float), draws[:, 0].astype(float))[0]
+        # replicates on the coarse grid, shifted by what coarsening moves the point value, so
+        # the interval sits around the full-resolution AUC the table reports
+        shift = auc_from_histograms(full[1], full[0])[0] - auc_from_histograms(h[1], h[0])[0]
+        out[:, i] = auc_from_histograms(draws[:, 1].astype(float), draws[:, 0].astype(float))[0] + shift
     return out
 
 

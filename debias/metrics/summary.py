@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from debias.metrics.auc import bias_auc, final_bias_metric
+from debias.metrics._input import OVERALL
+from debias.metrics.auc import bias_auc, bias_auc_intervals, final_bias_metric
 from debias.metrics.counterfactual import counterfactual_metrics
 from debias.metrics.group import CRITERIA, DEFAULT_MIN_GROUP_SIZE, disparities, evaluate
 from debias.metrics.significance import Correction, group_vs_rest_tests
@@ -64,6 +65,11 @@ def fairness_summary(
     }
     if stats.has_score:
         ba = bias_auc(data) if isinstance(data, GroupStats) else bias_auc(data, group_col=group_col, groups=stats.groups)
+        if n_boot:  # intervals from the histograms, centred on the (exact, for rows) point values
+            names = [g for g in ba["group"] if g != OVERALL]
+            iv = bias_auc_intervals(stats, names, point=ba.set_index("group"), n_boot=n_boot, seed=seed,
+                                    confidence=confidence)
+            ba = ba.merge(iv, on="group", how="left")
         out["bias_auc"] = ba.to_dict(orient="records")
         out["final_bias_metric"] = final_bias_metric(ba)
     else:

@@ -128,13 +128,15 @@ def _ci(r: dict, m: str) -> str:
     return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def _auc_cell(v: Any) -> dict[str, str]:
-    """Background from red (0.5, chance) to green (1.0) so weak groups stand out."""
+def _auc_cell(v: Any, lo: Any = None, hi: Any = None) -> dict[str, str]:
+    """Background from red (0.5, chance) to green (1.0) so weak groups stand out; the
+    bootstrap interval after the value where there is one."""
     if v is None:
         return {"text": "–", "style": ""}
     t = max(0.0, min(1.0, (float(v) - 0.5) / 0.5))
     r, g = int(229 - 120 * t), int(115 + 100 * t)
-    return {"text": fmt(v), "style": f"background: rgba({r},{g},120,0.35)"}
+    text = fmt(v) if lo is None or hi is None else f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+    return {"text": text, "style": f"background: rgba({r},{g},120,0.35)"}
 
 
 def _attribution_html(attr: dict[str, Any] | None) -> Any:
@@ -188,8 +190,9 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
         ba.sort(key=lambda r: (r.get("bnsp_auc") is None, r.get("bnsp_auc") or 0))
         ctx["bias_auc"] = [{"group": r["group"], "n": fmt(r.get("n")), "n_positive": fmt(r.get("n_positive")),
                             "small": (r.get("n") or 0) < min_group_size,
-                            "subgroup": _auc_cell(r.get("subgroup_auc")), "bpsn": _auc_cell(r.get("bpsn_auc")),
-                            "bnsp": _auc_cell(r.get("bnsp_auc"))} for r in ba]
+                            **{k: _auc_cell(r.get(f"{m}_auc"), r.get(f"{m}_auc_lo"), r.get(f"{m}_auc_hi"))
+                               for k, m in (("subgroup", "subgroup"), ("bpsn", "bpsn"), ("bnsp", "bnsp"))}}
+                           for r in ba]
         ctx["final_bias_metric"] = fmt(s.get("final_bias_metric"))
         crit = s.get("criteria", {})
         ctx["criteria"] = [{"name": k.replace("_", " "), "value": fmt(c.get("value")),

@@ -125,7 +125,6 @@ def test_evaluate_then_report(tmp_path, tiny_model_dir, ray_local):
     # A second run (same data, its threshold tuned on a val split) for the before/after comparison.
     shutil.copytree(run_a / "preprocess", run_b / "preprocess")
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     val = pq.read_table(run_b / "preprocess" / "test")

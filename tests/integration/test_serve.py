@@ -114,6 +114,20 @@ def _snapshot(client) -> dict:
     return r.json()
 
 
+def _quiet_snapshot(client) -> dict:
+    """A snapshot once the monitor has stopped changing: replicas send their decisions every
+    MONITOR_FLUSH_S, so an earlier test's last batch may still be on its way."""
+    from serve.app import MONITOR_FLUSH_S
+
+    prev = _snapshot(client)
+    while True:
+        time.sleep(3 * MONITOR_FLUSH_S)
+        cur = _snapshot(client)
+        if cur["texts_total"] == prev["texts_total"] and cur["batch_sizes"] == prev["batch_sizes"]:
+            return cur
+        prev = cur
+
+
 def _settled(client, key, target) -> dict:
     return _wait(lambda: (s := _snapshot(client)) and key(s) >= target and s, f"monitor {target}")
 
@@ -187,7 +201,7 @@ def test_bad_input_is_a_4xx_that_says_what_is_wrong(client, body, status, messag
 
 
 def test_bad_input_leaves_the_replica_serving_and_is_counted(client):
-    before = sum(_snapshot(client)["rejects"].values())
+    before = sum(_quiet_snapshot(client)["rejects"].values())
     for body, _, _ in BAD:
         client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
     r = client.post("/v1/counterfactual", json={"text": 3})
@@ -199,7 +213,7 @@ def test_bad_input_leaves_the_replica_serving_and_is_counted(client):
 
 
 def test_batches_form_under_concurrency(client, url, record_property):
-    before = _snapshot(client)
+    before = _quiet_snapshot(client)
     n = 48
 
     async def fire():
@@ -219,7 +233,7 @@ def test_batches_form_under_concurrency(client, url, record_property):
 
 
 def test_monitor_counts_add_up(client, offline, settings):
-    before = _snapshot(client)
+    before = _quiet_snapshot(client)
     r = client.post("/v1/classify", json={"texts": GROUP_TEXTS})
     assert r.status_code == 200
     labels = r.json()["labels"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -132,3 +134,24 @@ def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])
     assert fmt(None) == "–" and fmt(float("nan")) == "–" and fmt(1234) == "1,234" and fmt(0.12345) == "0.123"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium (Debian package `chromium`) for a real browser render")
+def test_report_renders_in_a_headless_browser(html_two, tmp_path):
+    """Chromium (offline, no network) lays the report out: its screenshot is a full page of
+    text and figures, not a blank or broken one."""
+    from PIL import Image
+
+    page = tmp_path / "report.html"
+    page.write_text(html_two)
+    shot = tmp_path / "shot.png"
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        "--window-size=1280,3000", f"--screenshot={shot}", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    im = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert im.shape == (3000, 1280)
+    bands = im.reshape(30, 100, 1280)
+    inked = [(b < 200).mean() for b in bands]  # share of dark pixels in each 100-px band
+    assert sum(x > 0.005 for x in inked) >= 25  # text or figures all the way down the page
+    assert im.std() > 20  # not a uniform (blank or error) page

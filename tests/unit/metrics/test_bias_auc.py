@@ -93,3 +93,52 @@ def test_bias_auc_needs_scores():
     df = pd.DataFrame({"y_true": [0, 1], "y_pred": [0, 1], "groups": [["a"], ["a"]]})
     with pytest.raises(ValueError, match="y_score"):
         bias_auc(df)
+
+
+def _row_bootstrap(df: pd.DataFrame, g: str, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+    """The oracle: resample rows (within the group and within its background, as the histogram
+    method does) and recompute each AUC exactly with scikit-learn."""
+    rng = np.random.default_rng(seed)
+    in_g = df["groups"].map(lambda x: g in x).to_numpy()
+    sub, bg = df[in_g], df[~in_g]
+    reps = {"subgroup_auc": [], "bpsn_auc": [], "bnsp_auc": []}
+    for _ in range(n_boot):
+        s = sub.iloc[rng.integers(0, len(sub), len(sub))]
+        b = bg.iloc[rng.integers(0, len(bg), len(bg))]
+        sp, sn, bp, bn = s[s["y_true"] == 1], s[s["y_true"] == 0], b[b["y_true"] == 1], b[b["y_true"] == 0]
+        for name, pos, neg in (("subgroup_auc", sp, sn), ("bpsn_auc", bp, sn), ("bnsp_auc", sp, bn)):
+            y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+            reps[name].append(roc_auc_score(y, np.r_[pos["y_score"], neg["y_score"]]))
+    return {k: tuple(np.percentile(v, [2.5, 97.5])) for k, v in reps.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bias_auc_intervals_agree_with_an_exact_row_bootstrap(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    g = rng.choice(np.array(["a", "b", "c"], dtype=object), n, p=[0.15, 0.25, 0.6])
+    y = (rng.random(n) < np.where(g == "a", 0.45, 0.3)).astype(int)
+    s = np.clip(rng.normal(0.35 + 0.3 * y + np.where(g == "a", 0.1, 0.0), 0.2), 0, 1)
+    df = pd.DataFrame({"y_true": y, "y_score": s, "groups": [[x] for x in g]})
+    t = bias_auc(df, n_boot=400, seed=seed).set_index("group")
+    for grp in ("a", "b"):
+        oracle = _row_bootstrap(df, grp, 300, seed + 10)
+        for name, (lo, hi) in oracle.items():
+            assert t.loc[grp, f"{name}_lo"] <= t.loc[grp, name] <= t.loc[grp, f"{name}_hi"]
+            # two Monte Carlo interval estimates of the same quantity: close, not equal
+            assert t.loc[grp, f"{name}_lo"] == pytest.approx(lo, abs=0.015), (grp, name)
+            assert t.loc[grp, f"{name}_hi"] == pytest.approx(hi, abs=0.015), (grp, name)
+    assert np.isnan(t.loc["overall"].get("bpsn_auc_lo", np.nan))
+
+
+def test_bias_auc_intervals_from_stats_equal_from_rows():
+    df = random_predictions(800, seed=5)
+    a = bias_auc(df, n_boot=50, seed=1)
+    b = bias_auc(GroupStats.from_batch(df), n_boot=50, seed=1)
+    cols = [c for c in a.columns if c.endswith(("_lo", "_hi"))]
+    assert cols and len(cols) == 6
+    # same draws; they differ only by the point values they are centred on (exact vs 4096 bins)
+    a, b = a[a["group"] != "overall"], b[b["group"] != "overall"]
+    for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+        np.testing.assert_allclose(a[f"{m}_lo"] - b[f"{m}_lo"], a[m] - b[m], atol=1e-9)
+        np.testing.assert_allclose(a[f"{m}_hi"] - b[f"{m}_hi"], a[m] - b[m], atol=1e-9)

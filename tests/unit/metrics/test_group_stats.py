@@ -77,3 +77,21 @@ def test_empty_list_is_known_and_null_is_unknown():
 def test_repeated_name_in_a_list_counts_once():
     df = pd.DataFrame({"y_true": [1], "y_pred": [1], "groups": [["a", "a"]]})
     assert GroupStats.from_batch(df).cell_table(["a"]).sum() == 1
+
+
+@pytest.mark.parametrize("with_scores", [True, False])
+def test_categorical_column_equals_the_same_values_as_strings(with_scores):
+    """The categorical fast path (codes, unused categories dropped, nulls unknown) gives the
+    statistics that factorising the plain strings gives."""
+    rng = np.random.default_rng(3)
+    n = 500
+    names = np.array(["b", "a", "c", None], dtype=object)[rng.integers(0, 4, n)]
+    df = pd.DataFrame({"y_true": rng.integers(0, 2, n), "y_pred": rng.integers(0, 2, n)})
+    if with_scores:
+        df["y_score"] = rng.random(n)
+    cat = df.assign(group=pd.Categorical(names, categories=["zz_unused", "c", "b", "a"]))
+    obj = df.assign(group=pd.Series(names, dtype=object))
+    a = GroupStats.from_batch(cat, group_col="group")
+    b = GroupStats.from_batch(obj, group_col="group")
+    assert a == b
+    assert "zz_unused" not in a.groups and a.n_unknown == int(pd.isna(names).sum())
