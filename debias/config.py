@@ -138,6 +138,9 @@ class TrainConfig(_Section):
     freeze_layers: int = Field(0, ge=0, description="freeze the lowest N encoder layers")
     losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(name="cross_entropy")])
     max_steps_per_epoch: int | None = Field(None, ge=1)
+    shuffle: Literal["global", "local"] = Field(
+        "global", description="global: one seeded shuffle of the training rows before training (file order "
+        "puts supplements and counterfactual rows last); local: only the per-epoch window shuffle")
     early_stopping_patience: int | None = Field(None, ge=1)
     selection_metric: str = Field(
         "val_auc", description="validation objective to maximise, e.g. 'val_auc - 0.5*val_eo_difference'"

@@ -371,8 +371,14 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
                               ).to_pandas()
         train = train.map_batches(add_partner_text, batch_format="pandas",
                                   fn_kwargs={"partners": partner_texts(pairs)})
+    # One seeded global shuffle: the preprocess output is in file order (a supplement corpus or
+    # the appended counterfactual rows come last), and the workers' local shuffle only mixes
+    # within a window, so a run that stops early (max_steps_per_epoch) would never see the tail.
+    # Per epoch the workers' local shuffle then reorders within windows.
+    if tc.shuffle == "global":
+        train = train.random_shuffle(seed=seed)
     # Materialised before fit(): the workers then hold every CPU, and a plan still running at
-    # that point would wait for one. Order is randomised per epoch by the workers' local shuffle.
+    # that point would wait for one.
     train = train.map_batches(tokenize_batch, fn_kwargs=tok_kwargs, batch_format="pandas").materialize()
     datasets = {"train": train}
     if plan["n_val"] > 0:
