@@ -371,7 +371,8 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
                               ).to_pandas()
         train = train.map_batches(add_partner_text, batch_format="pandas",
                                   fn_kwargs={"partners": partner_texts(pairs)})
-    # One seeded global shuffle: the preprocess output is in file order (a supplement corpus or
+    # One global shuffle (seeded, though Ray Data does not promise the same order on a rerun):
+    # the preprocess output is in file order (a supplement corpus or
     # the appended counterfactual rows come last), and the workers' local shuffle only mixes
     # within a window, so a run that stops early (max_steps_per_epoch) would never see the tail.
     # Per epoch the workers' local shuffle then reorders within windows.
