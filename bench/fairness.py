@@ -49,6 +49,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
              "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
     "adversarial": ("adversarial debiasing", ["train.losses=[{name: cross_entropy}, {name: adversarial, weight: 0.3}]"]),
     "group_dro": ("Group DRO", ["train.losses=[{name: cross_entropy}, {name: group_dro, weight: 1.0}]"]),
+    "dixon_clp": ("supplement + CDA + counterfactual logit pairing",
+                  ["data.path=@dixon", "augment.mode=append", f"augment.axes={SWAP_AXES}",
+                   "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
+    "parity_clp": ("group loss parity + counterfactual logit pairing (on CDA pairs)",
+                   ["augment.mode=append", f"augment.axes={SWAP_AXES}",
+                    "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0},"
+                    " {name: group_loss_parity, weight: 1.0}]"]),
     "combined": ("supplement + CDA + counterfactual logit pairing + reweight",
                  ["data.path=@dixon", "balance.strategy=reweight", "augment.mode=append",
                   f"augment.axes={SWAP_AXES}",
