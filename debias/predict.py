@@ -1,9 +1,10 @@
 """Batch inference: positive-class probabilities for a list of texts or a DataFrame batch.
 
 The texts are tokenised once without padding, sorted by token length and cut into batches
-padded only to their own longest member; scores are put back in the input order. On short,
-uneven texts (tweets) this roughly triples throughput over padding everything to max_length
-(MiniLM, 2 CPU cores: fixed padding 54 texts/s, dynamic 94/s, length-sorted 154/s).
+padded only to their own longest member (:func:`padding_aware_batches` picks the cuts);
+scores are put back in the input order. On short, uneven texts (tweets) this roughly triples
+throughput over padding everything to max_length (MiniLM, 2 CPU cores: fixed padding 54
+texts/s, dynamic 94/s, length-sorted 154/s).
 """
 
 from __future__ import annotations
@@ -24,6 +25,40 @@ def length_sorted_batches(lengths: np.ndarray | list[int], batch_size: int) -> l
         raise ValueError(f"batch_size must be >= 1; found {batch_size}")
     order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padding_aware_batches(lengths: np.ndarray | list[int], batch_size: int, *,
+                          overhead_tokens: float = 16.0) -> list[np.ndarray]:
+    """Cut the texts, sorted by length, into batches of least estimated cost.
+
+    A batch of ``k`` texts padded to its longest member ``m`` is costed ``overhead_tokens +
+    k * m`` token-slots (a forward pass has a fixed cost, about 16 tokens' worth for MiniLM on a
+    CPU: batch-1 98 texts/s vs 154/s in length-sorted batches of 64). The cut is the exact
+    optimum over consecutive runs of the sorted order (dynamic programming, O(n x batch_size)).
+    On a large sorted corpus it gives nearly full batches; on a served batch of 32 uneven
+    tweets it splits them so that short texts are not padded to the longest one.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; found {batch_size}")
+    lens = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lens, kind="stable")
+    n = len(order)
+    if n == 0:
+        return []
+    L = lens[order].astype(np.float64)
+    best = np.zeros(n + 1)           # best[j]: least cost of the first j sorted texts
+    start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):        # batch = sorted[i:j], i in [j - batch_size, j - 1]
+        lo = max(0, j - batch_size)
+        i = np.arange(lo, j)
+        cost = best[lo:j] + overhead_tokens + (j - i) * L[j - 1]
+        k = int(np.argmin(cost))
+        best[j], start[j] = cost[k], lo + k
+    cuts, j = [], n
+    while j > 0:
+        cuts.append((int(start[j]), j))
+        j = int(start[j])
+    return [order[a:b] for a, b in reversed(cuts)]
 
 
 def positive_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -77,7 +112,7 @@ class Predictor:
         autocast = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=autocast):
-            for idx in length_sorted_batches([len(x) for x in ids], self.batch_size):
+            for idx in padding_aware_batches([len(x) for x in ids], self.batch_size):
                 batch = collate([ids[i] for i in idx], pad_id=self._pad_id,
                                 token_type_ids=self._token_types)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from debias.model import collate, encode, load_classifier
-from debias.predict import Predictor, length_sorted_batches
+from debias.predict import Predictor, length_sorted_batches, padding_aware_batches
 
 TEXTS = [
     "a much longer sentence that goes on for quite a few more tokens than the others do",
@@ -72,3 +72,47 @@ def test_length_sorted_batches_cover_every_index_once():
     assert sorted(flat.tolist()) == [0, 1, 2, 3, 4]
     assert flat.tolist() == [1, 3, 2, 0, 4]  # stable: equal lengths keep input order
     assert [len(b) for b in batches] == [2, 2, 1]
+
+
+def _slots(batches, lengths, overhead):
+    lengths = np.asarray(lengths)
+    return sum(overhead + len(b) * lengths[b].max() for b in batches)
+
+
+def _brute_best(lengths, batch_size, overhead):
+    """Least cost over every cut of the sorted order into runs of at most batch_size."""
+    s = sorted(lengths)
+    n = len(s)
+    best = float("inf")
+    for mask in range(1 << max(0, n - 1)):  # bit k set: cut after sorted position k
+        cuts = [0] + [k + 1 for k in range(n - 1) if mask >> k & 1] + [n]
+        runs = [s[a:b] for a, b in zip(cuts, cuts[1:])]
+        if all(len(r) <= batch_size for r in runs):
+            best = min(best, sum(overhead + len(r) * max(r) for r in runs))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_padding_aware_batches_are_optimal_against_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 11))
+    lengths = rng.integers(1, 60, n).tolist()
+    batch_size, overhead = int(rng.integers(1, 6)), float(rng.choice([0.0, 4.0, 16.0, 100.0]))
+    batches = padding_aware_batches(lengths, batch_size, overhead_tokens=overhead)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(n))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    assert _slots(batches, lengths, overhead) == pytest.approx(_brute_best(lengths, batch_size, overhead))
+
+
+def test_padding_aware_batches_split_uneven_and_keep_even_batches_full():
+    even = padding_aware_batches([7] * 70, 32)  # equal lengths: as few passes as batch_size allows
+    assert len(even) == 3 and sum(map(len, even)) == 70 and max(map(len, even)) <= 32
+    # a served batch: 28 short tweets and 4 long ones; one padded batch costs 16 + 32 * 60
+    lengths = [12] * 28 + [60] * 4
+    batches = padding_aware_batches(lengths, 32)
+    assert sorted(len(b) for b in batches) == [4, 28]
+    assert _slots(batches, lengths, 16) < 16 + 32 * 60
+    assert padding_aware_batches([], 8) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        padding_aware_batches([1], 0)
