@@ -48,6 +48,7 @@ from debias.runs import join, stage_output
 ROWS_PER_BLOCK = 50_000
 DEDUP_COLS = ["id", "dedup_key", "row_ref", "split", "label", "groups", "reject_reason"]
 KEEP_COLS = ["dedup_key", "row_ref", "reject_reason"]  # what keep_batch filters on
+RAW_COLS = ("raw_text", "raw_label")  # only rejected rows need them (the rejects output)
 
 
 def _arrow(fn):
@@ -225,7 +226,12 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
             """The kept, de-duplicated rows (``columns`` plus what the filter needs)."""
             if deduped_dir is not None:
                 return _read_stage(fs, deduped_dir, columns=columns)
-            cols = None if columns is None else sorted(set(columns) | set(KEEP_COLS))
+            if columns is None:  # every column the kept rows keep: the raw text stays on disk
+                with fs.open_input_file(_parquet_files(fs, prepared)[0]) as fh:
+                    names = pq.ParquetFile(fh).schema_arrow.names
+                cols = [c for c in names if c not in RAW_COLS]  # file order: the output's order
+            else:
+                cols = sorted(set(columns) | set(KEEP_COLS))
             return _read_stage(fs, prepared, columns=cols).map_batches(
                 _arrow(keep_batch), batch_format="pandas", fn_kwargs={"drop_refs": drop_refs})
 

@@ -16,6 +16,7 @@ from debias.preprocess import (
     make_ids,
     merge_pattern_counts,
     pattern_counts,
+    pattern_strings,
     prepare_batch,
     run_local,
 )
@@ -146,3 +147,16 @@ def test_run_local_accounts_for_every_row():
     assert res["n_read"] == len(raw) and res["n_rejected"] == 6
     assert len(res["output"]) == kept  # no augmentation configured
     assert (res["output"]["sample_weight"] > 0).all()
+
+
+def test_pattern_strings_arrow_path_matches_python_lists():
+    import pyarrow as pa
+
+    rows = [["b", "a"], [], None, ["x"], ["c", "a", "b"], ["gay", "female"]] * 3
+    want = ["a+b", "", "", "x", "a+b+c", "female+gay"] * 3
+    arrow = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array(
+        [pa.array(rows[:7], pa.list_(pa.string())), pa.array(rows[7:], pa.list_(pa.string()))])))
+    assert isinstance(arrow.dtype, pd.ArrowDtype)
+    assert pattern_strings(arrow) == want
+    assert pattern_strings(pd.Series(rows, dtype=object)) == want
+    assert pattern_strings(arrow.iloc[4:6]) == want[4:6]  # a slice: offsets into the chunk
