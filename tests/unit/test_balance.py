@@ -97,6 +97,21 @@ def test_cell_keys_rules():
     assert cell_keys(df, intersectional=False).tolist()[3] == "female"
 
 
+def test_cell_keys_arrow_list_column_matches_python_lists():
+    rows = [[], None, ["gay"], ["muslim", "female"], ["female", "muslim"], ["b", "a"]] * 2
+    arrow = pd.DataFrame({"groups": pd.Series(pd.arrays.ArrowExtensionArray(
+        pa.chunked_array([pa.array(rows[:5], pa.list_(pa.string())), pa.array(rows[5:], pa.list_(pa.string()))])),
+        index=range(10, 22))})
+    plain = pd.DataFrame({"groups": pd.Series(rows, dtype=object, index=range(10, 22))})
+    counts = {"female": 100, "muslim": 10, "a": 5, "b": 5}
+    for kw in ({"intersectional": True}, {"intersectional": False, "group_counts": counts}):
+        got = cell_keys(arrow, **kw)
+        assert got.tolist() == cell_keys(plain, **kw).tolist()
+        assert got.index.tolist() == list(range(10, 22))
+    assert cell_keys(arrow, intersectional=True).tolist()[:6] == [NONE_KEY, NONE_KEY, "gay", "female+muslim",
+                                                                  "female+muslim", "a+b"]
+
+
 def test_cell_keys_bad_input():
     with pytest.raises(ValueError, match="missing column 'groups'"):
         cell_keys(pd.DataFrame({"x": [1]}), intersectional=False)
