@@ -10,6 +10,9 @@ does not change the cost). Side by side, one run, same texts:
 
 * ``offline``: the ceiling, one process, :class:`debias.predict.Predictor` over all texts in
   length-sorted batches of 64 (a plain torch loop, no HTTP);
+* ``served32_padded`` / ``served32_split``: the best a batching server can do, in one process:
+  the texts in arrival order cut into batches of 32 (what ``@serve.batch`` sees under full
+  load), each padded to its longest text or cut by ``padding_aware_batches``;
 * ``plain``: FastAPI + uvicorn in a subprocess, the model called once per request;
 * ``serve_batched``: the service (one replica, ``@serve.batch``, max_batch_size 32);
 * ``serve_batch1``: the same service with max_batch_size 1;
@@ -217,6 +220,27 @@ def bench_plain(model_dir: str, texts_file: Path, args: argparse.Namespace) -> d
         proc.wait(timeout=30)
 
 
+def bench_served_batches(model_dir: str, texts: list[str], args: argparse.Namespace) -> dict[str, dict]:
+    """What a batching server can reach at best: the texts in arrival order, cut into batches of
+    ``max_batch_size`` as ``@serve.batch`` sees them under full load, each scored in one process
+    (no HTTP) either as one padded batch or cut by :func:`padding_aware_batches`."""
+    from debias.predict import Predictor
+
+    out = {}
+    measured = texts[args.warmup:]
+    for key, aware in (("served32_padded", False), ("served32_split", True)):
+        p = Predictor(model_dir, batch_size=32, num_threads=args.threads, padding_aware=aware)
+        p.predict_texts(texts[: args.warmup])
+        load_before = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        for i in range(0, len(measured), 32):
+            p.predict_texts(measured[i:i + 32])
+        wall = time.perf_counter() - t0
+        out[key] = {"wall_s": wall, "requests": len(measured), "ok": len(measured), "errors": 0,
+                    "throughput": len(measured) / wall, "loadavg_1m": [load_before, os.getloadavg()[0]]}
+    return out
+
+
 def bench_offline(model_dir: str, texts: list[str], args: argparse.Namespace) -> dict:
     from debias.predict import Predictor
 
@@ -356,6 +380,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     print("offline ceiling ...", flush=True)
     results["offline"] = bench_offline(model_dir, texts, args)
+    results.update(bench_served_batches(model_dir, texts, args))
     print("plain FastAPI + uvicorn ...", flush=True)
     results["plain"] = bench_plain(model_dir, texts_file, args)
     print("Ray Serve (batched, batch 1, autoscaling) ...", flush=True)
@@ -365,6 +390,8 @@ def main() -> None:
 
     ceiling = results["offline"]["throughput"]
     rows = [("offline", "offline ceiling (length-sorted batches of 64)"),
+            ("served32_padded", "offline, arrival-order batches of 32, padded"),
+            ("served32_split", "offline, arrival-order 32s, padding-aware cut"),
             ("plain", "plain FastAPI + uvicorn, model per request"),
             ("serve_batch1", "Ray Serve, max_batch_size 1"),
             ("serve_batched", "Ray Serve, @serve.batch 32")]

@@ -79,6 +79,8 @@ class Predictor:
     max_length : truncation length in tokens.
     device : ``"cpu"`` or ``"cuda"``; on CUDA the forward pass runs under bf16 autocast.
     num_threads : torch intra-op threads for CPU inference (None: leave torch's setting).
+    padding_aware : cut each call's texts with :func:`padding_aware_batches` (default); False:
+        consecutive length-sorted batches of ``batch_size`` (:func:`length_sorted_batches`).
 
     Examples
     --------
@@ -88,7 +90,7 @@ class Predictor:
     """
 
     def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = 64, max_length: int = 128,
-                 device: str = "cpu", num_threads: int | None = None) -> None:
+                 device: str = "cpu", num_threads: int | None = None, padding_aware: bool = True) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; found {batch_size}")
         if num_threads is not None:
@@ -96,6 +98,7 @@ class Predictor:
         self.model_dir = str(model_dir)
         self.batch_size = int(batch_size)
         self.max_length = int(max_length)
+        self.padding_aware = bool(padding_aware)
         self.device = torch.device(device)
         self.model, self.tokenizer = load_classifier(model_dir, device=str(self.device))
         self.model.eval()
@@ -112,7 +115,8 @@ class Predictor:
         autocast = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=autocast):
-            for idx in padding_aware_batches([len(x) for x in ids], self.batch_size):
+            cut = padding_aware_batches if self.padding_aware else length_sorted_batches
+            for idx in cut([len(x) for x in ids], self.batch_size):
                 batch = collate([ids[i] for i in idx], pad_id=self._pad_id,
                                 token_type_ids=self._token_types)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

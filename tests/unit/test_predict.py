@@ -51,6 +51,11 @@ def test_order_preserved_under_permutation(predictor):
     np.testing.assert_allclose(got, base[perm], atol=1e-5)
 
 
+def test_consecutive_batches_give_the_same_scores(tiny_model_dir):
+    plain = Predictor(tiny_model_dir, batch_size=4, max_length=32, padding_aware=False)
+    np.testing.assert_allclose(plain.predict_texts(TEXTS), _one_by_one(tiny_model_dir, TEXTS), atol=1e-5)
+
+
 def test_empty_list(predictor):
     out = predictor.predict_texts([])
     assert out.shape == (0,) and out.dtype == np.float64
