@@ -57,9 +57,25 @@ def make_corpus(n: int, out_dir: Path, *, shards: int = 8) -> Path:
     return folder
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes; /proc/stat)."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = f[3] + (f[4] if len(f) > 4 else 0)  # idle + iowait
+    return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str) -> dict:
     cfg = _config(corpus, strategy=strategy, augment=augment)
     t0 = time.perf_counter()
+    busy0, self0 = _busy_cpu_seconds(), _self_cpu_seconds()
     if mode == "plain":
         import pandas as pd
 
@@ -74,18 +90,24 @@ def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str)
         res["output"].to_parquet(run_dir / "out.parquet")
         timings["balance_augment_write"] += time.perf_counter() - t_write
         rows = {"read": res["n_read"], "output": len(res["output"])}
+        busy1, self1 = _busy_cpu_seconds(), _self_cpu_seconds()
     else:
         from jobs import preprocess
         from jobs.ray_session import ray_session
 
         with ray_session(cfg.ray):
             t0 = time.perf_counter()  # Ray's start-up is reported apart
+            busy0, self0 = _busy_cpu_seconds(), _self_cpu_seconds()
             manifest = preprocess.run(cfg, str(run_dir))
+            busy1, self1 = _busy_cpu_seconds(), _self_cpu_seconds()
         timings = manifest["timings_seconds"]
         rows = manifest["rows"]
     total = time.perf_counter() - t0
+    # Where the cores went: the machine's busy CPU seconds over the run (every process, Ray's
+    # workers, raylet and GCS included) and this process's own (the driver, for Ray).
     return {"mode": mode, "rows": rows, "seconds": total, "phases": timings,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "machine_busy_cpu_s": busy1 - busy0, "driver_cpu_s": self1 - self0}
 
 
 def main() -> None:
@@ -120,7 +142,7 @@ def main() -> None:
             r["n"] = n
             results.append(r)
     hdr = f"{'rows':>10} {'mode':>6} " + " ".join(f"{p[:14]:>15}" for p in PHASES) + \
-          f" {'end-to-end':>12} {'us/row':>7} {'peak RSS MB':>12}"
+          f" {'end-to-end':>12} {'us/row':>7} {'peak RSS MB':>12} {'cores busy':>10} {'driver CPU s':>12}"
     print("\nrows/s per phase (phase rows: read for the first two, kept after dedup for the rest)")
     print(hdr)
     for r in results:
@@ -128,7 +150,8 @@ def main() -> None:
         rates = " ".join(f"{n / r['phases'][p]:>15,.0f}" if r["phases"].get(p) else f"{'-':>15}"
                          for p in PHASES)
         print(f"{n:>10,} {r['mode']:>6} {rates} {n / r['seconds']:>12,.0f} "
-              f"{1e6 * r['seconds'] / n:>7.1f} {r['peak_rss_mb']:>12,.0f}")
+              f"{1e6 * r['seconds'] / n:>7.1f} {r['peak_rss_mb']:>12,.0f} "
+              f"{r['machine_busy_cpu_s'] / r['seconds']:>10.2f} {r['driver_cpu_s']:>12.1f}")
     for n in args.rows:
         by = {r["mode"]: r for r in results if r["n"] == n}
         if {"plain", "ray"} <= by.keys():
