@@ -43,7 +43,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from debias.lexicon import Lexicon, _packaged_dir, compile_terms, normalise_match, pluralize, read_yaml
+from debias.lexicon import (
+    Lexicon,
+    _packaged_dir,
+    compile_terms,
+    normalise_match,
+    pluralize,
+    prefilter_pattern,
+    read_yaml,
+)
 
 __all__ = ["SwapTable", "available_swap_axes", "counterfactual_batch", "counterfactual_variants",
            "load_swaps", "rewrite", "swap_text"]
@@ -82,6 +90,8 @@ class SwapTable:
     entries : lower-case word -> ``[(axis, group, row index), ...]`` in file order.
     names : words that are first names (swapped only when capitalised).
     keep : phrases matched but never rewritten.
+    prefilter : an RE2 pattern (pyarrow) matching at least every lower-cased text ``pattern``
+        matches; batches use it to skip texts with nothing to swap without running Python's regex.
     """
 
     groups: dict[str, list[str]]
@@ -90,6 +100,7 @@ class SwapTable:
     names: frozenset[str]
     keep: frozenset[str]
     pattern: re.Pattern[str] = field(repr=False)
+    prefilter: str | None = field(default=None, repr=False)
 
     @property
     def axes(self) -> list[str]:
@@ -200,9 +211,11 @@ def load_swaps(axes: list[str], swap_dir: str | Path | None = None) -> SwapTable
     if "gender" in groups and {"male", "female"} <= set(groups["gender"]):
         for p in _PRONOUNS:
             entries.setdefault(p, [])
-    pattern = compile_terms(sorted(set(entries) | keep), ignore_case=True)
+    terms = sorted(set(entries) | keep)
+    pattern = compile_terms(terms, ignore_case=True)
     return SwapTable(groups=groups, rows=rows, entries=entries, names=frozenset(names),
-                     keep=frozenset(keep), pattern=pattern)
+                     keep=frozenset(keep), pattern=pattern,
+                     prefilter=prefilter_pattern(sorted({t.lower() for t in terms})))
 
 
 _SPLIT_SEP = re.compile(r"([\s\-]+)")
@@ -407,9 +420,10 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
     eligible = ~out["is_augmented"].to_numpy()
     # With only two-group axes (gender) the mapping is the same for every row: draw it once.
     fixed = row_mapping(table, "", seed) if all(len(g) <= 2 for g in table.groups.values()) else None
+    maybe = _may_match(texts, table)
     new_texts: list[str | None] = []
     for i, (rid, t) in enumerate(zip(ids, texts, strict=True)):
-        if not eligible[i] or not isinstance(t, str) or table.pattern.search(t) is None:
+        if not eligible[i] or not maybe[i] or not isinstance(t, str) or table.pattern.search(t) is None:
             new_texts.append(None)
             continue
         cf = rewrite(t, table, fixed or row_mapping(table, rid, seed))
@@ -439,6 +453,19 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
     return pd.concat([base, gen], ignore_index=True)
 
 
+def _may_match(texts: list[Any], table: SwapTable) -> np.ndarray:
+    """True for each text that may contain a swap term (RE2 over the whole batch in Arrow; a
+    superset of what ``table.pattern`` finds, so only these run the exact Python regex)."""
+    if table.prefilter is None or len(texts) < 64:
+        return np.ones(len(texts), dtype=bool)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array([t if isinstance(t, str) else None for t in texts], type=pa.string())
+    hit = pc.match_substring_regex(pc.utf8_lower(arr), table.prefilter)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, text_col: str) -> pd.DataFrame:
     if lexicon is None or "groups" not in df.columns or not mask.any():
         return df
@@ -447,13 +474,17 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
     from debias.annotate import groups_series
 
     df = df.copy()
-    rows = df.index[mask]
     merged = [list(g) if g is not None else [] for g in df["groups"].tolist()]
     for pos, gs in zip(np.flatnonzero(mask), found, strict=True):
         merged[pos] = gs
     df["groups"] = groups_series(merged, df.index)
-    for g in ann.group_names:
-        col = f"g_{g}"
-        if col in df.columns:
-            df.loc[rows, col] = [g in gs for gs in found]
+    cols = [(g, f"g_{g}") for g in ann.group_names if f"g_{g}" in df.columns]
+    if cols:  # all flag columns in one assignment (one .loc per column cost 4 ms each)
+        sets = [set(gs) for gs in found]
+        flags = np.array([[g in s for g, _ in cols] for s in sets], dtype=bool).reshape(len(sets), len(cols))
+        pos = np.flatnonzero(mask)
+        for j, (_, col) in enumerate(cols):
+            values = df[col].to_numpy(dtype=bool, copy=True)
+            values[pos] = flags[:, j]
+            df[col] = values
     return df

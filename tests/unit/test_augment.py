@@ -201,3 +201,26 @@ def test_swap_groups_are_lexicon_groups(lexicon):
     for axis in available_swap_axes():
         t = load_swaps([axis])
         assert set(t.groups[axis]) <= set(lexicon.groups_of(axis)), axis
+
+
+def test_prefilter_changes_nothing_but_skips_rows(table, lexicon):
+    import dataclasses
+
+    from debias.augment import _may_match
+
+    texts = ["He loves his wife.", "HE said SHE said", "Mr. Smith met his Father-in-law", "John told Mary",
+             "women\u2019s rights", "the theme of the manager", "I gave her a book", "a Muslim and a Jew",
+             "GAY pride", "the weather is nice", "", None, "nothing to see here", "my brother-in-law",
+             "Ünïcödé text with no terms", "the Christians and the Hindus", "an Indian woman", "men's rights"]
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(4 * len(texts))], "text": texts * 4, "label": 0})
+    assert len(df) >= 64  # the prefilter runs on batches of 64 and more
+    maybe = _may_match(df["text"].tolist(), table)
+    assert not maybe.all() and maybe.any()
+    exact = dataclasses.replace(table, prefilter=None)
+    for mode in ("append", "pairs", "replace"):
+        fast = counterfactual_batch(df, table=table, lexicon=lexicon, mode=mode, probability=1.0, seed=2)
+        slow = counterfactual_batch(df, table=exact, lexicon=lexicon, mode=mode, probability=1.0, seed=2)
+        pd.testing.assert_frame_equal(fast, slow)
+    # every text the exact regex matches passes the prefilter
+    hits = [isinstance(t, str) and table.pattern.search(t) is not None for t in df["text"]]
+    assert all(m for m, h in zip(maybe, hits, strict=True) if h)
