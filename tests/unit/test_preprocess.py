@@ -160,3 +160,34 @@ def test_pattern_strings_arrow_path_matches_python_lists():
     assert pattern_strings(arrow) == want
     assert pattern_strings(pd.Series(rows, dtype=object)) == want
     assert pattern_strings(arrow.iloc[4:6]) == want[4:6]  # a slice: offsets into the chunk
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["a", "b", "", "é"]),
+    pd.Series(["a", None, float("nan"), b"caf\xc3\xa9", b"\xff", 3, 2.5]),
+    pd.Series([1, 2, 30], dtype="int64"),
+    pd.Series([1, None], dtype="Int64"),
+    pd.Series([1.0, float("nan")]),
+    pd.Series(["x", None], dtype="string"),
+    pd.Series([True, False]),
+])
+def test_as_str_fast_paths_match_the_row_by_row_rule(values):
+    from debias.preprocess import _as_str
+
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, bytes):
+            return v.decode("utf-8", errors="replace")
+        return str(v)
+
+    assert _as_str(values).tolist() == [one(v) for v in values]
+
+
+def test_make_ids_hash_only_rows_without_an_id():
+    df = pd.DataFrame({"id": ["a", None, "", 7], "t": ["x", "y", "y", "z"], "y": [1, 0, 0, 1]})
+    ids = make_ids(df, id_col="id", text_col="t", label_col="y").tolist()
+    gen = make_ids(df, id_col=None, text_col="t", label_col="y").tolist()
+    assert ids[0] == "a" and ids[3] == "7"
+    assert ids[1] == gen[1] and ids[2] == gen[2] and ids[1] == ids[2]  # same text and label: same hash
+    assert all(g.startswith("h") and len(g) == 17 for g in gen)
