@@ -203,6 +203,10 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
 
 # ---------------------------------------------------------------- driver
 
+def _runs_dir(quick: bool) -> Path:
+    return WORK / ("runs-quick" if quick else "runs")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a subset and two variants (CI-sized)")
@@ -210,13 +214,16 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=None, help="subsample the training corpus")
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra config override")
-    ap.add_argument("--out", default=str(WORK / "results.json"))
+    ap.add_argument("--out", default=None,
+                    help="results file (default bench/results/fairness/results.json, results-quick.json with --quick)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the variants already in --out (same mode) and run only the rest")
     ap.add_argument("--rescore", action="store_true",
                     help="recompute the table metrics of the variants already in --out from their saved predictions")
     ap.add_argument("--plot", default=None, help="only draw the Pareto plot of --out's results into this PNG")
     args = ap.parse_args()
+    # The quick run keeps its own results and run folders: it must never overwrite the full run's.
+    args.out = args.out or str(WORK / ("results-quick.json" if args.quick else "results.json"))
     if args.plot:
         return plot(Path(args.out), Path(args.plot))
     if args.rescore:
@@ -264,7 +271,7 @@ def main() -> int:
             if n in results:
                 continue
             cfg = configs[n]
-            run = WORK / "runs" / n
+            run = _runs_dir(args.quick) / n
             run.mkdir(parents=True, exist_ok=True)
             t0 = time.time()
             key = _preprocess_key(cfg)
@@ -312,7 +319,7 @@ def rescore(results_json: Path) -> int:
     """Recompute every finished variant's table metrics from its saved predictions (no training)."""
     doc = json.loads(results_json.read_text())
     for n, r in doc["variants"].items():
-        fresh = table_metrics(WORK / "runs" / n, n_boot=doc["n_boot"], seed=0, min_n=10 if doc["quick"] else 50)
+        fresh = table_metrics(_runs_dir(doc["quick"]) / n, n_boot=doc["n_boot"], seed=0, min_n=10 if doc["quick"] else 50)
         r.update(fresh)
         print(f"rescored {n}", file=sys.stderr)
     results_json.write_text(json.dumps(doc, indent=2, default=float))
