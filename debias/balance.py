@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from debias.io import arrow_string_lists
 from debias.split import stable_uniform
 
 NONE_KEY = "__none__"
@@ -129,12 +130,8 @@ _SEP = "\x1f"  # unit separator: cannot occur in a group name
 def _joined_groups(col: pd.Series) -> pd.Series | None:
     """Each row's groups joined by ``_SEP`` (null for a null list), computed by Arrow; None when
     the column is not a clean list of strings (then the caller takes the per-row path)."""
-    dtype = getattr(col, "dtype", None)
-    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype) \
-            and pa.types.is_string(dtype.pyarrow_dtype.value_type):
-        # Already Arrow (what Ray Data hands over): no round trip through Python lists, which
-        # cost 0.5 s per 100k rows.
-        chunked = col.array.__arrow_array__()
+    chunked = arrow_string_lists(col)
+    if chunked is not None:  # already Arrow: no round trip through Python lists
         return pd.Series(pc.binary_join(chunked, _SEP).to_pandas().to_numpy(), index=col.index)
     values = col.tolist()
     # Arrow would read a bare string as a list of characters; leave those to the per-row path.

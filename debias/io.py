@@ -171,3 +171,14 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
     """
     table = pa.Table.from_pandas(df, preserve_index=False)
     return table.replace_schema_metadata(None)
+
+
+def arrow_string_lists(col: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow data of an Arrow-backed ``list<string>`` column (what Ray Data hands over in
+    pandas batches), or None for any other column. Lets callers join or measure the lists in
+    Arrow instead of iterating them row by row (0.3-0.5 s per 100k rows)."""
+    dtype = getattr(col, "dtype", None)
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_list(dtype.pyarrow_dtype) \
+            and pa.types.is_string(dtype.pyarrow_dtype.value_type):
+        return col.array.__arrow_array__()
+    return None

@@ -23,6 +23,7 @@ import pandas as pd
 from debias import audit, balance, clean, split
 from debias.annotate import IdentityAnnotator, from_given_columns
 from debias.augment import counterfactual_batch, load_swaps
+from debias.io import arrow_string_lists
 from debias.lexicon import load_lexicon
 
 PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
@@ -231,13 +232,10 @@ def pattern_strings(groups: pd.Series) -> list[str]:
     two or more groups are sorted in Python (4x faster on a prepared batch, where most rows
     mention no group or one).
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = getattr(groups, "array", None)
-    if isinstance(getattr(groups, "dtype", None), pd.ArrowDtype) and pa.types.is_list(groups.dtype.pyarrow_dtype) \
-            and pa.types.is_string(groups.dtype.pyarrow_dtype.value_type):
-        chunked = arr.__arrow_array__()
+    chunked = arrow_string_lists(groups)
+    if chunked is not None:
         lists = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
         out = pc.binary_join(lists, "+").fill_null("").to_numpy(zero_copy_only=False).astype(object)
         multi = np.flatnonzero(pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False) >= 2)

@@ -91,7 +91,7 @@ def _brute_best(lengths, batch_size, overhead):
     best = float("inf")
     for mask in range(1 << max(0, n - 1)):  # bit k set: cut after sorted position k
         cuts = [0] + [k + 1 for k in range(n - 1) if mask >> k & 1] + [n]
-        runs = [s[a:b] for a, b in zip(cuts, cuts[1:])]
+        runs = [s[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         if all(len(r) <= batch_size for r in runs):
             best = min(best, sum(overhead + len(r) * max(r) for r in runs))
     return best
