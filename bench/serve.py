@@ -14,8 +14,10 @@ does not change the cost). Side by side, one run, same texts:
   the texts in arrival order cut into batches of 32 (what ``@serve.batch`` sees under full
   load), each padded to its longest text or cut by ``padding_aware_batches``;
 * ``plain``: FastAPI + uvicorn in a subprocess, the model called once per request;
-* ``serve_batched``: the service (one replica, ``@serve.batch``, max_batch_size 32);
-* ``serve_batch1``: the same service with max_batch_size 1;
+* the service, max_batch_size 32 or 1, in two layouts on the 2 cores: one replica with two
+  torch threads (``serve_batched``: our greedy batcher; ``serve_rbatch``: Ray's
+  ``@serve.batch``; ``serve_batch1``) and two replicas with one thread each
+  (``serve_batched_2r``, ``serve_batch1_2r``);
 * ``autoscale``: the service with 1..2 replicas under load, then idle: replica counts over time.
 
 Load comes from a second process on 127.0.0.1: ``--concurrency`` clients, each sending
@@ -269,6 +271,19 @@ def _settings(model_dir: str, port: int, **over):
     return AppSettings(model_dir=model_dir, serve=ServeConfig(**base))
 
 
+# (result key, ServeConfig overrides): one replica using both cores through torch threads, and
+# one replica per core with one thread each; Ray's @serve.batch beside our greedy batcher.
+ONE, PER_CORE = {"min_replicas": 1, "max_replicas": 1, "torch_threads": 2}, \
+    {"min_replicas": 2, "max_replicas": 2, "torch_threads": 1}
+SERVICE_VARIANTS = [
+    ("serve_batch1", {**ONE, "max_batch_size": 1}),
+    ("serve_rbatch", {**ONE, "batcher": "serve_batch"}),
+    ("serve_batched", {**ONE, "batcher": "greedy"}),
+    ("serve_batch1_2r", {**PER_CORE, "max_batch_size": 1}),
+    ("serve_batched_2r", {**PER_CORE, "batcher": "greedy"}),
+]
+
+
 def _replicas() -> dict[str, int]:
     from ray import serve
 
@@ -288,8 +303,8 @@ def bench_service(model_dir: str, texts_file: Path, args: argparse.Namespace) ->
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     try:
-        for name, mbs in (("serve_batched", 32), ("serve_batch1", 1)):
-            deploy(_settings(model_dir, port, max_batch_size=mbs), name="bench")
+        for name, over in SERVICE_VARIANTS:
+            deploy(_settings(model_dir, port, **over), name="bench")
             before = httpx.get(url + "/v1/monitor", timeout=30).json()["batch_sizes"]
             out[name] = run_client(url, texts_file, concurrency=args.concurrency, warmup=args.warmup)
             time.sleep(1.0)
@@ -383,7 +398,7 @@ def main() -> None:
     results.update(bench_served_batches(model_dir, texts, args))
     print("plain FastAPI + uvicorn ...", flush=True)
     results["plain"] = bench_plain(model_dir, texts_file, args)
-    print("Ray Serve (batched, batch 1, autoscaling) ...", flush=True)
+    print("Ray Serve (" + ", ".join(k for k, _ in SERVICE_VARIANTS) + ", autoscaling) ...", flush=True)
     results.update(bench_service(model_dir, texts_file, args))
     texts_file.unlink(missing_ok=True)
     texts_file.with_suffix(".result.json").unlink(missing_ok=True)
@@ -393,8 +408,11 @@ def main() -> None:
             ("served32_padded", "offline, arrival-order batches of 32, padded"),
             ("served32_split", "offline, arrival-order 32s, padding-aware cut"),
             ("plain", "plain FastAPI + uvicorn, model per request"),
-            ("serve_batch1", "Ray Serve, max_batch_size 1"),
-            ("serve_batched", "Ray Serve, @serve.batch 32")]
+            ("serve_batch1", "Serve 1x2 threads, max_batch_size 1"),
+            ("serve_rbatch", "Serve 1x2 threads, @serve.batch 32"),
+            ("serve_batched", "Serve 1x2 threads, greedy batcher 32"),
+            ("serve_batch1_2r", "Serve 2 replicas x1 thread, batch 1"),
+            ("serve_batched_2r", "Serve 2 replicas x1 thread, greedy 32")]
     print(f"\n{args.requests} single-text requests, {args.concurrency} concurrent clients, "
           f"{args.threads} torch threads, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
     print(f"{'mode':<46} {'texts/s':>8} {'x ceil':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
@@ -406,9 +424,10 @@ def main() -> None:
               f"{r.get('p99_ms', float('nan')):8.0f} {r['errors']:6d} "
               f"{r.get('client_cpu_ms_per_request', float('nan')):17.2f} "
               f"{r['loadavg_1m'][0]:5.1f}-{r['loadavg_1m'][1]:<5.1f}")
-    b = results["serve_batched"]
-    print(f"batched vs plain: {b['throughput'] / max(results['plain']['throughput'], 1e-9):.2f}x; "
-          f"mean batch {b['mean_batch']:.1f}; batch sizes {dict(sorted(b['batch_sizes'].items()))}")
+    for key in ("serve_rbatch", "serve_batched", "serve_batched_2r"):
+        b = results[key]
+        print(f"{key} vs plain: {b['throughput'] / max(results['plain']['throughput'], 1e-9):.2f}x; "
+              f"mean batch {b['mean_batch']:.1f}; batch sizes {dict(sorted(b['batch_sizes'].items()))}")
     if "autoscale" in results:
         a = results["autoscale"]
         print(f"autoscale 1..2: peak {a['peak_replicas']} replicas (first at {a['first_upscale_s']} s), "

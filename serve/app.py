@@ -9,7 +9,8 @@ Three ways to deploy the same application:
   RayService in ``deploy/rayservice.yaml``.
 
 Two deployments: ``Classifier`` (the ingress; loads the model, scores texts through one
-``@serve.batch`` queue, autoscaled) and ``DecisionMonitor`` (one replica, no CPU reserved;
+batch queue, autoscaled: :class:`debias.batching.GreedyBatcher` by default, Ray Serve's
+``@serve.batch`` with ``serve.batcher=serve_batch``) and ``DecisionMonitor`` (one replica, no CPU reserved;
 holds the sliding-window fairness monitor and the service counters, so ``/metrics`` and
 ``/v1/monitor`` show the whole service whichever replica answers). No request text is logged
 or kept: the monitor receives only detected group names and 0/1 decisions.
@@ -33,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from debias.batching import GreedyBatcher
 from debias.config import PipelineConfig, ServeConfig
 from debias.monitor import FairnessMonitor
 from serve.metrics import render_metrics
@@ -191,7 +193,7 @@ class DecisionMonitor:
 @serve.deployment
 @serve.ingress(fastapi_app)
 class Classifier:
-    """Scores texts; every text from every request goes through one ``@serve.batch`` queue."""
+    """Scores texts; every text from every request goes through one batch queue."""
 
     def __init__(self, settings: dict[str, Any], monitor: DeploymentHandle) -> None:
         import torch
@@ -218,6 +220,9 @@ class Classifier:
         self._flush_scheduled = False
         self._score.set_max_batch_size(cfg.max_batch_size)
         self._score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self._batcher = (GreedyBatcher(self._score_items, max_batch_size=cfg.max_batch_size,
+                                       wait_s=cfg.batch_wait_timeout_s)
+                         if cfg.batcher == "greedy" else None)
         fastapi_app.state.on_reject = self._on_reject
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
@@ -240,8 +245,17 @@ class Classifier:
         groups = self._annotator.detect_groups(watched) if watched else []
         return scores, [list(g) for g in groups]
 
+    async def _submit(self, item: tuple[str, bool, bool]) -> float:
+        """One text's score through the configured batcher (``serve.batcher``)."""
+        if self._batcher is not None:
+            return await self._batcher.submit(item)
+        return await self._score(item)
+
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _score(self, items: list[tuple[str, bool, bool]]) -> list[float]:
+        return await self._score_items(items)
+
+    async def _score_items(self, items: list[tuple[str, bool, bool]]) -> list[float]:
         # items: (text, observe, needs_clean). observe: a real decision the monitor counts
         # (counterfactual probes are scored here too but not counted); needs_clean: raw input.
         # Cleaning, the forward pass and group detection run in a thread so the event loop
@@ -311,7 +325,7 @@ class Classifier:
     @fastapi_app.post("/v1/classify", response_model=ClassifyResponse)
     async def classify(self, body: ClassifyRequest) -> ClassifyResponse:
         self._check_texts(body.texts, "texts")
-        scores = await asyncio.gather(*(self._score((t, True, True)) for t in body.texts))
+        scores = await asyncio.gather(*(self._submit((t, True, True)) for t in body.texts))
         return ClassifyResponse(scores=scores, labels=[int(s >= self.cfg.threshold) for s in scores],
                                 threshold=self.cfg.threshold, model_version=self.version)
 
@@ -320,8 +334,8 @@ class Classifier:
         self._check_texts([body.text], "text")
         text, groups, variants = await asyncio.to_thread(self._variants, body.text)
         # The original counts as a decision for the monitor; its synthetic variants do not.
-        scores = await asyncio.gather(self._score((text, True, False)),
-                                      *(self._score((v["text"], False, False)) for v in variants))
+        scores = await asyncio.gather(self._submit((text, True, False)),
+                                      *(self._submit((v["text"], False, False)) for v in variants))
         base, rest = scores[0], scores[1:]
         thr = self.cfg.threshold
         out = [Variant(axis=v["axis"], source_group=v["source_group"], target_group=v["target_group"],

@@ -108,8 +108,8 @@ def offline(settings):
             "annotator": IdentityAnnotator(lex), "lexicon": lex, "swaps": swaps}
 
 
-def _snapshot(client) -> dict:
-    r = client.get("/v1/monitor")
+def _snapshot(client, path: str = "/v1/monitor") -> dict:
+    r = client.get(path)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -128,8 +128,8 @@ def _quiet_snapshot(client) -> dict:
         prev = cur
 
 
-def _settled(client, key, target) -> dict:
-    return _wait(lambda: (s := _snapshot(client)) and key(s) >= target and s, f"monitor {target}")
+def _settled(client, key, target, path: str = "/v1/monitor") -> dict:
+    return _wait(lambda: (s := _snapshot(client, path)) and key(s) >= target and s, f"monitor {target}")
 
 
 def test_model_dir_resolution_errors_name_the_fix(tmp_path, tiny_model_dir):
@@ -230,6 +230,32 @@ def test_batches_form_under_concurrency(client, url, record_property):
     print("batch sizes seen (size: count):", delta)
     assert sum(k * v for k, v in delta.items()) == n  # every text in exactly one batch
     assert max(delta) > 1 and max(delta) <= 8  # batches formed, capped at max_batch_size
+
+
+def test_serve_batch_batcher_also_batches(url, settings, ray_local):
+    """``serve.batcher=serve_batch`` (Ray's @serve.batch) as a second application beside the first."""
+    from ray import serve
+
+    from serve.app import build_application
+
+    s2 = settings.model_copy(update={"serve": settings.serve.model_copy(update={"batcher": "serve_batch"})})
+    serve.run(build_application(s2), name="sb", route_prefix="/sb")
+    try:
+        n = 32
+
+        async def fire():
+            async with httpx.AsyncClient(base_url=url, timeout=60.0) as ac:
+                return await asyncio.gather(*(ac.post("/sb/v1/classify", json={"texts": [f"text {i}"]})
+                                              for i in range(n)))
+
+        responses = asyncio.run(fire())
+        assert all(r.status_code == 200 for r in responses)
+        with httpx.Client(base_url=url, timeout=60.0) as c:
+            snap = _settled(c, lambda s: s["texts_total"], n, path="/sb/v1/monitor")
+        sizes = {int(k): v for k, v in snap["batch_sizes"].items()}
+        assert sum(k * v for k, v in sizes.items()) == n and 1 < max(sizes) <= 8
+    finally:
+        serve.delete("sb")
 
 
 def test_monitor_counts_add_up(client, offline, settings):
