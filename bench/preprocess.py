@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/preprocess.py --rows 2000000            # ray and plain side by side
     .venv/bin/python bench/preprocess.py --rows 1000000 2000000 4000000 --modes ray   # scaling
+    .venv/bin/python bench/preprocess.py --rows 1000000 --modes plain --probe        # 2-core bound
 
 Each (mode, N) runs in its own subprocess so that peak RSS is that run's alone. For the Ray mode
 the RSS reported is the driver's (the workers stream the data); for the plain mode it is the one
@@ -110,6 +111,52 @@ def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str)
             "machine_busy_cpu_s": busy1 - busy0, "driver_cpu_s": self1 - self0}
 
 
+def _probe_child(shard: Path, strategy: str, augment: str) -> float:
+    """CPU microseconds per row of ``prepare_batch`` (the heaviest stage) on one shard."""
+    import pandas as pd
+
+    from debias.preprocess import prepare_batch
+
+    c = _config(shard.parent, strategy=strategy, augment=augment).model_dump()
+    df = pd.read_parquet(shard)
+    df["path"] = str(shard)
+    prepare_batch(df.iloc[:2000], cfg=c)  # lexicon compilation and imports, not timed
+    t0 = time.process_time()
+    prepare_batch(df, cfg=c)
+    return 1e6 * (time.process_time() - t0) / len(df)
+
+
+def parallel_probe(corpus: Path, args: argparse.Namespace, repeats: int = 3) -> dict:
+    """How much two processes slow each other down on this machine's two cores.
+
+    The same stage function on a shard, in one process alone and in two processes at once
+    (interleaved, ``repeats`` times). With no overhead at all, a two-process pipeline can go
+    at most 2 x (alone / together) times as fast as one process: the bound on the speed-up.
+    """
+    shards = sorted(corpus.glob("part-*.parquet"))
+
+    def launch(shard: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, __file__, "--strategy", args.strategy, "--augment",
+                                 args.augment, "--_probe", str(shard)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+    def result(p: subprocess.Popen) -> float:
+        out, _ = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"probe child failed (exit {p.returncode})")
+        return float(out.strip().splitlines()[-1])
+
+    alone, together = [], []
+    for r in range(repeats):
+        alone.append(result(launch(shards[(2 * r) % len(shards)])))
+        pair = [launch(shards[(2 * r + i) % len(shards)]) for i in (0, 1)]
+        together.extend(result(p) for p in pair)
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {"alone_us_per_row": alone, "together_us_per_row": together,
+            "alone_median": med(alone), "together_median": med(together),
+            "max_speedup_2_processes": 2 * med(alone) / med(together)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
@@ -118,9 +165,15 @@ def main() -> None:
     ap.add_argument("--augment", default="append")
     ap.add_argument("--work", default=str(ROOT / "bench" / "results" / "preprocess-work"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "preprocess.json"))
+    ap.add_argument("--probe", action="store_true",
+                    help="also measure how two processes slow each other (the bound on any 2-core speed-up)")
     ap.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--_probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
+    if args._probe:
+        print(f"{_probe_child(Path(args._probe), args.strategy, args.augment):.3f}")
+        return
     if args._child:
         mode, n = args._child[0], int(args._child[1])
         res = run_one(mode, make_corpus(n, work), work / f"run-{mode}-{n}", args.strategy, args.augment)
@@ -157,8 +210,16 @@ def main() -> None:
         if {"plain", "ray"} <= by.keys():
             print(f"{n:,} rows: ray / plain end-to-end throughput = "
                   f"{by['plain']['seconds'] / by['ray']['seconds']:.2f}x")
+    probe = None
+    if args.probe:
+        probe = parallel_probe(make_corpus(args.rows[0], work), args)
+        print(f"prepare_batch CPU us/row, one process alone: {probe['alone_median']:.1f} "
+              f"(runs {', '.join(f'{x:.1f}' for x in probe['alone_us_per_row'])}); two at once: "
+              f"{probe['together_median']:.1f} (runs {', '.join(f'{x:.1f}' for x in probe['together_us_per_row'])})"
+              f" -> any 2-process pipeline is at most {probe['max_speedup_2_processes']:.2f}x one process")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
+    Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results,
+                                          "parallel_probe": probe}, indent=2))
     print(f"wrote {args.out}")
 
 
