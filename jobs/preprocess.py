@@ -3,10 +3,15 @@
 Executions (each one plan, run once; the logic is in debias.preprocess):
   1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`
   2. prepared, rejected rows -> `rejects/`
-  3. prepared, kept rows -> hash-partition by dedup key -> keep one per key -> `_work/deduped`
-  4. deduped (few columns) -> per-batch counts -> merged in the driver (small): audit + cells
-  5. (resampling only) two passes over a few columns for exact per-cell thresholds
-  6. deduped -> balance + augment -> parquet partitioned by split -> `train/ val/ test/`
+  3. prepared, a few columns -> hash-partition by dedup key -> per key block, the rows to drop
+     and the kept rows' counts, left in the object store; the driver reads the counts one block
+     at a time (audit + cells) and never holds the rows to drop
+  4. (resampling only) two passes over a few columns for exact per-cell thresholds
+  5. prepared, kept rows minus the duplicates (each worker fetches the drop list once) ->
+     balance + augment -> parquet partitioned by split -> `train/ val/ test/`
+  (When two rows of one key share a row ref, the same input read twice, step 3 becomes a
+  full-row shuffle into `_work/deduped` and step 5 reads that.)
+Ray's workers stay warm between executions (see jobs/ray_session.py).
 Row counts come from parquet metadata, so the manifest's accounting costs no extra pass.
 """
 
@@ -16,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -58,6 +64,47 @@ def _arrow(fn):
 
     wrapped.__name__ = fn.__name__
     return wrapped
+
+
+def _counts_from_blocks(blocks: list) -> tuple[pd.DataFrame, bool, int]:
+    """From :func:`dedup_counts` result blocks: the count rows, whether a ref collided, and
+    the number of rows to drop; one block in memory at a time."""
+    import pyarrow.compute as pac
+    import ray
+
+    parts, collision, n_drop = [], False, 0
+    for ref in blocks:
+        t = ray.get(ref)
+        kind = t["kind"]
+        collision = collision or bool(pac.any(pac.equal(kind, "collision")).as_py())
+        n_drop += int(pac.sum(pac.equal(kind, "drop")).as_py() or 0)
+        parts.append(t.filter(pac.equal(kind, "count")).select(["split", "pattern", "label", "n"]).to_pandas())
+        del t
+    cols = ["split", "pattern", "label", "n"]
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)), collision, n_drop
+
+
+_DROPS: tuple[tuple[str, ...], Any] = ((), None)  # per worker: the drop set of the current job
+
+
+def _drop_set(blocks: list) -> Any:
+    """The ``dedup_key|row_ref`` of every row to drop, fetched once per worker process."""
+    global _DROPS
+    import pyarrow.compute as pac
+    import ray
+
+    key = tuple(r.hex() for r in blocks)
+    if _DROPS[0] != key:
+        # Blocks may differ in string type (string / large_string, or null when empty).
+        chunks = [c.to_numpy(zero_copy_only=False) for t in ray.get(list(blocks))
+                  for c in t.filter(pac.equal(t["kind"], "drop"))["ref"].chunks]
+        _DROPS = (key, np.concatenate(chunks).astype(object) if chunks else np.array([], dtype=object))
+    return _DROPS[1]
+
+
+def keep_unique(batch: pd.DataFrame, *, drop_blocks: list | None = None) -> pd.DataFrame:
+    """:func:`keep_batch` with the duplicates read from the dedup result blocks."""
+    return keep_batch(batch, drop_refs=_drop_set(drop_blocks) if drop_blocks else None)
 
 
 def log(msg: str) -> None:
@@ -191,7 +238,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         # few columns the audit needs by dedup_key; each key's block names the rows to drop and
         # counts the rows kept, so the audit needs no pass of its own. Row refs are unique unless
         # a file was read twice; then the full-row shuffle below decides instead.
-        drop_refs: Any = None
+        drop_blocks: list | None = None  # dedup result blocks naming the rows to drop
         pc = None
         deduped_dir = None
         if cfg.clean.dedup:
@@ -200,8 +247,13 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                    .map_batches(_arrow(dedup_view), batch_format="pandas")
                    .repartition(nblocks, shuffle=True, keys=["dedup_key"])
                    .map_batches(_arrow(dedup_counts), batch_format="pandas", batch_size=None)
-                   .to_pandas())
-            if (res["kind"] == "collision").any():
+                   .materialize())
+            # The result blocks stay in the object store: the driver reads the count rows one
+            # block at a time, and the final pass's workers fetch the rows to drop themselves,
+            # so the driver never holds the list of duplicates (it grew with N before).
+            drop_blocks = res.to_arrow_refs()
+            counts, collision, n_drop = _counts_from_blocks(drop_blocks)
+            if collision:
                 log("rows of one dedup key share a row ref (the same input read twice?): "
                     "de-duplicating by a full-row shuffle instead")
                 deduped_dir = deduped
@@ -211,12 +263,10 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                  .write_parquet(deduped, filesystem=fs))
                 n_kept = _rows(fs, deduped)
             else:
-                drop_refs = res.loc[res["kind"] == "drop", "ref"].to_numpy(dtype=object)
-                counts = res[res["kind"] == "count"]
                 pc = merge_pattern_counts([pd.DataFrame({
                     "split": counts["split"].astype(str).values, "pattern": counts["pattern"].fillna("").astype(str).values,
                     "label": counts["label"].astype("int64").values, "n": counts["n"].astype("int64").values})])
-                n_kept = n_read - n_rejected - len(drop_refs)
+                n_kept = n_read - n_rejected - n_drop
         else:
             n_kept = n_read - n_rejected
         n_dups = n_read - n_rejected - n_kept
@@ -233,7 +283,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
             else:
                 cols = sorted(set(columns) | set(KEEP_COLS))
             return _read_stage(fs, prepared, columns=cols).map_batches(
-                _arrow(keep_batch), batch_format="pandas", fn_kwargs={"drop_refs": drop_refs})
+                _arrow(keep_unique), batch_format="pandas", fn_kwargs={"drop_blocks": drop_blocks})
 
         t0 = time.time()
         if pc is None:
