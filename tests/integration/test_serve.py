@@ -212,17 +212,20 @@ def test_bad_input_leaves_the_replica_serving_and_is_counted(client):
     assert client.post("/v1/classify", json={"texts": ["still here"]}).status_code == 200
 
 
+def _fire(url: str, path: str, n: int) -> None:
+    """``n`` single-text classify requests at once; all must succeed."""
+    async def fire():
+        async with httpx.AsyncClient(base_url=url, timeout=60.0) as ac:
+            return await asyncio.gather(*(ac.post(path, json={"texts": [f"text number {i}"]})
+                                          for i in range(n)))
+
+    assert all(r.status_code == 200 for r in asyncio.run(fire()))
+
+
 def test_batches_form_under_concurrency(client, url, record_property):
     before = _quiet_snapshot(client)
     n = 48
-
-    async def fire():
-        async with httpx.AsyncClient(base_url=url, timeout=60.0) as ac:
-            return await asyncio.gather(*(ac.post("/v1/classify", json={"texts": [f"text number {i}"]})
-                                          for i in range(n)))
-
-    responses = asyncio.run(fire())
-    assert all(r.status_code == 200 for r in responses)
+    _fire(url, "/v1/classify", n)
     after = _settled(client, lambda s: s["texts_total"], before["texts_total"] + n)
     delta = {int(k): v - before["batch_sizes"].get(k, 0) for k, v in after["batch_sizes"].items()}
     delta = {k: v for k, v in delta.items() if v}
@@ -242,14 +245,7 @@ def test_serve_batch_batcher_also_batches(url, settings, ray_local):
     serve.run(build_application(s2), name="sb", route_prefix="/sb")
     try:
         n = 32
-
-        async def fire():
-            async with httpx.AsyncClient(base_url=url, timeout=60.0) as ac:
-                return await asyncio.gather(*(ac.post("/sb/v1/classify", json={"texts": [f"text {i}"]})
-                                              for i in range(n)))
-
-        responses = asyncio.run(fire())
-        assert all(r.status_code == 200 for r in responses)
+        _fire(url, "/sb/v1/classify", n)
         with httpx.Client(base_url=url, timeout=60.0) as c:
             snap = _settled(c, lambda s: s["texts_total"], n, path="/sb/v1/monitor")
         sizes = {int(k): v for k, v in snap["batch_sizes"].items()}
