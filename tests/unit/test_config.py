@@ -82,3 +82,21 @@ def test_tuned_threshold_needs_a_val_split_suite():
     cfg = load_config(base={"data": {"path": "x"}, "evaluate": {
         "tune_threshold": True, "suites": [{"name": "t", "kind": "test_split"}, {"name": "v", "kind": "val_split"}]}})
     assert cfg.evaluate.tune_threshold
+
+
+@pytest.mark.parametrize("path", ["serve/serve_config.yaml", "deploy/rayservice.yaml"])
+def test_checked_in_serve_configs_have_valid_arguments(path):
+    """The args a Serve config passes to serve.app:build_app are ServeConfig fields with valid values."""
+    from pathlib import Path
+
+    import yaml
+
+    from debias.config import ServeConfig
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / path).read_text())
+    if "serveConfigV2" in doc.get("spec", {}):  # the RayService embeds the Serve config as text
+        doc = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    args = dict(doc["applications"][0]["args"])
+    assert args.pop("model")  # a path on the cluster, checked when the application is built
+    cfg = ServeConfig.model_validate(args)
+    assert cfg.batcher == "greedy" and cfg.torch_threads == cfg.num_cpus_per_replica
