@@ -44,7 +44,7 @@ class GreedyBatcher(Generic[T, R]):
     -----
     Items whose caller was cancelled (a client that went away) are dropped before the batch
     runs. An exception from ``fn`` fails every request of that batch and not the batcher: the
-    next batch runs normally. ``batch_sizes_`` counts the batches run by size.
+    next batch runs normally.
     """
 
     def __init__(self, fn: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch_size: int,
@@ -56,7 +56,6 @@ class GreedyBatcher(Generic[T, R]):
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.wait_s = wait_s
-        self.batch_sizes_: dict[int, int] = {}
         self._queue: deque[tuple[T, asyncio.Future]] = deque()
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
@@ -125,4 +124,3 @@ class GreedyBatcher(Generic[T, R]):
                 for (_, fut), r in zip(batch, results, strict=True):
                     if not fut.done():
                         fut.set_result(r)
-            self.batch_sizes_[len(batch)] = self.batch_sizes_.get(len(batch), 0) + 1

@@ -72,15 +72,15 @@ def _counts_from_blocks(blocks: list) -> tuple[pd.DataFrame, bool, int]:
     import pyarrow.compute as pac
     import ray
 
+    cols = ["split", "pattern", "label", "n"]
     parts, collision, n_drop = [], False, 0
     for ref in blocks:
         t = ray.get(ref)
         kind = t["kind"]
         collision = collision or bool(pac.any(pac.equal(kind, "collision")).as_py())
         n_drop += int(pac.sum(pac.equal(kind, "drop")).as_py() or 0)
-        parts.append(t.filter(pac.equal(kind, "count")).select(["split", "pattern", "label", "n"]).to_pandas())
+        parts.append(t.filter(pac.equal(kind, "count")).select(cols).to_pandas())
         del t
-    cols = ["split", "pattern", "label", "n"]
     return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)), collision, n_drop
 
 

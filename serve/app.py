@@ -220,9 +220,10 @@ class Classifier:
         self._flush_scheduled = False
         self._score.set_max_batch_size(cfg.max_batch_size)
         self._score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
-        self._batcher = (GreedyBatcher(self._score_items, max_batch_size=cfg.max_batch_size,
-                                       wait_s=cfg.batch_wait_timeout_s)
-                         if cfg.batcher == "greedy" else None)
+        # One text's score through the configured batcher (``serve.batcher``).
+        self._submit = (GreedyBatcher(self._score_items, max_batch_size=cfg.max_batch_size,
+                                      wait_s=cfg.batch_wait_timeout_s).submit
+                        if cfg.batcher == "greedy" else self._score)
         fastapi_app.state.on_reject = self._on_reject
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
@@ -244,12 +245,6 @@ class Classifier:
         watched = [t for t, (_, o, _) in zip(texts, items, strict=True) if o]
         groups = self._annotator.detect_groups(watched) if watched else []
         return scores, [list(g) for g in groups]
-
-    async def _submit(self, item: tuple[str, bool, bool]) -> float:
-        """One text's score through the configured batcher (``serve.batcher``)."""
-        if self._batcher is not None:
-            return await self._batcher.submit(item)
-        return await self._score(item)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _score(self, items: list[tuple[str, bool, bool]]) -> list[float]:

@@ -144,18 +144,6 @@ def test_cancelled_requests_are_not_scored():
     assert run(main()).batches == [[0], [2]]
 
 
-def test_batch_sizes_are_counted():
-    async def main():
-        m = Model(delay=0.02)
-        b = GreedyBatcher(m, max_batch_size=4)
-        await asyncio.gather(*(b.submit(i) for i in range(9)))
-        return b
-
-    b = run(main())
-    assert sum(k * v for k, v in b.batch_sizes_.items()) == 9
-    assert max(b.batch_sizes_) <= 4
-
-
 @pytest.mark.parametrize("kw, msg", [({"max_batch_size": 0}, "max_batch_size must be >= 1"),
                                      ({"max_batch_size": 2, "wait_s": -1}, "wait_s must be >= 0")])
 def test_bad_settings(kw, msg):
