@@ -1,16 +1,20 @@
 """`debias preprocess`: the corpus pipeline on Ray Data, streaming.
 
 Executions (each one plan, run once; the logic is in debias.preprocess):
-  1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`
+  1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`; each task also
+     writes its kept rows' dedup view (key, row ref, id, split, label, groups pattern),
+     partitioned by key, to `_work/keys` (one file per block, one row group per partition)
   2. prepared, rejected rows -> `rejects/`
-  3. prepared, a few columns -> hash-partition by dedup key -> per key block, the rows to drop
-     and the kept rows' counts, left in the object store; the driver reads the counts one block
-     at a time (audit + cells) and never holds the rows to drop
+  3. one task per key partition: its row groups -> the rows to drop and the kept rows' counts,
+     left in the object store; the driver reads the counts one block at a time (audit + cells)
+     and never holds the rows to drop
   4. (resampling only) two passes over a few columns for exact per-cell thresholds
   5. prepared, kept rows minus the duplicates (each worker fetches the drop list once) ->
      balance + augment -> parquet partitioned by split -> `train/ val/ test/`
   (When two rows of one key share a row ref, the same input read twice, step 3 becomes a
   full-row shuffle into `_work/deduped` and step 5 reads that.)
+Ray Data's own hash shuffle did step 3 before: on two cores its aggregator actors and fresh map
+workers cost ~15 s of a 2M-row run whose reduce work is ~3 CPU s.
 Ray's workers stay warm between executions (see jobs/ray_session.py).
 Row counts come from parquet metadata, so the manifest's accounting costs no extra pass.
 """
@@ -40,8 +44,9 @@ from debias.preprocess import (
     dedup_counts,
     dedup_view,
     finalize_batch,
-    keep_batch,
+    keep_table,
     kept_view,
+    key_partitions,
     merge_pattern_counts,
     pattern_counts,
     plan_from_counts,
@@ -52,8 +57,8 @@ from debias.preprocess import (
 from debias.runs import join, stage_output
 
 ROWS_PER_BLOCK = 50_000
-DEDUP_COLS = ["id", "dedup_key", "row_ref", "split", "label", "groups", "reject_reason"]
-KEEP_COLS = ["dedup_key", "row_ref", "reject_reason"]  # what keep_batch filters on
+KEY_PARTITION_BYTES = 8_000_000
+KEEP_COLS = ["row_ref", "reject_reason"]  # what keep_table filters on
 RAW_COLS = ("raw_text", "raw_label")  # only rejected rows need them (the rejects output)
 
 
@@ -64,6 +69,12 @@ def _arrow(fn):
 
     wrapped.__name__ = fn.__name__
     return wrapped
+
+
+def key_partition_count(input_bytes: int) -> int:
+    """De-duplication partitions: about 8 MB of input each (~250k rows of the demo corpus in
+    parquet, ~1 s of reduce work), at least 2, at most 1024 (files x partitions row groups)."""
+    return int(min(1024, max(2, -(-input_bytes // KEY_PARTITION_BYTES))))
 
 
 def _counts_from_blocks(blocks: list) -> tuple[pd.DataFrame, bool, int]:
@@ -88,7 +99,7 @@ _DROPS: tuple[tuple[str, ...], Any] = ((), None)  # per worker: the drop set of 
 
 
 def _drop_set(blocks: list) -> Any:
-    """The ``dedup_key|row_ref`` of every row to drop, fetched once per worker process."""
+    """The ``row_ref`` of every row to drop (an Arrow array), fetched once per worker process."""
     global _DROPS
     import pyarrow.compute as pac
     import ray
@@ -96,15 +107,73 @@ def _drop_set(blocks: list) -> Any:
     key = tuple(r.hex() for r in blocks)
     if _DROPS[0] != key:
         # Blocks may differ in string type (string / large_string, or null when empty).
-        chunks = [c.to_numpy(zero_copy_only=False) for t in ray.get(list(blocks))
+        chunks = [c.cast(pa.string()) for t in ray.get(list(blocks))
                   for c in t.filter(pac.equal(t["kind"], "drop"))["ref"].chunks]
-        _DROPS = (key, np.concatenate(chunks).astype(object) if chunks else np.array([], dtype=object))
+        _DROPS = (key, pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string()))
     return _DROPS[1]
 
 
-def keep_unique(batch: pd.DataFrame, *, drop_blocks: list | None = None) -> pd.DataFrame:
-    """:func:`keep_batch` with the duplicates read from the dedup result blocks."""
-    return keep_batch(batch, drop_refs=_drop_set(drop_blocks) if drop_blocks else None)
+def keep_unique(table: pa.Table, *, drop_blocks: list | None = None) -> pa.Table:
+    """:func:`keep_table` with the duplicates read from the dedup result blocks."""
+    return keep_table(table, drop_refs=_drop_set(drop_blocks) if drop_blocks else None)
+
+
+def finalize_unique(table: pa.Table, *, cfg: dict[str, Any], plan: dict[str, Any],
+                    drop_blocks: list | None = None) -> pa.Table:
+    """:func:`keep_unique` then :func:`finalize_batch`, in one task function: the rows dropped
+    are never converted to pandas, and the kept ones once."""
+    kept = keep_unique(table, drop_blocks=drop_blocks)
+    return to_arrow(finalize_batch(kept.to_pandas(), cfg=cfg, plan=plan))
+
+
+def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame, nparts: int) -> None:
+    """One parquet file for one prepared block's dedup view: row group ``p`` holds the rows of
+    partition ``p`` (possibly none), so the reducer of ``p`` reads one row group per file."""
+    part = key_partitions(view["dedup_key"], nparts)
+    order = np.argsort(part, kind="stable")
+    table = to_arrow(view.iloc[order].reset_index(drop=True))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=nparts))])
+    with fs.open_output_stream(path) as f, pq.ParquetWriter(f, table.schema) as w:
+        for p in range(nparts):
+            w.write_table(table.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p])))
+
+
+def prepare_with_keys(batch: pd.DataFrame, *, cfg: dict[str, Any], fs: pafs.FileSystem | None = None,
+                      keys_dir: str | None = None, nparts: int = 0) -> pa.Table:
+    """:func:`prepare_batch`, and (when ``keys_dir`` is set) its kept rows' dedup view written
+    beside it, partitioned by key: the de-duplication needs no pass over the prepared rows of
+    its own and no Ray shuffle (whose actors and fresh workers cost more than the work here).
+
+    The file is named by the block's row-ref fingerprint, so a retried task overwrites its own
+    file; two identical blocks (an input read twice) would write one file, which the driver's
+    row count check notices (then the full-row shuffle decides).
+    """
+    out = prepare_batch(batch, cfg=cfg)
+    if keys_dir is not None and len(out):
+        view = dedup_view(out)
+        name = str(out["row_ref"].iloc[0]).split(":")[0]
+        write_key_partitions(fs, join(keys_dir, f"{name}.parquet"), view, nparts)
+    return to_arrow(out)
+
+
+def reduce_key_partitions(counts_fn):
+    """The reduce side of the key partitions: for each partition number in the batch, its row
+    group from every key file -> ``counts_fn`` (:func:`dedup_counts`)."""
+    def reduce_keys(batch: pd.DataFrame, *, fs: pafs.FileSystem, files: list[str], nparts: int) -> pa.Table:
+        outs = []
+        for p in batch["id"].tolist():
+            parts = []
+            for path in files:
+                with fs.open_input_file(path) as fh:
+                    pf = pq.ParquetFile(fh)
+                    if pf.metadata.num_row_groups != nparts:
+                        raise RuntimeError(f"{path}: {pf.metadata.num_row_groups} row groups, expected {nparts}")
+                    parts.append(pf.read_row_group(int(p)))
+            view = pa.concat_tables(parts, promote_options="permissive") if parts else pd.DataFrame()
+            outs.append(to_arrow(counts_fn(view)))
+        return pa.concat_tables(outs, promote_options="permissive")
+
+    return reduce_keys
 
 
 def log(msg: str) -> None:
@@ -223,8 +292,12 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         ds = read_dataset(spec, cfg)
         if spec.format != "parquet" or len(spec.files) < 4:
             ds = ds.repartition(target_num_rows_per_block=ROWS_PER_BLOCK)
-        ds.map_batches(_arrow(prepare_batch), fn_kwargs={"cfg": c}, batch_format="pandas",
-                       batch_size=None).write_parquet(prepared, filesystem=fs)
+        keys_dir = join(work, "keys") if cfg.clean.dedup else None
+        nparts = key_partition_count(spec.total_bytes)
+        if keys_dir is not None:
+            fs.create_dir(keys_dir)
+        ds.map_batches(prepare_with_keys, fn_kwargs={"cfg": c, "fs": fs, "keys_dir": keys_dir, "nparts": nparts},
+                       batch_format="pandas", batch_size=None).write_parquet(prepared, filesystem=fs)
         n_read = _rows(fs, prepared)
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
         if n_read == 0:
@@ -234,29 +307,35 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         _read_stage(fs, prepared, columns=["id", "raw_text", "raw_label", "reject_reason"]).map_batches(
             _arrow(rejects_view), batch_format="pandas").write_parquet(w.sub("rejects"), filesystem=fs)
         n_rejected = _rows(fs, w.sub("rejects"))
-        # Exact de-duplication without moving the texts: shuffle only (key, row ref, id) and the
-        # few columns the audit needs by dedup_key; each key's block names the rows to drop and
-        # counts the rows kept, so the audit needs no pass of its own. Row refs are unique unless
-        # a file was read twice; then the full-row shuffle below decides instead.
+        # Exact de-duplication without moving the texts: the prepare pass wrote each block's
+        # (key, row ref, id) and the few columns the audit needs, partitioned by key; one task
+        # per partition names the rows to drop and counts the rows kept, so the audit needs no
+        # pass of its own. Row refs are unique unless an input block was read twice; then the
+        # full-row shuffle below decides instead.
         drop_blocks: list | None = None  # dedup result blocks naming the rows to drop
         pc = None
         deduped_dir = None
-        if cfg.clean.dedup:
-            nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))  # ~60 bytes a row: small blocks
-            res = (_read_stage(fs, prepared, columns=DEDUP_COLS)
-                   .map_batches(_arrow(dedup_view), batch_format="pandas")
-                   .repartition(nblocks, shuffle=True, keys=["dedup_key"])
-                   .map_batches(_arrow(dedup_counts), batch_format="pandas", batch_size=None)
-                   .materialize())
-            # The result blocks stay in the object store: the driver reads the count rows one
-            # block at a time, and the final pass's workers fetch the rows to drop themselves,
-            # so the driver never holds the list of duplicates (it grew with N before).
-            drop_blocks = res.to_arrow_refs()
-            counts, collision, n_drop = _counts_from_blocks(drop_blocks)
+        if keys_dir is not None:
+            key_files = _parquet_files(fs, keys_dir)
+            collision = _rows(fs, keys_dir) != n_read - n_rejected  # two blocks wrote one file
+            if not collision:
+                import ray.data
+
+                res = (ray.data.range(nparts, override_num_blocks=nparts)
+                       .map_batches(reduce_key_partitions(dedup_counts), batch_format="pandas",
+                                    batch_size=None, fn_kwargs={"fs": fs, "files": key_files, "nparts": nparts})
+                       .materialize())
+                # The result blocks stay in the object store: the driver reads the count rows one
+                # block at a time, and the final pass's workers fetch the rows to drop themselves,
+                # so the driver never holds the list of duplicates (it grew with N before).
+                drop_blocks = res.to_arrow_refs()
+                counts, collision, n_drop = _counts_from_blocks(drop_blocks)
             if collision:
                 log("rows of one dedup key share a row ref (the same input read twice?): "
                     "de-duplicating by a full-row shuffle instead")
+                drop_blocks = None
                 deduped_dir = deduped
+                nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))
                 (_read_stage(fs, prepared).map_batches(_arrow(kept_view), batch_format="pandas")
                  .repartition(nblocks, shuffle=True, keys=["dedup_key"])
                  .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
@@ -272,18 +351,21 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         n_dups = n_read - n_rejected - n_kept
         timings["rejects_dedup"] = _timed("rejects + exact de-duplication (+ counts)", t0, n_read - n_rejected)
 
+        def prepared_columns(columns: list[str] | None) -> list[str]:
+            """``columns`` plus what the filter needs, or every column the kept rows keep (the
+            raw text stays on disk; file order, which is the output's order)."""
+            if columns is not None:
+                return sorted(set(columns) | set(KEEP_COLS))
+            with fs.open_input_file(_parquet_files(fs, prepared)[0]) as fh:
+                names = pq.ParquetFile(fh).schema_arrow.names
+            return [c for c in names if c not in RAW_COLS]
+
         def kept_rows(columns: list[str] | None = None):
             """The kept, de-duplicated rows (``columns`` plus what the filter needs)."""
             if deduped_dir is not None:
                 return _read_stage(fs, deduped_dir, columns=columns)
-            if columns is None:  # every column the kept rows keep: the raw text stays on disk
-                with fs.open_input_file(_parquet_files(fs, prepared)[0]) as fh:
-                    names = pq.ParquetFile(fh).schema_arrow.names
-                cols = [c for c in names if c not in RAW_COLS]  # file order: the output's order
-            else:
-                cols = sorted(set(columns) | set(KEEP_COLS))
-            return _read_stage(fs, prepared, columns=cols).map_batches(
-                _arrow(keep_unique), batch_format="pandas", fn_kwargs={"drop_blocks": drop_blocks})
+            return _read_stage(fs, prepared, columns=prepared_columns(columns)).map_batches(
+                keep_unique, batch_format="pyarrow", fn_kwargs={"drop_blocks": drop_blocks})
 
         t0 = time.time()
         if pc is None:
@@ -309,8 +391,11 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
 
         t0 = time.time()
         out_tmp = join(work, "final")
-        kept_rows().map_batches(
-            _arrow(finalize_batch), batch_format="pandas", fn_kwargs={"cfg": c, "plan": plan},
+        final_src = (_read_stage(fs, deduped_dir) if deduped_dir is not None
+                     else _read_stage(fs, prepared, columns=prepared_columns(None)))
+        final_src.map_batches(
+            finalize_unique, batch_format="pyarrow", batch_size=None,
+            fn_kwargs={"cfg": c, "plan": plan, "drop_blocks": drop_blocks},
         ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
         split_rows = {}
         for name in ("train", "val", "test"):
