@@ -96,7 +96,7 @@ def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str)
         from jobs import preprocess
         from jobs.ray_session import ray_session
 
-        with ray_session(cfg.ray):
+        with ray_session(cfg.ray, dashboard=False):  # as `debias preprocess` starts it
             t0 = time.perf_counter()  # Ray's start-up is reported apart
             busy0, self0 = _busy_cpu_seconds(), _self_cpu_seconds()
             manifest = preprocess.run(cfg, str(run_dir))

@@ -135,7 +135,7 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
         path = report.run(cfg, args.runs or [run_dir], out_run_dir=run_dir)
         print(f"\nReport: {path}")
         return 0
-    with ray_session(cfg.ray):
+    with ray_session(cfg.ray, dashboard=cmd in ("train", "sweep", "pipeline")):
         if cmd in ("preprocess", "pipeline"):
             from jobs import preprocess
 

@@ -143,8 +143,8 @@ def row_refs(ids: pd.Series, paths: pd.Series | None, keys: pd.Series) -> list[s
     h = hashlib.blake2b(digest_size=8)
     if paths is not None and len(paths):
         h.update(str(paths.iloc[0]).encode("utf-8", "surrogatepass"))
-    h.update("\x1f".join(map(str, ids)).encode("utf-8", "surrogatepass"))
-    h.update("\x1f".join(map(str, keys)).encode("utf-8", "surrogatepass"))
+    for col in (ids, keys):  # as object arrays: iterating pandas' Arrow-backed str is 5x slower
+        h.update("\x1f".join(map(str, np.asarray(col, dtype=object))).encode("utf-8", "surrogatepass"))
     fp = h.hexdigest()
     return [f"{fp}:{i}" for i in range(len(ids))]
 
@@ -155,7 +155,19 @@ def key_partitions(keys: pd.Series, nparts: int) -> np.ndarray:
     Keys are hex digests (:func:`debias.clean.dedup_key`), so their first 8 hex digits are
     already uniformly spread: every row of one key lands in one partition.
     """
-    return np.fromiter((int(k[:8], 16) % nparts for k in keys), dtype=np.int64, count=len(keys))
+    raw = "".join(np.asarray(keys, dtype=object)).encode("ascii")
+    if len(raw) != 16 * len(keys):
+        raise ValueError("dedup keys must be 16 hex digits (debias.clean.dedup_key)")
+    digits = _HEX[np.frombuffer(raw, dtype=np.uint8).reshape(len(keys), 16)[:, :8]]
+    if (digits > 15).any():
+        raise ValueError("dedup keys must be 16 hex digits (debias.clean.dedup_key)")
+    value = digits.astype(np.int64) @ (16 ** np.arange(7, -1, -1, dtype=np.int64))
+    return value % nparts
+
+
+_HEX = np.full(256, 255, dtype=np.uint8)  # ASCII code -> hex digit value (255: not a hex digit)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
+_HEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
 
 
 def rejects_view(df: pd.DataFrame) -> pd.DataFrame:

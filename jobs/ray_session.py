@@ -41,8 +41,13 @@ def quiet_ray_data() -> None:
 
 
 @contextmanager
-def ray_session(cfg: RayConfig | None = None) -> Iterator[str]:
-    """Yield ``"existing"``, ``"cluster"`` or ``"local"`` while Ray is available."""
+def ray_session(cfg: RayConfig | None = None, *, dashboard: bool = True) -> Iterator[str]:
+    """Yield ``"existing"``, ``"cluster"`` or ``"local"`` while Ray is available.
+
+    ``dashboard``: whether a local Ray starts its dashboard when ``cfg.include_dashboard`` is
+    unset. Ray Train's state API needs it; without Train it only takes CPU (its processes
+    used ~4% of this 2-core machine during a preprocess run, 66 -> 62 s at 2M rows).
+    """
     import ray
 
     cfg = cfg or RayConfig()
@@ -74,7 +79,7 @@ def ray_session(cfg: RayConfig | None = None) -> Iterator[str]:
             os.environ.setdefault(k, v)
         # address="local": always a fresh embedded Ray; a bare ray.init() would attach to any
         # `ray start` cluster already running on the machine.
-        ray.init(address="local", include_dashboard=True if cfg.include_dashboard is None else cfg.include_dashboard,
+        ray.init(address="local", include_dashboard=dashboard if cfg.include_dashboard is None else cfg.include_dashboard,
                  logging_level="WARNING", **kwargs)
         mode = "local"
     quiet_ray_data()

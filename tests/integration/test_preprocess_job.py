@@ -172,3 +172,53 @@ def test_row_ref_collision_falls_back_to_the_full_row_shuffle(ray_local, tmp_pat
     raw["path"] = str(path)
     local = run_local(raw, cfg=cfg.model_dump())
     pd.testing.assert_frame_equal(_sorted(_read_output(run)), _sorted(local["output"]), check_dtype=False)
+
+
+def _parquet_corpus(folder: Path) -> pd.DataFrame:
+    """Four parquet files (so Ray reads one block per file, no repartition), with duplicates
+    within and across files and two rows to reject."""
+    folder.mkdir()
+    rows = [(f"p{i:04d}", f"{GOOD[i % len(GOOD)]} {i % 50}", str(i % 4 == 0)) for i in range(200)]
+    rows += [("e1", "", "1"), ("e2", "fine text", "maybe")]
+    df = pd.DataFrame(rows, columns=["id", "comment", "toxic"])
+    for k in range(4):
+        df.iloc[k::4].to_parquet(folder / f"part-{k}.parquet", index=False)
+    return df
+
+
+def test_an_input_block_read_twice_is_redone_from_the_prepared_rows(ray_local, tmp_path, monkeypatch, capsys):
+    """The prepare tasks' side outputs (rejects, dedup keys) are named by their block, so two
+    identical blocks write one file. Caused for real: the input is read twice. The row count
+    check must notice, rewrite the rejects from the prepared rows and de-duplicate by the
+    full-row shuffle, giving what one process gives on the doubled input."""
+    from jobs import preprocess
+
+    df = _parquet_corpus(tmp_path / "pq")
+    real_read = preprocess.read_dataset
+    monkeypatch.setattr(preprocess, "read_dataset", lambda spec, cfg: real_read(spec, cfg).union(real_read(spec, cfg)))
+    cfg = _cfg(tmp_path / "pq", **{"balance.strategy": "reweight", "augment.mode": "none"})
+    run = tmp_path / "run"
+    preprocess.run(cfg, str(run))
+    assert "full-row shuffle instead" in capsys.readouterr().err
+    rows = json.loads((run / "preprocess" / "manifest.json").read_text())["rows"]
+    assert rows["read"] == 2 * len(df) == rows["kept"] + rows["rejected"] + rows["duplicates"]
+    assert rows["rejected"] == 4
+    assert sorted(pd.read_parquet(run / "preprocess" / "rejects")["id"]) == ["e1", "e1", "e2", "e2"]
+    raw = pd.concat([pd.read_parquet(f).assign(path=str(f)) for f in sorted((tmp_path / "pq").glob("*.parquet"))] * 2,
+                    ignore_index=True)
+    local = run_local(raw, cfg=cfg.model_dump())
+    assert rows["duplicates"] == local["n_duplicates"]
+    pd.testing.assert_frame_equal(_sorted(_read_output(run)), _sorted(local["output"]), check_dtype=False)
+
+
+def test_without_dedup_every_row_is_kept_or_rejected(ray_local, tmp_path):
+    from jobs import preprocess
+
+    df = _parquet_corpus(tmp_path / "pq")
+    cfg = _cfg(tmp_path / "pq", **{"clean.dedup": "false", "augment.mode": "none"})
+    run = tmp_path / "run"
+    preprocess.run(cfg, str(run))
+    rows = json.loads((run / "preprocess" / "manifest.json").read_text())["rows"]
+    assert rows["duplicates"] == 0 and rows["rejected"] == 2
+    assert rows["read"] == len(df) == rows["kept"] + 2 and rows["output"] == rows["kept"]
+    assert sorted(pd.read_parquet(run / "preprocess" / "rejects")["id"]) == ["e1", "e2"]

@@ -14,6 +14,7 @@ from debias.preprocess import (
     dedup_counts,
     dedup_view,
     keep_table,
+    key_partitions,
     make_ids,
     merge_pattern_counts,
     pattern_counts,
@@ -192,3 +193,18 @@ def test_make_ids_hash_only_rows_without_an_id():
     assert ids[0] == "a" and ids[3] == "7"
     assert ids[1] == gen[1] and ids[2] == gen[2] and ids[1] == ids[2]  # same text and label: same hash
     assert all(g.startswith("h") and len(g) == 17 for g in gen)
+
+
+def test_key_partitions_read_the_first_8_hex_digits_of_each_key():
+    from debias.clean import dedup_key
+
+    keys = pd.Series(dedup_key([f"text {i}" for i in range(500)] + ["TEXT 1", "text  1"]), dtype="string")
+    for n in (1, 2, 7, 64):
+        got = key_partitions(keys, n)
+        assert got.tolist() == [int(k[:8], 16) % n for k in keys]  # the oracle: Python's int()
+        assert got[1] == got[500] == got[501]  # one key (casefold, spacing), one partition
+    assert np.bincount(key_partitions(keys, 4), minlength=4).min() > 80  # spread, not lumped
+    assert key_partitions(pd.Series([], dtype="string"), 3).tolist() == []
+    for bad in (["zz" * 8], ["abc"]):
+        with pytest.raises(ValueError, match="16 hex digits"):
+            key_partitions(pd.Series(bad), 3)
