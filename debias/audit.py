@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from debias.balance import binary_labels
 
@@ -132,6 +131,10 @@ def _chi2_p(table: np.ndarray) -> tuple[float | None, float | None]:
     # membership or label is then constant and independence cannot be tested.
     if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
         return None, None
+    # Imported here: scipy.stats takes 1.2 s to import, and every Ray worker that runs a
+    # preprocess task imports this module (through jobs.preprocess) without needing it.
+    from scipy import stats
+
     res = stats.chi2_contingency(table)
     return float(res.statistic), float(res.pvalue)
 
