@@ -149,20 +149,30 @@ def row_refs(ids: pd.Series, paths: pd.Series | None, keys: pd.Series) -> list[s
     return [f"{fp}:{i}" for i in range(len(ids))]
 
 
-def key_partitions(keys: pd.Series, nparts: int) -> np.ndarray:
-    """The de-duplication partition (``0 <= p < nparts``) of each dedup key.
-
-    Keys are hex digests (:func:`debias.clean.dedup_key`), so their first 8 hex digits are
-    already uniformly spread: every row of one key lands in one partition.
-    """
-    raw = "".join(np.asarray(keys, dtype=object)).encode("ascii")
+def key_values(keys: Any) -> np.ndarray:
+    """Each dedup key (16 hex digits, :func:`debias.clean.dedup_key`) as the uint64 it spells:
+    the same key, the same number, so keys compare and sort as numbers (a string sort of a
+    million keys took 10x longer). ``keys``: a pandas Series or an Arrow (chunked) array."""
+    if isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        keys = keys.to_numpy(zero_copy_only=False)
+    keys = np.asarray(keys, dtype=object)
+    raw = "".join(keys).encode("ascii")
     if len(raw) != 16 * len(keys):
         raise ValueError("dedup keys must be 16 hex digits (debias.clean.dedup_key)")
-    digits = _HEX[np.frombuffer(raw, dtype=np.uint8).reshape(len(keys), 16)[:, :8]]
+    digits = _HEX[np.frombuffer(raw, dtype=np.uint8).reshape(len(keys), 16)]
     if (digits > 15).any():
         raise ValueError("dedup keys must be 16 hex digits (debias.clean.dedup_key)")
-    value = digits.astype(np.int64) @ (16 ** np.arange(7, -1, -1, dtype=np.int64))
-    return value % nparts
+    value = np.zeros(len(keys), dtype=np.uint64)
+    for i in range(16):
+        value = (value << np.uint64(4)) | digits[:, i].astype(np.uint64)
+    return value
+
+
+def key_partitions(keys: Any, nparts: int) -> np.ndarray:
+    """The de-duplication partition (``0 <= p < nparts``) of each dedup key: its first 8 hex
+    digits modulo ``nparts`` (keys are hashes, so already uniformly spread); every row of one
+    key lands in one partition."""
+    return ((key_values(keys) >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
 
 
 _HEX = np.full(256, 255, dtype=np.uint8)  # ASCII code -> hex digit value (255: not a hex digit)
@@ -205,26 +215,41 @@ def dedup_counts(view: pd.DataFrame | pa.Table) -> pd.DataFrame:
     * ``count``: ``split``, ``pattern``, ``label``, ``n`` over the kept rows;
     * ``collision``: two rows share a row ref, so refs cannot tell them apart.
 
-    ``view``: :func:`dedup_view` rows, as pandas or Arrow (sorted and grouped in Arrow: 5x
-    faster than pandas on Arrow-backed strings).
+    ``view``: :func:`dedup_view` rows, as pandas or Arrow. Keys are grouped as numbers
+    (:func:`key_values`); only the rows of keys seen more than once (a few percent) are sorted
+    by id, in Arrow. Rows sharing a ref share their key (:func:`row_refs`), so comparing refs
+    within those groups finds every collision.
     """
     t = view if isinstance(view, pa.Table) else pa.Table.from_pandas(view, preserve_index=False)
-    if t.num_rows == 0:
-        return _typed(pd.DataFrame())
-    t = t.take(pac.sort_indices(t, sort_keys=[("dedup_key", "ascending"), ("id", "ascending"),
-                                             ("row_ref", "ascending")]))
     n = t.num_rows
-    key = t["dedup_key"].combine_chunks()
-    first = np.ones(n, dtype=bool)
-    first[1:] = pac.not_equal(key.slice(1), key.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    refs = t["row_ref"].combine_chunks()
+    if n == 0:
+        return _typed(pd.DataFrame())
+    keys = key_values(t["dedup_key"])
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = ks[1:] != ks[:-1]
+    group = np.cumsum(starts) - 1
+    rows = order[np.bincount(group)[group] > 1]  # the rows of keys seen more than once
+    kept = np.ones(n, dtype=bool)
     parts = []
-    if pac.count_distinct(refs).as_py() < n:
-        vc = pac.value_counts(refs)
-        parts.append(pd.DataFrame({"kind": ["collision"],
-                                   "ref": [vc.filter(pac.greater(vc.field("counts"), 1))[0]["values"].as_py()]}))
-    parts.append(pd.DataFrame({"kind": "drop", "ref": refs.filter(pa.array(~first)).to_numpy(zero_copy_only=False)}))
-    counts = (t.filter(pa.array(first)).group_by(["split", "pattern", "label"]).aggregate([([], "count_all")])
+    if len(rows):
+        sub = pa.table({"k": pa.array(keys[rows]), "id": t["id"].take(rows).cast(pa.string()),
+                        "ref": t["row_ref"].take(rows).cast(pa.string()), "row": pa.array(rows)})
+        sub = sub.take(pac.sort_indices(sub, sort_keys=[("k", "ascending"), ("id", "ascending"),
+                                                        ("ref", "ascending")]))
+        sk = sub["k"].to_numpy()
+        first = np.ones(len(sk), dtype=bool)
+        first[1:] = sk[1:] != sk[:-1]
+        refs = sub["ref"].to_numpy(zero_copy_only=False)
+        same = np.zeros(len(sk), dtype=bool)
+        same[1:] = ~first[1:] & (refs[1:] == refs[:-1])
+        if same.any():
+            parts.append(pd.DataFrame({"kind": ["collision"], "ref": [str(refs[np.flatnonzero(same)[0]])]}))
+        kept[sub["row"].to_numpy()[~first]] = False
+        parts.append(pd.DataFrame({"kind": "drop", "ref": refs[~first]}))
+    counts = (t.select(["split", "pattern", "label"]).filter(pa.array(kept))
+              .group_by(["split", "pattern", "label"]).aggregate([([], "count_all")])
               .to_pandas().rename(columns={"count_all": "n"}))
     parts.append(counts.assign(kind="count"))
     return _typed(pd.concat(parts, ignore_index=True))

@@ -129,3 +129,18 @@ def test_bad_input_is_named():
         audit_counts(df, group_names=["female"])
     with pytest.raises(ValueError, match="__all__"):
         audit_report(pd.DataFrame({"group": ["a"], "n_neg": [1], "n_pos": [1]}))
+
+
+def test_chi_square_matches_scipy_on_small_and_large_tables():
+    from debias.audit import _chi2_p
+
+    rng = np.random.default_rng(7)
+    tables = [np.array([[1, 1], [1, 1]]), np.array([[5, 0], [0, 5]]), np.array([[2, 3], [3, 2]]),
+              np.array([[100000, 3], [2, 90000]])]
+    tables += [rng.integers(0, hi, size=(2, 2)) + 1 for hi in (3, 10, 1000, 10**6) for _ in range(25)]
+    for t in tables:
+        chi2, p = _chi2_p(t)
+        want = stats.chi2_contingency(t)  # Yates' correction, as scipy applies to 2x2 tables
+        assert chi2 == pytest.approx(want.statistic, rel=1e-9, abs=1e-12)
+        assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+    assert _chi2_p(np.array([[0, 0], [3, 4]])) == (None, None)

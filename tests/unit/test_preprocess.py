@@ -208,3 +208,18 @@ def test_key_partitions_read_the_first_8_hex_digits_of_each_key():
     for bad in (["zz" * 8], ["abc"]):
         with pytest.raises(ValueError, match="16 hex digits"):
             key_partitions(pd.Series(bad), 3)
+
+
+def test_key_partition_count_fills_every_cpu_and_bounds_each_partition():
+    from jobs.preprocess import KEY_PARTITION_BYTES, key_partition_count
+
+    assert key_partition_count(10, cpus=2) == 2
+    assert key_partition_count(10, cpus=1) == 2  # never a single reducer
+    assert key_partition_count(2 * KEY_PARTITION_BYTES, cpus=2) == 2
+    assert key_partition_count(2 * KEY_PARTITION_BYTES + 1, cpus=2) == 4
+    for size in (1, 10**8, 10**10, 10**11):
+        for cpus in (1, 2, 3, 16, 64):
+            n = key_partition_count(size, cpus=cpus)
+            assert n <= 1024 and (n % cpus == 0 or n in (2, 1024))
+            assert n == 1024 or size / n <= KEY_PARTITION_BYTES  # no partition above the bound
+    assert key_partition_count(10**13, cpus=16) == 1024
