@@ -3,10 +3,11 @@
 Executions (each one plan, run once; the logic is in debias.preprocess):
   1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`; each task also
      writes its rejected rows to `rejects/` and its kept rows' dedup view (key, row ref, id,
-     split, label, groups pattern), partitioned by key, to `_work/keys` (one file per block,
-     one row group per partition)
+     split, label, groups pattern), partitioned by key, to `_work/keys` (one Arrow IPC file
+     per block, one record batch per partition)
   2. (only if those side outputs miss rows, or without dedup) prepared -> `rejects/`
-  3. one task per key partition: its row groups -> the rows to drop and the kept rows' counts,
+  3. a few tasks per CPU, each over a range of key partitions, reading their batches of every
+     key file -> the rows to drop and the kept rows' counts,
      left in the object store; the driver reads the counts one block at a time (audit + cells)
      and never holds the rows to drop
   4. (resampling only) two passes over a few columns for exact per-cell thresholds
@@ -77,7 +78,7 @@ def key_partition_count(input_bytes: int, cpus: int) -> int:
     """De-duplication partitions: a multiple of the cluster's CPUs (every reduce wave uses
     them all), with at most ~48 MB of input each (~1.5M rows of the demo corpus in parquet;
     the reducer holds their key view, ~100 bytes a row); at most 1024 (each key file has one
-    row group per partition). On 2 cores 9 small partitions took 4.2 s, 2 large ones ~2.5 s."""
+    record batch per partition). On 2 cores 9 small partitions took 4.2 s, 2 large ones ~2.5 s."""
     cpus = max(1, int(cpus))
     waves = max(1, -(-int(input_bytes) // (KEY_PARTITION_BYTES * cpus)))
     return int(min(1024, max(2, waves * cpus)))
@@ -144,9 +145,14 @@ def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame, npa
     table = to_arrow(view.iloc[order].reset_index(drop=True))
     table = table.replace_schema_metadata({KEY_ROWS: str(table.num_rows)})
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=nparts))])
+    table = table.combine_chunks()  # so each slice is one record batch
+    empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
     with fs.open_output_stream(path) as f, pa.ipc.new_file(f, table.schema) as w:
         for p in range(nparts):
-            w.write_table(table.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p])), max_chunksize=None)
+            batches = table.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p])).to_batches()
+            if len(batches) > 1:
+                raise RuntimeError(f"partition {p} of {path}: {len(batches)} batches, expected one")
+            w.write_batch(batches[0] if batches else empty)  # an empty partition still has its batch
 
 
 def key_file_rows(fs: pafs.FileSystem, files: list[str]) -> int:
@@ -181,12 +187,13 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     """
     out = prepare_batch(batch.to_pandas(), cfg=cfg)
     if len(out):
-        name = f"{str(out['row_ref'].iloc[0]).split(':')[0]}.parquet"
+        name = str(out["row_ref"].iloc[0]).split(":")[0]
         if rejects_dir is not None and out["reject_reason"].notna().any():
-            with fs.open_output_stream(join(rejects_dir, name)) as f:
+            with fs.open_output_stream(join(rejects_dir, f"{name}.parquet")) as f:
                 pq.write_table(to_arrow(rejects_view(out)), f)
-        if keys_dir is not None:
-            write_key_partitions(fs, join(keys_dir, name.replace(".parquet", ".arrow")), dedup_view(out), nparts)
+        view = dedup_view(out)
+        if keys_dir is not None and len(view):  # a block of rejects only has no keys
+            write_key_partitions(fs, join(keys_dir, f"{name}.arrow"), view, nparts)
     return to_arrow(out)
 
 
@@ -206,7 +213,9 @@ def reduce_key_partitions(counts_fn):
                     parts[p].append(reader.get_batch(p))
         outs = []
         for p in mine:
-            view = pa.Table.from_batches(parts.pop(p)) if files else pd.DataFrame()
+            # Files may differ in string type (string / large_string): promote, as Ray does.
+            tables = [pa.Table.from_batches([b]) for b in parts.pop(p)]
+            view = pa.concat_tables(tables, promote_options="permissive") if tables else pd.DataFrame()
             outs.append(to_arrow(counts_fn(view)))
         return pa.concat_tables(outs, promote_options="permissive")
 

@@ -223,3 +223,35 @@ def test_key_partition_count_fills_every_cpu_and_bounds_each_partition():
             assert n <= 1024 and (n % cpus == 0 or n in (2, 1024))
             assert n == 1024 or size / n <= KEY_PARTITION_BYTES  # no partition above the bound
     assert key_partition_count(10**13, cpus=16) == 1024
+
+
+@pytest.mark.parametrize("nparts", [2, 16])
+def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, nparts):
+    """The job's key files (one per block, one batch per partition, many empty at 16) and
+    reduce tasks over ranges of partitions give the drops and counts of one dedup_counts call
+    over every block's view."""
+    import pyarrow.fs as pafs
+
+    from jobs.preprocess import key_file_rows, reduce_key_partitions, write_key_partitions
+
+    fs = pafs.LocalFileSystem()
+    views = [dedup_view(b) for b in _prepared_blocks(3)]
+    paths = [str(tmp_path / f"{i}.arrow") for i in range(len(views))]
+    for path, v in zip(paths, views, strict=True):
+        write_key_partitions(fs, path, v, nparts)
+    assert key_file_rows(fs, paths) == sum(len(v) for v in views)
+    reduce = reduce_key_partitions(dedup_counts)
+    ranges = [list(range(0, nparts // 2)), list(range(nparts // 2, nparts))]  # two tasks
+    got = pd.concat([reduce(pd.DataFrame({"id": r}), fs=fs, files=paths, nparts=nparts).to_pandas()
+                     for r in ranges], ignore_index=True)
+    want = dedup_counts(pd.concat(views, ignore_index=True))
+    for res in (got, want):
+        assert not (res["kind"] == "collision").any()
+    assert sorted(got.loc[got["kind"] == "drop", "ref"]) == sorted(want.loc[want["kind"] == "drop", "ref"])
+    assert (want["kind"] == "drop").sum() > 0
+    counts = [merge_pattern_counts([r.loc[r["kind"] == "count", ["split", "pattern", "label", "n"]]
+                                    .astype({"label": "int64", "n": "int64"})])
+              .sort_values(["split", "pattern", "label"]).reset_index(drop=True) for r in (got, want)]
+    pd.testing.assert_frame_equal(counts[0], counts[1], check_dtype=False)
+    with pytest.raises(RuntimeError, match="partitions, expected"):
+        reduce(pd.DataFrame({"id": [0]}), fs=fs, files=paths, nparts=nparts + 1)
