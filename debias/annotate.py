@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 
 from debias.lexicon import Lexicon, compile_terms, normalise_match, prefilter_pattern
 
-__all__ = ["GROUPS_DTYPE", "IdentityAnnotator", "from_given_columns", "group_columns", "groups_series"]
+__all__ = ["GROUPS_DTYPE", "IdentityAnnotator", "from_given_columns", "group_columns", "groups_series",
+           "membership_flags"]
 
 
 def group_columns(groups: list[str]) -> list[str]:
@@ -38,6 +39,22 @@ def groups_series(found: list[list[str]], index: pd.Index) -> pd.Series:
     """``groups`` as an Arrow list<string> column: a batch where no row mentions a group still
     converts to list<string> (an object column of empty lists would become list<null>)."""
     return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(found, type=pa.list_(pa.string()))), index=index)
+
+
+def membership_flags(groups: pa.Array | pa.ChunkedArray, all_groups: list[str]) -> np.ndarray:
+    """The ``g_<group>`` flags, shape (rows, len(all_groups)), from an Arrow ``groups`` list
+    column: what the annotator sets, rebuilt without the texts (a pipeline can then store
+    ``groups`` alone between passes). A group outside ``all_groups`` raises ValueError."""
+    arr = groups.combine_chunks() if isinstance(groups, pa.ChunkedArray) else groups
+    flags = np.zeros((len(arr), len(all_groups)), dtype=bool)
+    flat = pc.list_flatten(arr)
+    if len(flat):
+        idx = pc.index_in(flat, value_set=pa.array(all_groups, type=pa.string()))
+        if idx.null_count:
+            unknown = sorted(set(pc.filter(flat, pc.is_null(idx)).to_pylist()))
+            raise ValueError(f"groups {unknown} are not among the {len(all_groups)} known groups")
+        flags[pc.list_parent_indices(arr).to_numpy(), idx.to_numpy()] = True
+    return flags
 
 
 def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: list[str]) -> pd.DataFrame:

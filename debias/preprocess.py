@@ -85,6 +85,16 @@ def make_ids(df: pd.DataFrame, *, id_col: str | None, text_col: str, label_col: 
     return out
 
 
+def member_groups(cfg: dict[str, Any]) -> list[str]:
+    """The groups that get a ``g_<group>`` column in :func:`prepare_batch`'s output, in its
+    order: the lexicon's groups, or (given identity columns) those and the columns' groups,
+    sorted."""
+    ann = cfg["annotate"]
+    lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
+    given = cfg["data"]["identity"]["columns"]
+    return sorted(set(lex.group_names) | set(given)) if given else list(lex.group_names)
+
+
 def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
     """Read -> clean -> annotate -> split on one batch.
 
@@ -112,10 +122,8 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
 
     ann = cfg["annotate"]
     if data["identity"]["columns"]:
-        lex = cached_lexicon(tuple(ann["axes"]), ann["lexicon_dir"])
         groups = from_given_columns(df, columns=data["identity"]["columns"],
-                                    threshold=data["identity"]["threshold"],
-                                    all_groups=sorted(set(lex.group_names) | set(data["identity"]["columns"])))
+                                    threshold=data["identity"]["threshold"], all_groups=member_groups(cfg))
         for col in groups.columns:
             if col == "groups" or col.startswith("g_"):
                 out[col] = groups[col].values

@@ -35,6 +35,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from debias import audit, balance
+from debias.annotate import group_columns, membership_flags
 from debias.config import PipelineConfig
 from debias.io import InputSpec, inspect_input, to_arrow
 from debias.preprocess import (
@@ -49,6 +50,7 @@ from debias.preprocess import (
     keep_table,
     kept_view,
     key_partitions,
+    member_groups,
     merge_pattern_counts,
     pattern_counts,
     plan_from_counts,
@@ -129,8 +131,21 @@ def finalize_unique(table: pa.Table, *, cfg: dict[str, Any], plan: dict[str, Any
                     drop_blocks: list | None = None) -> pa.Table:
     """:func:`keep_unique` then :func:`finalize_batch`, in one task function: the rows dropped
     are never converted to pandas, and the kept ones once."""
-    kept = keep_unique(table, drop_blocks=drop_blocks)
+    kept = with_membership(keep_unique(table, drop_blocks=drop_blocks), member_groups(cfg))
     return to_arrow(finalize_batch(kept.to_pandas(), cfg=cfg, plan=plan))
+
+
+def with_membership(table: pa.Table, groups: list[str]) -> pa.Table:
+    """The ``g_<group>`` columns back, after ``groups``, rebuilt from it (the intermediate
+    leaves them out: 87 boolean columns cost ~0.5 CPU s per 250k rows to write and read back,
+    rebuilding them ~0.02 s)."""
+    if not groups or f"g_{groups[0]}" in table.column_names:
+        return table
+    flags = membership_flags(table["groups"], groups)
+    at = table.column_names.index("groups") + 1
+    for i, name in enumerate(group_columns(groups)):
+        table = table.add_column(at + i, name, pa.array(flags[:, i]))
+    return table
 
 
 def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame, nparts: int) -> None:
@@ -194,7 +209,9 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
         view = dedup_view(out)
         if keys_dir is not None and len(view):  # a block of rejects only has no keys
             write_key_partitions(fs, join(keys_dir, f"{name}.arrow"), view, nparts)
-    return to_arrow(out)
+    # The g_<group> flags are a function of `groups` (debias.annotate.membership_flags): the
+    # final pass rebuilds them instead of writing and reading 87 boolean columns.
+    return to_arrow(out.drop(columns=group_columns(member_groups(cfg)), errors="ignore"))
 
 
 def reduce_key_partitions(counts_fn):
@@ -328,9 +345,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     spec = preflight(cfg)
     check_run_dir_shared(run_dir)  # a local path on several nodes would scatter the output
     c = cfg.model_dump()
-    lex = cached_lexicon(tuple(cfg.annotate.axes), cfg.annotate.lexicon_dir)
-    group_names = list(lex.group_names) if not cfg.data.identity.columns else \
-        sorted(set(lex.group_names) | set(cfg.data.identity.columns))
+    group_names = member_groups(c)
     log(f"input: {len(spec.files)} {spec.format} file(s), {spec.total_bytes / 1e6:,.1f} MB")
     timings: dict[str, float] = {}
     with stage_output(run_dir, "preprocess", config=cfg, inputs=spec.files, seed=cfg.seed) as w:

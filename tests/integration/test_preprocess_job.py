@@ -58,7 +58,10 @@ def _cfg(path: Path, **sets):
 
 
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
-    cols = ["id", "text", "label", "split", "sample_weight", "pair_id", "is_augmented"]
+    # Every g_<group> flag too: the job rebuilds them from `groups` in its final pass.
+    flags = sorted(c for c in df.columns if c.startswith("g_"))
+    assert len(flags) > 10
+    cols = ["id", "text", "label", "split", "sample_weight", "pair_id", "is_augmented", *flags]
     out = df[cols].copy()
     out["groups"] = df["groups"].map(lambda g: ",".join(sorted(list(g))))
     return out.sort_values("id").reset_index(drop=True)

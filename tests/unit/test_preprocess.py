@@ -255,3 +255,28 @@ def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, npart
     pd.testing.assert_frame_equal(counts[0], counts[1], check_dtype=False)
     with pytest.raises(RuntimeError, match="partitions, expected"):
         reduce(pd.DataFrame({"id": [0]}), fs=fs, files=paths, nparts=nparts + 1)
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_membership_flags_rebuild_the_g_columns_of_prepare_batch(given):
+    """The job drops the g_<group> columns from its intermediate and rebuilds them from
+    `groups` (debias.annotate.membership_flags, groups in member_groups order)."""
+    import pyarrow as pa
+
+    from debias.annotate import group_columns, membership_flags
+    from debias.preprocess import member_groups
+
+    raw = _raw()
+    sets = {}
+    if given:
+        raw["score_women"] = [0.9 if i % 2 else 0.1 for i in range(len(raw))]
+        sets = {"data.identity.columns": "{female: score_women}"}
+    cfg = _cfg(**sets)
+    out = prepare_batch(raw, cfg=cfg)
+    groups = member_groups(cfg)
+    assert [c for c in out.columns if c.startswith("g_")] == group_columns(groups)
+    flags = membership_flags(pa.array(out["groups"].tolist(), type=pa.list_(pa.string())), groups)
+    assert flags.any()
+    np.testing.assert_array_equal(flags, out[group_columns(groups)].to_numpy(dtype=bool))
+    with pytest.raises(ValueError, match="not among"):
+        membership_flags(pa.array([["female", "martian"]], type=pa.list_(pa.string())), groups)
