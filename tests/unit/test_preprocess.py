@@ -99,7 +99,7 @@ def test_key_only_dedup_equals_full_row_dedup(seed):
     blocks = _prepared_blocks(seed)
     whole = pd.concat(blocks, ignore_index=True)
     oracle = dedup_block(kept_view(whole))
-    # hash-partition the key-only view by dedup_key into 3 blocks, as the job's shuffle does
+    # partition the key-only view by dedup_key into 3 blocks, as the job's key files do
     view = pd.concat([dedup_view(b) for b in blocks], ignore_index=True)
     res = pd.concat([dedup_counts(part) for _, part in view.groupby(view["dedup_key"].map(hash) % 3)],
                     ignore_index=True)
