@@ -48,7 +48,6 @@ from debias.preprocess import (
     dedup_view,
     finalize_batch,
     keep_table,
-    kept_view,
     key_partitions,
     member_groups,
     merge_pattern_counts,
@@ -338,6 +337,8 @@ def _plan_summary(plan: dict[str, Any]) -> dict[str, Any]:
 def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
 
+    import ray
+
     from jobs.ray_session import quiet_ray_data
     from jobs.storage import check_run_dir_shared
 
@@ -359,13 +360,13 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
             ds = ds.repartition(target_num_rows_per_block=ROWS_PER_BLOCK)
         keys_dir = join(work, "keys") if cfg.clean.dedup else None
         rejects_dir = w.sub("rejects")
-        import ray
-
         cpus = int(ray.cluster_resources().get("CPU", 1))
         nparts = key_partition_count(spec.total_bytes, cpus)
         for d in (rejects_dir, keys_dir):
             if d is not None:
                 fs.create_dir(d)
+        # Without dedup there are no key files to check the side outputs against, so the rejects
+        # come from the prepared rows below and the tasks write none.
         ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
             "cfg": c, "fs": fs, "rejects_dir": rejects_dir if keys_dir is not None else None,
             "keys_dir": keys_dir, "nparts": nparts}).write_parquet(prepared, filesystem=fs)
@@ -388,8 +389,8 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                 _arrow(rejects_view), batch_format="pandas").write_parquet(rejects_dir, filesystem=fs)
             n_rejected = _rows(fs, rejects_dir)
         # Exact de-duplication without moving the texts: the prepare pass wrote each block's
-        # (key, row ref, id) and the few columns the audit needs, partitioned by key; one task
-        # per partition names the rows to drop and counts the rows kept, so the audit needs no
+        # (key, row ref, id) and the few columns the audit needs, partitioned by key; each
+        # partition names the rows to drop and counts the rows kept, so the audit needs no
         # pass of its own. Row refs are unique unless an input block was read twice; then the
         # full-row shuffle below decides instead.
         drop_blocks: list | None = None  # dedup result blocks naming the rows to drop
@@ -417,7 +418,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                 drop_blocks = None
                 deduped_dir = deduped
                 nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))
-                (_read_stage(fs, prepared).map_batches(_arrow(kept_view), batch_format="pandas")
+                (_read_stage(fs, prepared).map_batches(keep_table, batch_format="pyarrow")
                  .repartition(nblocks, shuffle=True, keys=["dedup_key"])
                  .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
                  .write_parquet(deduped, filesystem=fs))
@@ -441,7 +442,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                 names = pq.ParquetFile(fh).schema_arrow.names
             return [c for c in names if c not in RAW_COLS]
 
-        def kept_rows(columns: list[str] | None = None):
+        def kept_rows(columns: list[str]):
             """The kept, de-duplicated rows (``columns`` plus what the filter needs)."""
             if deduped_dir is not None:
                 return _read_stage(fs, deduped_dir, columns=columns)
