@@ -60,6 +60,7 @@ from debias.preprocess import (
 from debias.runs import join, stage_output
 
 ROWS_PER_BLOCK = 50_000
+PREPARED_ROWS_PER_FILE = 125_000  # the final pass runs one task per prepared file
 KEY_PARTITION_BYTES = 48_000_000
 KEY_ROWS = "debias.rows"  # key files' schema metadata: the number of rows
 KEEP_COLS = ["row_ref", "reject_reason"]  # what keep_table filters on
@@ -369,7 +370,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         # come from the prepared rows below and the tasks write none.
         ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
             "cfg": c, "fs": fs, "rejects_dir": rejects_dir if keys_dir is not None else None,
-            "keys_dir": keys_dir, "nparts": nparts}).write_parquet(prepared, filesystem=fs)
+            "keys_dir": keys_dir, "nparts": nparts}).write_parquet(prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE)
         n_read = _rows(fs, prepared)
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
         if n_read == 0:

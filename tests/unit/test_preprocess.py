@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from debias import audit, balance
@@ -208,6 +209,25 @@ def test_key_partitions_read_the_first_8_hex_digits_of_each_key():
     for bad in (["zz" * 8], ["abc"]):
         with pytest.raises(ValueError, match="16 hex digits"):
             key_partitions(pd.Series(bad), 3)
+
+
+def test_key_values_spell_each_key_as_its_uint64_from_every_input_type():
+    from debias.clean import dedup_key
+    from debias.preprocess import key_values
+
+    keys = dedup_key([f"row {i}" for i in range(300)]) + ["ffffffffffffffff", "0000000000000000", "00FF00ff00Ff00fF"]
+    oracle = [int(k, 16) for k in keys]  # Python's int() reads all 16 digits
+    arrow = pa.array(keys, type=pa.string())
+    sliced = pa.chunked_array([arrow.slice(0, 7), arrow.slice(7)])  # non-zero offsets, two chunks
+    cases = [(pd.Series(keys, dtype=object), oracle), (pd.Series(keys, dtype="string"), oracle), (keys, oracle),
+             (arrow, oracle), (arrow.cast(pa.large_string()), oracle), (sliced, oracle), (arrow.slice(5), oracle[5:])]
+    for given, want in cases:
+        got = key_values(given)
+        assert got.dtype == np.uint64 and [int(v) for v in got] == want
+    assert key_values(pa.chunked_array([], type=pa.string())).tolist() == []
+    for bad in (["g" * 16], ["abc"], [None], ["a" * 17], [1234567890123456]):
+        with pytest.raises(ValueError, match="16 hex digits"):
+            key_values(pd.Series(bad, dtype=object))
 
 
 def test_key_partition_count_fills_every_cpu_and_bounds_each_partition():
