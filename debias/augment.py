@@ -478,7 +478,10 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
     for pos, gs in zip(np.flatnonzero(mask), found, strict=True):
         merged[pos] = gs
     df["groups"] = groups_series(merged, df.index)
-    cols = [(g, f"g_{g}") for g in ann.group_names if f"g_{g}" in df.columns]
+    # Every g_<group> flag of a rewritten row follows its new groups, the given identity
+    # columns' groups too (the source's flag no longer describes the rewritten text), so the
+    # flags stay a function of `groups` (debias.annotate.membership_flags).
+    cols = [(c[2:], c) for c in df.columns if isinstance(c, str) and c.startswith("g_")]
     if cols:  # all flag columns in one assignment (one .loc per column cost 4 ms each)
         sets = [set(gs) for gs in found]
         flags = np.array([[g in s for g, _ in cols] for s in sets], dtype=bool).reshape(len(sets), len(cols))
