@@ -3,6 +3,7 @@
     .venv/bin/python bench/preprocess.py --rows 2000000            # ray and plain side by side
     .venv/bin/python bench/preprocess.py --rows 1000000 2000000 4000000 --modes ray   # scaling
     .venv/bin/python bench/preprocess.py --rows 1000000 --modes plain --probe        # 2-core bound
+    .venv/bin/python bench/preprocess.py --rows 2000000 --repeat 3   # 3 rounds, ABBA order
 
 Each (mode, N) runs in its own subprocess so that peak RSS is that run's alone. For the Ray mode
 the RSS reported is the driver's (the workers stream the data); for the plain mode it is the one
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -157,6 +159,19 @@ def parallel_probe(corpus: Path, args: argparse.Namespace, repeats: int = 3) -> 
             "max_speedup_2_processes": 2 * med(alone) / med(together)}
 
 
+def _run_child(mode: str, n: int, args: argparse.Namespace, work: Path) -> dict:
+    """One (mode, N) run in its own process, so that its peak RSS is its own."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    p = subprocess.run([sys.executable, __file__, "--rows", str(n), "--strategy", args.strategy,
+                        "--augment", args.augment, "--work", str(work), "--_child", mode, str(n)],
+                       capture_output=True, text=True, env=env)
+    line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+    if p.returncode or not line:
+        print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{mode} at {n} rows failed (exit {p.returncode})")
+    return json.loads(line[0][7:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
@@ -165,6 +180,10 @@ def main() -> None:
     ap.add_argument("--augment", default="append")
     ap.add_argument("--work", default=str(ROOT / "bench" / "results" / "preprocess-work"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "preprocess.json"))
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds per row count; the modes alternate order each round (plain, ray, ray, "
+                         "plain, ...) so a drift in the machine's speed falls on both, and each round "
+                         "gives its own ratio")
     ap.add_argument("--probe", action="store_true",
                     help="also measure how two processes slow each other (the bound on any 2-core speed-up)")
     ap.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
@@ -182,19 +201,10 @@ def main() -> None:
     results = []
     for n in args.rows:
         make_corpus(n, work)
-        for mode in args.modes:
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-            p = subprocess.run([sys.executable, __file__, "--rows", str(n), "--strategy", args.strategy,
-                                "--augment", args.augment, "--work", str(work), "--_child", mode, str(n)],
-                               capture_output=True, text=True, env=env)
-            line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-            if p.returncode or not line:
-                print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{mode} at {n} rows failed (exit {p.returncode})")
-            r = json.loads(line[0][7:])
-            r["n"] = n
-            results.append(r)
-    hdr = f"{'rows':>10} {'mode':>6} " + " ".join(f"{p[:14]:>15}" for p in PHASES) + \
+        for rnd in range(args.repeat):
+            for mode in (args.modes if rnd % 2 == 0 else args.modes[::-1]):
+                results.append({**_run_child(mode, n, args, work), "n": n, "round": rnd})
+    hdr = f"{'rows':>10} {'round':>5} {'mode':>6} " + " ".join(f"{p[:14]:>15}" for p in PHASES) + \
           f" {'end-to-end':>12} {'us/row':>7} {'peak RSS MB':>12} {'cores busy':>10} {'driver CPU s':>12}"
     print("\nrows/s per phase (phase rows: read for the first two, kept after dedup for the rest)")
     print(hdr)
@@ -202,14 +212,22 @@ def main() -> None:
         n = r["n"]
         rates = " ".join(f"{n / r['phases'][p]:>15,.0f}" if r["phases"].get(p) else f"{'-':>15}"
                          for p in PHASES)
-        print(f"{n:>10,} {r['mode']:>6} {rates} {n / r['seconds']:>12,.0f} "
+        print(f"{n:>10,} {r['round']:>5} {r['mode']:>6} {rates} {n / r['seconds']:>12,.0f} "
               f"{1e6 * r['seconds'] / n:>7.1f} {r['peak_rss_mb']:>12,.0f} "
               f"{r['machine_busy_cpu_s'] / r['seconds']:>10.2f} {r['driver_cpu_s']:>12.1f}")
+    ratios = {}
     for n in args.rows:
-        by = {r["mode"]: r for r in results if r["n"] == n}
-        if {"plain", "ray"} <= by.keys():
-            print(f"{n:,} rows: ray / plain end-to-end throughput = "
-                  f"{by['plain']['seconds'] / by['ray']['seconds']:.2f}x")
+        per_round = []
+        for rnd in range(args.repeat):
+            by = {r["mode"]: r for r in results if r["n"] == n and r["round"] == rnd}
+            if {"plain", "ray"} <= by.keys():
+                per_round.append(by["plain"]["seconds"] / by["ray"]["seconds"])
+        if per_round:
+            ratios[n] = per_round
+            med = statistics.median(per_round)
+            each = f" (rounds: {', '.join(f'{x:.2f}' for x in per_round)})" if len(per_round) > 1 else ""
+            print(f"{n:,} rows: ray / plain end-to-end throughput = {med:.2f}x"
+                  + (" median" if len(per_round) > 1 else "") + each)
     probe = None
     if args.probe:
         probe = parallel_probe(make_corpus(args.rows[0], work), args)
@@ -219,7 +237,7 @@ def main() -> None:
               f" -> any 2-process pipeline is at most {probe['max_speedup_2_processes']:.2f}x one process")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results,
-                                          "parallel_probe": probe}, indent=2))
+                                          "ratio_plain_s_over_ray_s": ratios, "parallel_probe": probe}, indent=2))
     print(f"wrote {args.out}")
 
 
