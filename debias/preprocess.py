@@ -13,6 +13,7 @@ what an honest evaluation needs, and counterfactual partners inherit their sourc
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import time
 from typing import Any
@@ -30,6 +31,28 @@ from debias.lexicon import load_lexicon
 
 PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
 REJECT_COLS = ("id", "raw_text", "raw_label", "reject_reason", "stage")
+
+
+_FROZEN = False
+
+
+def freeze_startup_heap() -> bool:
+    """Once per process: collect, then move every object alive into the garbage collector's
+    permanent generation (``gc.freeze``), so its full collections stop re-scanning them.
+
+    The batch functions allocate millions of tracked objects (row lists, frames), so the
+    collector runs a full pass ~5 times per 250k rows; each pass also walked the ~110k
+    objects a Ray worker holds from its imports: 0.6-1.0 of 6-8 CPU s per 250k-row prepare
+    batch, 0.4 once frozen. Called at the start of the job's tasks and of :func:`run_local`
+    (the single process gets the same treatment). Objects alive now stay alive anyway; what
+    this gives up is collecting cycles among them later. Returns True when it froze."""
+    global _FROZEN
+    if _FROZEN:
+        return False
+    gc.collect()
+    gc.freeze()
+    _FROZEN = True
+    return True
 
 
 @functools.lru_cache(maxsize=8)
@@ -456,6 +479,7 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     ``timings``, if given, receives the seconds spent in each phase (same phases as the job).
     """
     t = timings if timings is not None else {}
+    freeze_startup_heap()  # as the job's tasks do
     t0 = time.perf_counter()
     prepared = prepare_batch(df, cfg=cfg)
     t["read_clean_annotate"] = time.perf_counter() - t0

@@ -47,6 +47,7 @@ from debias.preprocess import (
     dedup_counts,
     dedup_view,
     finalize_batch,
+    freeze_startup_heap,
     keep_table,
     key_partitions,
     member_groups,
@@ -134,6 +135,7 @@ def finalize_unique(table: pa.Table, *, cfg: dict[str, Any], plan: dict[str, Any
     last, from ``groups`` (:func:`with_membership`): 87 columns less through pandas and the
     balance/augment steps (~0.4 CPU s per 250k rows), and the rows augmentation adds get
     theirs from their new groups like every other row."""
+    freeze_startup_heap()
     kept = keep_unique(table, drop_blocks=drop_blocks)
     return with_membership(to_arrow(finalize_batch(kept.to_pandas(), cfg=cfg, plan=plan)), member_groups(cfg))
 
@@ -207,6 +209,7 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     ``pd.read_parquet`` gives the single-process run): Ray's own pandas batches hold
     Arrow-backed columns, which made ``prepare_batch`` 16% slower (per-row iteration).
     """
+    freeze_startup_heap()  # the worker's imports, out of every full collection of its tasks
     out = prepare_batch(batch.to_pandas(), cfg=cfg)
     if len(out):
         name = str(out["row_ref"].iloc[0]).split(":")[0]

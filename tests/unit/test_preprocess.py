@@ -320,3 +320,16 @@ def test_with_membership_adds_one_flag_column_per_group_after_groups():
             assert out[f"g_{g}"].to_pylist() == [g in (r or []) for r in table["groups"].to_pylist()]
         assert out.select(["id", "groups", "label"]).equals(table.select(["id", "groups", "label"]))
         assert with_membership(out, names) is out  # already there: unchanged
+
+
+def test_freeze_startup_heap_freezes_once_per_process(monkeypatch):
+    import gc
+
+    from debias import preprocess as P
+
+    monkeypatch.setattr(P, "_FROZEN", False)
+    alive = [[i] for i in range(1000)]  # tracked objects alive before the call
+    assert P.freeze_startup_heap() is True
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(alive)  # they moved to the permanent generation
+    assert P.freeze_startup_heap() is False and gc.get_freeze_count() == frozen  # once only
