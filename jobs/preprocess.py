@@ -380,7 +380,8 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         # come from the prepared rows below and the tasks write none.
         ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
             "cfg": c, "fs": fs, "rejects_dir": rejects_dir if keys_dir is not None else None,
-            "keys_dir": keys_dir, "nparts": nparts}).write_parquet(prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE)
+            "keys_dir": keys_dir, "nparts": nparts}).write_parquet(
+                prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE)
         n_read = _rows(fs, prepared)
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
         if n_read == 0:
