@@ -57,17 +57,17 @@ def membership_flags(groups: pa.Array | pa.ChunkedArray, all_groups: list[str]) 
     return flags
 
 
-def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: list[str]) -> pd.DataFrame:
-    pos = {g: i for i, g in enumerate(all_groups)}
-    flags = np.zeros((len(df), len(all_groups)), dtype=bool)
-    for r, gs in enumerate(found):
-        for g in gs:
-            flags[r, pos[g]] = True
-    cols = {"groups": groups_series(found, df.index)}
-    for g, name in zip(all_groups, group_columns(all_groups), strict=True):
-        cols[name] = pd.Series(flags[:, pos[g]], index=df.index)
-    keep = df.drop(columns=[c for c in cols if c in df.columns])
-    return pd.concat([keep, pd.DataFrame(cols, index=df.index)], axis=1)
+def _frame_with_groups(df: pd.DataFrame, found: list[list[str]], all_groups: list[str], *,
+                       flags: bool = True) -> pd.DataFrame:
+    """``df`` with ``groups`` from ``found`` and, if ``flags``, the ``g_<group>`` columns built
+    from it by :func:`membership_flags` (one mechanism wherever flags are built)."""
+    arr = pa.array(found, type=pa.list_(pa.string()))
+    names = group_columns(all_groups) if flags else []
+    keep = df.drop(columns=[c for c in ["groups", *names] if c in df.columns])
+    parts = [keep, pd.DataFrame({"groups": pd.arrays.ArrowExtensionArray(arr)}, index=df.index)]
+    if flags:
+        parts.append(pd.DataFrame(membership_flags(arr, all_groups), index=df.index, columns=names))
+    return pd.concat(parts, axis=1)
 
 
 class IdentityAnnotator:
@@ -133,8 +133,9 @@ class IdentityAnnotator:
                 self._match(lows[i], pattern, index, found[i])
         return [sorted(f) for f in found]
 
-    def __call__(self, df: pd.DataFrame, *, text_col: str = "text") -> pd.DataFrame:
-        """Return a new frame with ``groups`` and a ``g_<group>`` column per lexicon group.
+    def __call__(self, df: pd.DataFrame, *, text_col: str = "text", flags: bool = True) -> pd.DataFrame:
+        """Return a new frame with ``groups`` and (``flags``) a ``g_<group>`` column per lexicon
+        group; a pipeline that stores ``groups`` alone passes ``flags=False``.
 
         Raises
         ------
@@ -144,11 +145,11 @@ class IdentityAnnotator:
         if text_col not in df.columns:
             raise ValueError(f"missing text column {text_col!r}; columns present: {', '.join(map(str, df.columns))}")
         found = self.detect_groups(df[text_col].tolist())
-        return _frame_with_groups(df, found, self.group_names)
+        return _frame_with_groups(df, found, self.group_names, flags=flags)
 
 
 def from_given_columns(df: pd.DataFrame, *, columns: dict[str, str], threshold: float = 0.5,
-                       all_groups: list[str] | None = None) -> pd.DataFrame:
+                       all_groups: list[str] | None = None, flags: bool = True) -> pd.DataFrame:
     """Build ``groups`` and ``g_<group>`` columns from a corpus's own identity columns.
 
     Parameters
@@ -159,6 +160,7 @@ def from_given_columns(df: pd.DataFrame, *, columns: dict[str, str], threshold: 
     threshold : score threshold.
     all_groups : every group that gets a ``g_`` column (keeps the schema stable); default the
         keys of ``columns``. Must contain every key of ``columns``.
+    flags : whether to add the ``g_<group>`` columns (else ``groups`` only).
 
     Raises
     ------
@@ -186,4 +188,4 @@ def from_given_columns(df: pd.DataFrame, *, columns: dict[str, str], threshold: 
         hits[g] = hit
     order = sorted(columns)
     found = [[g for g in order if hits[g][r]] for r in range(len(df))]
-    return _frame_with_groups(df, found, groups)
+    return _frame_with_groups(df, found, groups, flags=flags)

@@ -118,12 +118,13 @@ def member_groups(cfg: dict[str, Any]) -> list[str]:
     return sorted(set(lex.group_names) | set(given)) if given else list(lex.group_names)
 
 
-def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
+def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) -> pd.DataFrame:
     """Read -> clean -> annotate -> split on one batch.
 
     ``cfg`` is ``PipelineConfig.model_dump()``. Returns the canonical columns plus
     ``dedup_key`` and ``reject_reason`` (null for kept rows); rejected rows carry their raw
-    text and label as strings so the rejects output shows what was wrong.
+    text and label as strings so the rejects output shows what was wrong. ``flags=False``
+    leaves out the ``g_<group>`` columns (a function of ``groups``: ``membership_flags``).
     """
     data = cfg["data"]
     out = pd.DataFrame(index=df.index)
@@ -146,12 +147,13 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any]) -> pd.DataFrame:
     ann = cfg["annotate"]
     if data["identity"]["columns"]:
         groups = from_given_columns(df, columns=data["identity"]["columns"],
-                                    threshold=data["identity"]["threshold"], all_groups=member_groups(cfg))
+                                    threshold=data["identity"]["threshold"], all_groups=member_groups(cfg),
+                                    flags=flags)
         for col in groups.columns:
             if col == "groups" or col.startswith("g_"):
                 out[col] = groups[col].values
     else:
-        annotated = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(out, text_col="text")
+        annotated = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(out, text_col="text", flags=flags)
         for col in annotated.columns:
             if col == "groups" or col.startswith("g_"):
                 out[col] = annotated[col].values

@@ -210,7 +210,9 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     Arrow-backed columns, which made ``prepare_batch`` 16% slower (per-row iteration).
     """
     freeze_startup_heap()  # the worker's imports, out of every full collection of its tasks
-    out = prepare_batch(batch.to_pandas(), cfg=cfg)
+    # The g_<group> flags are a function of `groups` (debias.annotate.membership_flags): the
+    # final pass builds them (with_membership) instead of writing and reading 87 bool columns.
+    out = prepare_batch(batch.to_pandas(), cfg=cfg, flags=False)
     if len(out):
         name = str(out["row_ref"].iloc[0]).split(":")[0]
         if rejects_dir is not None and out["reject_reason"].notna().any():
@@ -219,9 +221,7 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
         view = dedup_view(out)
         if keys_dir is not None and len(view):  # a block of rejects only has no keys
             write_key_partitions(fs, join(keys_dir, f"{name}.arrow"), view, nparts)
-    # The g_<group> flags are a function of `groups` (debias.annotate.membership_flags): the
-    # final pass rebuilds them instead of writing and reading 87 boolean columns.
-    return to_arrow(out.drop(columns=group_columns(member_groups(cfg)), errors="ignore"))
+    return to_arrow(out)
 
 
 def reduce_key_partitions(counts_fn):

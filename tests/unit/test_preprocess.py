@@ -298,6 +298,10 @@ def test_membership_flags_rebuild_the_g_columns_of_prepare_batch(given):
     np.testing.assert_array_equal(flags, out[group_columns(groups)].to_numpy(dtype=bool))
     with pytest.raises(ValueError, match="not among"):
         membership_flags(pa.array([["female", "martian"]], type=pa.list_(pa.string())), groups)
+    # What the job's prepare tasks compute: the same frame without the flags.
+    bare = prepare_batch(raw, cfg=cfg, flags=False)
+    assert not [c for c in bare.columns if c.startswith("g_")]
+    pd.testing.assert_frame_equal(bare, out.drop(columns=group_columns(groups)))
 
 
 def test_with_membership_adds_one_flag_column_per_group_after_groups():
