@@ -66,6 +66,11 @@ KEY_PARTITION_BYTES = 48_000_000
 KEY_ROWS = "debias.rows"  # key files' schema metadata: the number of rows
 KEEP_COLS = ["row_ref", "reject_reason"]  # what keep_table filters on
 RAW_COLS = ("raw_text", "raw_label")  # only rejected rows need them (the rejects output)
+# Writer settings of the job's own intermediates (read back once, by this job). Texts, ids, keys
+# and row refs are distinct per row, and for each of them the writer built a dictionary and gave
+# it up: dictionaries only for the few-valued columns (a nested column by its leaf's path) took
+# writing + reading back a 250k-row block from 0.36 to 0.28 CPU s, with the same file size.
+INTERMEDIATE_PARQUET_ARGS = {"use_dictionary": ["label", "split", "groups.list.element", "reject_reason"]}
 
 
 def _arrow(fn):
@@ -381,7 +386,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
             "cfg": c, "fs": fs, "rejects_dir": rejects_dir if keys_dir is not None else None,
             "keys_dir": keys_dir, "nparts": nparts}).write_parquet(
-                prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE)
+                prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE, **INTERMEDIATE_PARQUET_ARGS)
         n_read = _rows(fs, prepared)
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
         if n_read == 0:
@@ -433,7 +438,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                 (_read_stage(fs, prepared).map_batches(keep_table, batch_format="pyarrow")
                  .repartition(nblocks, shuffle=True, keys=["dedup_key"])
                  .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
-                 .write_parquet(deduped, filesystem=fs))
+                 .write_parquet(deduped, filesystem=fs, **INTERMEDIATE_PARQUET_ARGS))
                 n_kept = _rows(fs, deduped)
             else:
                 pc = merge_pattern_counts([pd.DataFrame({

@@ -336,3 +336,20 @@ def test_freeze_startup_heap_freezes_once_per_process(monkeypatch):
     frozen = gc.get_freeze_count()
     assert frozen >= before + len(alive)  # they moved to the permanent generation
     assert P.freeze_startup_heap() is False and gc.get_freeze_count() == frozen  # once only
+
+
+def test_intermediate_dictionary_columns_exist_in_the_prepared_schema(tmp_path):
+    """The writer settings name the prepared rows' few-valued columns; a renamed column would
+    silently lose its dictionary, so each named column must be a leaf of the written file."""
+    import pyarrow.parquet as pq
+
+    from jobs.preprocess import INTERMEDIATE_PARQUET_ARGS
+
+    out = to_arrow(prepare_batch(_raw(), cfg=_cfg(), flags=False))
+    pq.write_table(out, tmp_path / "p.parquet", **INTERMEDIATE_PARQUET_ARGS)
+    meta = pq.ParquetFile(tmp_path / "p.parquet").metadata.row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    named = INTERMEDIATE_PARQUET_ARGS["use_dictionary"]
+    assert set(named) <= set(chunks)
+    assert all("RLE_DICTIONARY" in chunks[c] for c in named)
+    assert all("RLE_DICTIONARY" not in enc for c, enc in chunks.items() if c not in named)
