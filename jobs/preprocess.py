@@ -162,19 +162,20 @@ def with_membership(table: pa.Table, groups: list[str]) -> pa.Table:
     return out.replace_schema_metadata(table.schema.metadata)
 
 
-def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame, nparts: int) -> None:
-    """One Arrow IPC file for one prepared block's dedup view: record batch ``p`` holds the
-    rows of partition ``p`` (possibly none), and the schema's metadata the row count.
+def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame | pa.Table, nparts: int) -> None:
+    """One Arrow IPC file for one prepared block's dedup view (:func:`dedup_view`, pandas or
+    Arrow): record batch ``p`` holds the rows of partition ``p`` (possibly none), and the
+    schema's metadata the row count.
 
     IPC rather than parquet: a reducer reads one batch of every file, and an IPC footer is 24
     bytes per batch where a parquet footer carries ~100 bytes of metadata per column per row
     group (600 KB per file at 1,024 partitions, read by every reducer at scale)."""
-    part = key_partitions(view["dedup_key"], nparts)
+    table = view if isinstance(view, pa.Table) else to_arrow(view)
+    part = key_partitions(table["dedup_key"], nparts)
     order = np.argsort(part, kind="stable")
-    table = to_arrow(view.iloc[order].reset_index(drop=True))
+    table = table.take(order).combine_chunks()  # so each slice is one record batch
     table = table.replace_schema_metadata({KEY_ROWS: str(table.num_rows)})
     bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=nparts))])
-    table = table.combine_chunks()  # so each slice is one record batch
     empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
     with fs.open_output_stream(path) as f, pa.ipc.new_file(f, table.schema) as w:
         for p in range(nparts):
@@ -218,15 +219,17 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     # The g_<group> flags are a function of `groups` (debias.annotate.membership_flags): the
     # final pass builds them (with_membership) instead of writing and reading 87 bool columns.
     out = prepare_batch(batch.to_pandas(), cfg=cfg, flags=False)
+    table = to_arrow(out)
     if len(out):
         name = str(out["row_ref"].iloc[0]).split(":")[0]
         if rejects_dir is not None and out["reject_reason"].notna().any():
             with fs.open_output_stream(join(rejects_dir, f"{name}.parquet")) as f:
                 pq.write_table(to_arrow(rejects_view(out)), f)
-        view = dedup_view(out)
-        if keys_dir is not None and len(view):  # a block of rejects only has no keys
-            write_key_partitions(fs, join(keys_dir, f"{name}.arrow"), view, nparts)
-    return to_arrow(out)
+        if keys_dir is not None:
+            view = dedup_view(table)  # in Arrow, from the table handed back anyway
+            if view.num_rows:  # a block of rejects only has no keys
+                write_key_partitions(fs, join(keys_dir, f"{name}.arrow"), view, nparts)
+    return table
 
 
 def reduce_key_partitions(counts_fn):

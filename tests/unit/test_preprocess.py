@@ -163,6 +163,28 @@ def test_pattern_strings_arrow_path_matches_python_lists():
     assert pattern_strings(arrow) == want
     assert pattern_strings(pd.Series(rows, dtype=object)) == want
     assert pattern_strings(arrow.iloc[4:6]) == want[4:6]  # a slice: offsets into the chunk
+    from debias.preprocess import pattern_array
+
+    flat = pa.array(rows, pa.list_(pa.string()))
+    assert pattern_array(flat).to_pylist() == want
+    assert pattern_array(flat.slice(3, 4)).to_pylist() == want[3:7]  # unsorted rows inside a slice
+    assert pattern_array(flat.slice(1, 3)).to_pylist() == want[1:4]  # no row out of order
+    assert pattern_array(pa.array([], pa.list_(pa.string()))).to_pylist() == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dedup_view_of_an_arrow_table_equals_the_pandas_view(seed):
+    """The job's prepare tasks build the key view from the Arrow table they return."""
+    with_rejects = prepare_batch(_raw(), cfg=_cfg())
+    for block in [*_prepared_blocks(seed), with_rejects]:
+        want = dedup_view(block)
+        got = dedup_view(to_arrow(block))
+        assert isinstance(got, pa.Table) and got.num_rows == len(want)
+        pd.testing.assert_frame_equal(got.to_pandas().astype(want.dtypes.to_dict()), want)
+    assert len(dedup_view(with_rejects)) == with_rejects["reject_reason"].isna().sum() < len(with_rejects)
+    table = to_arrow(with_rejects)
+    rejects = dedup_view(table.filter(table["reject_reason"].is_valid()))
+    assert rejects.num_rows == 0 and rejects.schema == dedup_view(table).schema
 
 
 @pytest.mark.parametrize("values", [
@@ -245,8 +267,9 @@ def test_key_partition_count_fills_every_cpu_and_bounds_each_partition():
     assert key_partition_count(10**13, cpus=16) == 1024
 
 
+@pytest.mark.parametrize("arrow", [False, True])
 @pytest.mark.parametrize("nparts", [2, 16])
-def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, nparts):
+def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, nparts, arrow):
     """The job's key files (one per block, one batch per partition, many empty at 16) and
     reduce tasks over ranges of partitions give the drops and counts of one dedup_counts call
     over every block's view."""
@@ -255,7 +278,8 @@ def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, npart
     from jobs.preprocess import key_file_rows, reduce_key_partitions, write_key_partitions
 
     fs = pafs.LocalFileSystem()
-    views = [dedup_view(b) for b in _prepared_blocks(3)]
+    blocks = _prepared_blocks(3)
+    views = [dedup_view(to_arrow(b) if arrow else b) for b in blocks]  # the job's are Arrow
     paths = [str(tmp_path / f"{i}.arrow") for i in range(len(views))]
     for path, v in zip(paths, views, strict=True):
         write_key_partitions(fs, path, v, nparts)
@@ -264,7 +288,7 @@ def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, npart
     ranges = [list(range(0, nparts // 2)), list(range(nparts // 2, nparts))]  # two tasks
     got = pd.concat([reduce(pd.DataFrame({"id": r}), fs=fs, files=paths, nparts=nparts).to_pandas()
                      for r in ranges], ignore_index=True)
-    want = dedup_counts(pd.concat(views, ignore_index=True))
+    want = dedup_counts(pd.concat([dedup_view(b) for b in blocks], ignore_index=True))
     for res in (got, want):
         assert not (res["kind"] == "collision").any()
     assert sorted(got.loc[got["kind"] == "drop", "ref"]) == sorted(want.loc[want["kind"] == "drop", "ref"])
