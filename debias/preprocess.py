@@ -366,8 +366,8 @@ def pattern_array(lists: pa.Array) -> pa.Array:
     if len(flat) < 2:
         return joined.cast(pa.string())
     parents = pac.list_parent_indices(lists).to_numpy()
-    values = flat.to_numpy(zero_copy_only=False)
-    unsorted = np.unique(parents[1:][(parents[1:] == parents[:-1]) & (values[1:] < values[:-1])])
+    down = pac.less(flat.slice(1), flat.slice(0, len(flat) - 1)).fill_null(False).to_numpy(zero_copy_only=False)
+    unsorted = np.unique(parents[1:][(parents[1:] == parents[:-1]) & down])
     if len(unsorted) == 0:
         return joined.cast(pa.string())
     out = joined.to_numpy(zero_copy_only=False).astype(object)
