@@ -253,10 +253,9 @@ def dedup_view(df: pd.DataFrame | pa.Table) -> pd.DataFrame | pa.Table:
     the pandas path took 0.16 s)."""
     if isinstance(df, pa.Table):
         k = df.filter(pac.is_null(df["reject_reason"])) if df["reject_reason"].null_count < df.num_rows else df
-        groups = k["groups"].combine_chunks() if k.num_rows else pa.array([], type=pa.list_(pa.string()))
         return pa.table({"dedup_key": k["dedup_key"].cast(pa.string()), "row_ref": k["row_ref"].cast(pa.string()),
                          "id": k["id"].cast(pa.string()), "split": k["split"].cast(pa.string()),
-                         "label": k["label"].cast(pa.int64()), "pattern": pattern_array(groups)})
+                         "label": k["label"].cast(pa.int64()), "pattern": pattern_array(k["groups"].combine_chunks())})
     k = df[df["reject_reason"].isna()]
     return pd.DataFrame({"dedup_key": k["dedup_key"].astype(str).values, "row_ref": k["row_ref"].astype(str).values,
                          "id": k["id"].astype(str).values, "split": k["split"].astype(str).values,
