@@ -3,7 +3,7 @@
     .venv/bin/python bench/balance.py --rows 20000 --batches 8 --strategy hybrid
 
 Data: the project's demo corpus, annotated with the packaged lexicon (every axis); cells are
-(group key, label) as in ``debias.balance``; targets from ``target_counts``. Side by side:
+(group key, label) as in ``debias.corpus.balance``; targets from ``target_counts``. Side by side:
 
 * ``ours (K batches)``: ``u_histogram`` -> ``boundary_values`` -> ``thresholds`` ->
   ``apply_resample``, each pass run batch by batch over K batches (what the Ray job does), never
@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from debias import balance  # noqa: E402
-from debias.annotate import IdentityAnnotator  # noqa: E402
-from debias.demo_corpus import generate_demo_corpus  # noqa: E402
-from debias.lexicon import available_axes, load_lexicon  # noqa: E402
+from debias.corpus import balance  # noqa: E402
+from debias.identity.annotate import IdentityAnnotator  # noqa: E402
+from debias.corpus.demo import generate_demo_corpus  # noqa: E402
+from debias.identity.lexicon import available_axes, load_lexicon  # noqa: E402
 
 
 def corpus(rows: int, seed: int) -> pd.DataFrame:

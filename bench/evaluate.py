@@ -8,7 +8,7 @@ the cost) and the same real tweets (../shared/data/davidson-hate-offensive, cycl
 
 * ``plain fixed-128``: one process, 1 thread, every batch padded to max_length=128;
 * ``plain dynamic``: one process, 1 thread, each batch padded to its longest text, input order;
-* ``plain length-sorted``: one process, 1 thread, ``debias.predict.Predictor`` (sorted by length);
+* ``plain length-sorted``: one process, 1 thread, ``debias.evaluation.predict.Predictor`` (sorted by length);
 * ``ray evaluate``: ``jobs.evaluate.score_texts`` (the evaluation job's inference) on a local
   Ray with ``--cpus`` CPUs, one 1-CPU Predictor actor per CPU; wall time includes starting the
   actors and loading the model in each, not ``ray.init``.
@@ -45,8 +45,8 @@ def plain_loop(texts: list[str], model_dir: str, *, batch_size: int, max_length:
     """A plain torch loop in input order (the alternative a user would write); returns seconds."""
     import torch
 
-    from debias.model import collate, encode, load_classifier, wants_token_type_ids
-    from debias.predict import positive_probability
+    from debias.training.model import collate, encode, load_classifier, wants_token_type_ids
+    from debias.evaluation.predict import positive_probability
 
     model, tok = load_classifier(model_dir)
     model.eval()
@@ -61,7 +61,7 @@ def plain_loop(texts: list[str], model_dir: str, *, batch_size: int, max_length:
 
 
 def sorted_loop(texts: list[str], model_dir: str, *, batch_size: int, max_length: int) -> float:
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     p = Predictor(model_dir, batch_size=batch_size, max_length=max_length)
     t0 = time.perf_counter()
@@ -109,7 +109,7 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from debias.model import default_model_dir
+    from debias.training.model import default_model_dir
 
     torch.set_num_threads(1)  # the plain loops run on one core, as the target is stated
     model_dir = default_model_dir()

@@ -331,7 +331,7 @@ def plot(results_json: Path, png: Path) -> int:
     """Pareto plot of the variants: in-domain AUC (x) against worst-group BPSN AUC (y)."""
     import base64
 
-    from debias.report.plots import pareto_plot
+    from debias.evaluation.report.plots import pareto_plot
 
     res = json.loads(results_json.read_text())["variants"]
     points = [{"name": n, "auc": r["test_auc"][0], "bpsn": r["worst_bpsn_auc"][0]} for n, r in res.items()]

@@ -39,7 +39,7 @@ def _config(corpus: Path, *, strategy: str, augment: str) -> dict:
 def make_corpus(n: int, out_dir: Path, *, shards: int = 8) -> Path:
     """N rows of the demo corpus generator (repeated with fresh ids past its own size), in shards."""
 
-    from debias.demo_corpus import generate_demo_corpus
+    from debias.corpus.demo import generate_demo_corpus
 
     folder = out_dir / f"corpus-{n}"
     if (folder / "_DONE").exists():
@@ -82,7 +82,7 @@ def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str)
     if mode == "plain":
         import pandas as pd
 
-        from debias.preprocess import run_local
+        from debias.corpus.prepare import run_local
 
         df = pd.read_parquet(corpus)
         df["path"] = str(corpus)
@@ -117,7 +117,7 @@ def _probe_child(shard: Path, strategy: str, augment: str) -> float:
     """CPU microseconds per row of ``prepare_batch`` (the heaviest stage) on one shard."""
     import pandas as pd
 
-    from debias.preprocess import prepare_batch
+    from debias.corpus.prepare import prepare_batch
 
     c = _config(shard.parent, strategy=strategy, augment=augment).model_dump()
     df = pd.read_parquet(shard)

@@ -8,7 +8,7 @@ Real texts: tweets from ../shared/data/davidson-hate-offensive/labeled_data.csv 
 the packaged MiniLM (``default_model_dir()``; its classification head is untrained, which
 does not change the cost). Side by side, one run, same texts:
 
-* ``offline``: the ceiling, one process, :class:`debias.predict.Predictor` over all texts in
+* ``offline``: the ceiling, one process, :class:`debias.evaluation.predict.Predictor` over all texts in
   length-sorted batches of 64 (a plain torch loop, no HTTP);
 * ``served32_padded`` / ``served32_split``: the best a batching server can do, in one process:
   the texts in arrival order cut into batches of 32 (what ``@serve.batch`` sees under full
@@ -64,7 +64,7 @@ def _free_port() -> int:
 def load_texts(n: int, *, seed: int = 0) -> list[str]:
     import pandas as pd
 
-    from debias.clean import clean_texts
+    from debias.corpus.clean import clean_texts
 
     tweets = pd.read_csv(DATA, usecols=["tweet"])["tweet"].dropna().astype(str)
     sample = tweets.sample(n=min(n, len(tweets)), random_state=seed).tolist()
@@ -174,7 +174,7 @@ def plain_app():
     """FastAPI app that calls the model once per request (what one writes without batching)."""
     from fastapi import FastAPI
 
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     predictor = Predictor(os.environ["DEBIAS_BENCH_MODEL"], batch_size=1,
                           num_threads=int(os.environ.get("DEBIAS_BENCH_THREADS", "2")))
@@ -226,7 +226,7 @@ def bench_served_batches(model_dir: str, texts: list[str], args: argparse.Namesp
     """What a batching server can reach at best: the texts in arrival order, cut into batches of
     ``max_batch_size`` as ``@serve.batch`` sees them under full load, each scored in one process
     (no HTTP) either as one padded batch or cut by :func:`padding_aware_batches`."""
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     out = {}
     measured = texts[args.warmup:]
@@ -244,7 +244,7 @@ def bench_served_batches(model_dir: str, texts: list[str], args: argparse.Namesp
 
 
 def bench_offline(model_dir: str, texts: list[str], args: argparse.Namespace) -> dict:
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     p = Predictor(model_dir, batch_size=64, num_threads=args.threads)
     p.predict_texts(texts[: args.warmup])
@@ -382,7 +382,7 @@ def main() -> None:
         print(f"skipped: {DATA} is not present (the benchmark reads real tweets from it)")
         return
 
-    from debias.model import default_model_dir
+    from debias.training.model import default_model_dir
 
     model_dir = args.model or default_model_dir()
     texts = load_texts(args.requests + args.warmup)

@@ -50,9 +50,9 @@ def load_corpus(rows: int, seed: int):
     """A seeded sample of Davidson tweets with groups (g_*) and a gender-swapped partner per row."""
     import pandas as pd
 
-    from debias.annotate import IdentityAnnotator
-    from debias.augment import load_swaps, swap_text
-    from debias.lexicon import load_lexicon
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.swaps import load_swaps, swap_text
+    from debias.identity.lexicon import load_lexicon
 
     raw = pd.read_csv(DATA)
     df = raw.sample(n=min(rows, len(raw)), random_state=seed).reset_index(drop=True)
@@ -66,13 +66,13 @@ def load_corpus(rows: int, seed: int):
 
 
 def tokenised(df, model_dir: str, max_length: int):
-    from debias.training import Tokenize
+    from debias.training.core import Tokenize
 
     return Tokenize(model_dir, max_length=max_length)(df)
 
 
 def _batches(df, *, batch_size: int, dynamic: bool, seed: int):
-    from debias.training import bucket_batches
+    from debias.training.core import bucket_batches
 
     if dynamic:
         return bucket_batches(df, batch_size=batch_size, seed=seed)
@@ -84,8 +84,8 @@ def time_config(model0, tok, df, group_cols, terms, *, batch_size, steps, dynami
     """Samples/s of ``steps`` training steps (after ``warmup``) for one loss configuration."""
     import torch
 
-    from debias.losses import FairnessObjective
-    from debias.training import FairClassifier, make_batch, make_optimizer, train_step
+    from debias.training.losses import FairnessObjective
+    from debias.training.core import FairClassifier, make_batch, make_optimizer, train_step
 
     torch.manual_seed(0)
     model = copy.deepcopy(model0)
@@ -115,8 +115,8 @@ def objective_ms(df, group_cols, terms, *, batch_size, hidden=384, iters=200):
     without the encoder: a precise, load-insensitive bound on a term's own cost."""
     import torch
 
-    from debias.losses import FairnessObjective, LossInputs
-    from debias.training import make_batch
+    from debias.training.losses import FairnessObjective, LossInputs
+    from debias.training.core import make_batch
 
     torch.manual_seed(0)
     objective = FairnessObjective([{"name": "cross_entropy"}, *terms], n_groups=len(group_cols))
@@ -124,7 +124,7 @@ def objective_ms(df, group_cols, terms, *, batch_size, hidden=384, iters=200):
                    counterfactuals=objective.needs_counterfactuals)
     adv = None
     if objective.adversary_params is not None:
-        from debias.losses import AdversaryHead
+        from debias.training.losses import AdversaryHead
 
         adv = AdversaryHead(hidden, len(group_cols))
     n_cf = 0 if b.cf_index is None else len(b.cf_index)
@@ -245,8 +245,8 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    from debias.model import default_model_dir, load_classifier
-    from debias.training import group_columns
+    from debias.training.model import default_model_dir, load_classifier
+    from debias.training.core import group_columns
 
     torch.set_num_threads(args.threads)
     args.model = args.model or default_model_dir()

@@ -219,7 +219,7 @@ class ServeConfig(_Section):
         "greedy: how long a request reaching an idle model waits for company; serve_batch: "
         "how long every batch stays open after its first request"))
     batcher: Literal["greedy", "serve_batch"] = Field("greedy", description=(
-        "greedy (debias.batching): the next batch is everything queued when the model frees; "
+        "greedy (debias.serving.batching): the next batch is everything queued when the model frees; "
         "serve_batch: Ray Serve's @serve.batch (closes each batch after its wait, busy or not)"))
     max_ongoing_requests: int = Field(64, ge=1)
     min_replicas: int = Field(1, ge=0)

@@ -3,9 +3,9 @@
 1. Preflight (no Ray work): parse the gates, find the model, load every suite on the driver.
 2. One Ray Data plan scores all suites together: texts sorted by length and cut into
    blocks (so each block holds texts of similar length), ``map_batches`` over an actor pool of
-   :class:`debias.predict.Predictor` (the model loads once per actor; each actor pads a batch
+   :class:`debias.evaluation.predict.Predictor` (the model loads once per actor; each actor pads a batch
    only to its own longest text), CPU or GPU.
-3. On the driver, from the predictions alone: metrics per suite (``debias.suites.suite_metrics``),
+3. On the driver, from the predictions alone: metrics per suite (``debias.evaluation.suites.suite_metrics``),
    gate values and checks, the worst cases and their token attributions.
 4. ``RUN_DIR/evaluate/``: ``predictions/<suite>/part-0.parquet``, ``metrics.json``, manifest.
 """
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from debias import suites as S
+from debias.evaluation import suites as S
 from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
-from debias.gates import Gate, check_gates, metric_values, parse_gates
+from debias.evaluation.gates import Gate, check_gates, metric_values, parse_gates
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
 
@@ -62,19 +62,19 @@ def _read_split(run_dir: str, split: str) -> pd.DataFrame:
 
 def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,
                 cache: dict[str, Any]) -> pd.DataFrame:
-    """Load one suite frame (``debias.suites`` layout); ``cache`` shares the split and lexicon."""
+    """Load one suite frame (``debias.evaluation.suites`` layout); ``cache`` shares the split and lexicon."""
     seed = cfg.evaluate.seed if cfg.evaluate.seed is not None else cfg.seed
 
     def lexicon():
         if "lexicon" not in cache:
-            from debias.lexicon import load_lexicon
+            from debias.identity.lexicon import load_lexicon
 
             cache["lexicon"] = load_lexicon(cfg.annotate.axes, cfg.annotate.lexicon_dir)
         return cache["lexicon"]
 
     def annotate(df: pd.DataFrame) -> pd.DataFrame:
         if "annotator" not in cache:
-            from debias.annotate import IdentityAnnotator
+            from debias.identity.annotate import IdentityAnnotator
 
             cache["annotator"] = IdentityAnnotator(lexicon())
         return cache["annotator"](df, text_col="text")
@@ -97,7 +97,7 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,
     elif sc.kind == "counterfactual_pairs":
         from functools import partial
 
-        from debias.augment import counterfactual_batch, load_swaps
+        from debias.identity.swaps import counterfactual_batch, load_swaps
 
         axes = cfg.augment.axes
         make_pairs = partial(counterfactual_batch, table=load_swaps(axes), lexicon=lexicon(), mode="pairs",
@@ -139,7 +139,7 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
     """
     import ray
 
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     n = len(texts)
     if n == 0:
@@ -174,13 +174,13 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
 def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig) -> list[dict]:
     if not cases:
         return []
-    from debias.explain import IntegratedGradients, explain_cases
-    from debias.predict import Predictor
+    from debias.evaluation.explain import IntegratedGradients, explain_cases
+    from debias.evaluation.predict import Predictor
 
     if ev.explain_method == "occlusion":
         p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length)
         return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion")
-    from debias.model import load_classifier
+    from debias.training.model import load_classifier
 
     model, tok = load_classifier(model_dir)
     ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length)
@@ -236,7 +236,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     gate_results = check_gates(parsed, values)
     t_metrics = time.time() - t2
 
-    from debias.explain import worst_cases
+    from debias.evaluation.explain import worst_cases
 
     t3 = time.time()
     labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}

@@ -1,6 +1,6 @@
 """`debias preprocess`: the corpus pipeline on Ray Data, streaming.
 
-Executions (each one plan, run once; the logic is in debias.preprocess):
+Executions (each one plan, run once; the logic is in debias.corpus.prepare):
   1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`; each task also
      writes its rejected rows to `rejects/` and its kept rows' dedup view (key, row ref, id,
      split, label, groups pattern), partitioned by key, to `_work/keys` (one Arrow IPC file
@@ -34,11 +34,11 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from debias import audit, balance
-from debias.annotate import group_columns, membership_flags
+from debias.corpus import audit, balance
+from debias.identity.annotate import group_columns, membership_flags
 from debias.config import PipelineConfig
 from debias.io import InputSpec, inspect_input, to_arrow
-from debias.preprocess import (
+from debias.corpus.prepare import (
     audit_from_patterns,
     cached_lexicon,
     cached_swaps,
@@ -216,7 +216,7 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     Arrow-backed columns, which made ``prepare_batch`` 16% slower (per-row iteration).
     """
     freeze_startup_heap()  # the worker's imports, out of every full collection of its tasks
-    # The g_<group> flags are a function of `groups` (debias.annotate.membership_flags): the
+    # The g_<group> flags are a function of `groups` (debias.identity.annotate.membership_flags): the
     # final pass builds them (with_membership) instead of writing and reading 87 bool columns.
     out = prepare_batch(batch.to_pandas(), cfg=cfg, flags=False)
     table = to_arrow(out)

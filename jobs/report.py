@@ -1,7 +1,7 @@
 """`debias report RUN_A [RUN_B ...]`: the fairness report of one or more evaluated runs.
 
 Reads each run's ``evaluate/metrics.json`` and predictions, ``preprocess/audit.json`` and the
-manifests, renders ``debias.report`` and writes ``OUT/report/`` (report.html, metrics.json,
+manifests, renders ``debias.evaluation.report`` and writes ``OUT/report/`` (report.html, metrics.json,
 manifest) atomically. No Ray work: everything it needs was aggregated by ``evaluate``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from debias.config import PipelineConfig
-from debias.report import RunInput, render_report, report_metrics
+from debias.evaluation.report import RunInput, render_report, report_metrics
 from debias.runs import stage_output, stage_path
 
 

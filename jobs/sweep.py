@@ -93,7 +93,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, x: str = "val_auc", y: str = "val_
     """Train one run per weight, then write the Pareto table, JSON and plot to ``RUN_DIR/sweep``."""
     import tempfile
 
-    from debias.training import pareto_front
+    from debias.training.core import pareto_front
     from jobs import train
 
     points = sweep_configs(cfg)

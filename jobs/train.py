@@ -6,7 +6,7 @@
    counterfactual logit pairing is on, tokenises (unpadded) and materialises once, before the
    workers take every CPU. Each worker gets an equal streaming shard of train; it cuts windows
    of ``bucket_window`` batches, sorts each window by length and pads every batch only to its
-   own longest row (:func:`debias.training.bucket_batches`).
+   own longest row (:func:`debias.training.core.bucket_batches`).
 3. ``train_loop_per_worker``: the model, losses and one step from ``debias``; DDP via
    ``prepare_model`` (gloo on CPU, nccl + bf16 autocast on GPU); group statistics in the
    penalties are all-reduced inside the loss. Rank 0 validates after each epoch and
@@ -65,9 +65,9 @@ def _split_columns(path: str) -> tuple[list[str], int]:
 
 def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Check everything a run needs before any cluster work; return the plan."""
-    from debias.losses import FairnessObjective
-    from debias.model import _check_model_dir, default_model_dir
-    from debias.training import VAL_METRICS, group_columns, parse_objective
+    from debias.training.losses import FairnessObjective
+    from debias.training.model import _check_model_dir, default_model_dir
+    from debias.training.core import VAL_METRICS, group_columns, parse_objective
 
     tc = cfg.train
     model_dir = str(_check_model_dir(tc.model or default_model_dir()))
@@ -182,9 +182,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import torch
     import torch.distributed as dist
 
-    from debias.losses import FairnessObjective
-    from debias.model import freeze, load_classifier, unwrap
-    from debias.training import (
+    from debias.training.losses import FairnessObjective
+    from debias.training.model import freeze, load_classifier, unwrap
+    from debias.training.core import (
         EarlyStopping,
         FairClassifier,
         bucket_batches,
@@ -345,13 +345,13 @@ def _reportable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def tokenize_batch(batch, *, model_dir: str, max_length: int):
-    """Ray Data task: :class:`debias.training.Tokenize` with the tokenizer cached per process."""
+    """Ray Data task: :class:`debias.training.core.Tokenize` with the tokenizer cached per process."""
     return _tokenizer(model_dir, max_length)(batch)
 
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model_dir: str, max_length: int):
-    from debias.training import Tokenize
+    from debias.training.core import Tokenize
 
     return Tokenize(model_dir, max_length=max_length)
 
@@ -360,7 +360,7 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
     import pyarrow.parquet as pq
     import ray.data
 
-    from debias.training import add_partner_text, partner_texts
+    from debias.training.core import add_partner_text, partner_texts
 
     fs, train_p = resolve_fs(plan["train_path"])
     tok_kwargs = {"model_dir": plan["model_dir"], "max_length": tc.max_length}
@@ -462,9 +462,9 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
     """Load the best checkpoint on the driver and export the classifier with its model card."""
     import pandas as pd
 
-    from debias.losses import FairnessObjective
-    from debias.model import export_model, load_classifier
-    from debias.training import FairClassifier, load_training_state, read_training_extra
+    from debias.training.losses import FairnessObjective
+    from debias.training.model import export_model, load_classifier
+    from debias.training.core import FairClassifier, load_training_state, read_training_extra
 
     tc, plan = cfg.train, fitted["plan"]
     result = fitted["result"]

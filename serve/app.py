@@ -9,7 +9,7 @@ Three ways to deploy the same application:
   RayService in ``deploy/rayservice.yaml``.
 
 Two deployments: ``Classifier`` (the ingress; loads the model, scores texts through one
-batch queue, autoscaled: :class:`debias.batching.GreedyBatcher` by default, Ray Serve's
+batch queue, autoscaled: :class:`debias.serving.batching.GreedyBatcher` by default, Ray Serve's
 ``@serve.batch`` with ``serve.batcher=serve_batch``) and ``DecisionMonitor`` (one replica, no CPU reserved;
 holds the sliding-window fairness monitor and the service counters, so ``/metrics`` and
 ``/v1/monitor`` show the whole service whichever replica answers). No request text is logged
@@ -34,9 +34,9 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from debias.batching import GreedyBatcher
+from debias.serving.batching import GreedyBatcher
 from debias.config import PipelineConfig, ServeConfig
-from debias.monitor import FairnessMonitor
+from debias.serving.monitor import FairnessMonitor
 from serve.metrics import render_metrics
 from serve.schemas import (
     AppSettings,
@@ -118,9 +118,9 @@ def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
     Counterfactual swaps cover the annotated axes that have a swap list (some axes, e.g. age,
     are detected but have no one-to-one swaps).
     """
-    from debias.annotate import IdentityAnnotator
-    from debias.augment import available_swap_axes, load_swaps
-    from debias.lexicon import load_lexicon
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.swaps import available_swap_axes, load_swaps
+    from debias.identity.lexicon import load_lexicon
 
     axes = settings.annotate.axes
     lexicon = load_lexicon(axes, settings.annotate.lexicon_dir)
@@ -198,8 +198,8 @@ class Classifier:
     def __init__(self, settings: dict[str, Any], monitor: DeploymentHandle) -> None:
         import torch
 
-        from debias.model import read_model_card
-        from debias.predict import Predictor
+        from debias.training.model import read_model_card
+        from debias.evaluation.predict import Predictor
 
         self.settings = AppSettings.model_validate(settings)
         cfg = self.settings.serve
@@ -291,13 +291,13 @@ class Classifier:
         self._notify("record_reject", reason)
 
     def _clean(self, texts: list[str]) -> list[str]:
-        from debias.clean import clean_texts
+        from debias.corpus.clean import clean_texts
 
         return clean_texts(texts, params=self.settings.clean)
 
     def _variants(self, raw: str) -> tuple[str, list[str], list[dict[str, str]]]:
         """Cleaned text, the groups it mentions, and its one-group swaps (off the event loop)."""
-        from debias.augment import counterfactual_variants
+        from debias.identity.swaps import counterfactual_variants
 
         text = self._clean([raw])[0]
         groups = self._annotator.detect_groups([text])[0]
@@ -368,7 +368,7 @@ class Classifier:
 
 def resolve_model_dir(serve_cfg: ServeConfig, run_dir: str | os.PathLike | None) -> str:
     """``serve.model`` if set, else ``RUN_DIR/train/model``; checked to be a safetensors model."""
-    from debias.model import _check_model_dir
+    from debias.training.model import _check_model_dir
 
     if serve_cfg.model:
         path = Path(serve_cfg.model).expanduser()

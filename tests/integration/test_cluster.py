@@ -94,7 +94,7 @@ def _short_tmp(prefix: str) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from debias.demo_corpus import write_demo_corpus
+    from debias.corpus.demo import write_demo_corpus
 
     path = tmp_path_factory.mktemp("cluster-corpus") / "comments.parquet"
     write_demo_corpus(path, n_rows=ROWS, seed=3)
@@ -241,7 +241,7 @@ def test_preprocess_submitted_with_ray_job_submit_to_a_two_node_cluster(tmp_path
         submit = subprocess.run(
             [str(VENV_BIN / "ray"), "job", "submit", "--address", cluster.dashboard, "--submission-id", sub_id,
              "--working-dir", str(ROOT), "--runtime-env-json", json.dumps(runtime_env), "--no-wait", "--",
-             "python", "-m", "debias.cli", "preprocess", "--config", str(cfg_path), "--run-dir", str(run)],
+             "python", "-m", "jobs.cli", "preprocess", "--config", str(cfg_path), "--run-dir", str(run)],
             env=cluster.env, capture_output=True, text=True, timeout=600)
         assert submit.returncode == 0, submit.stdout + submit.stderr
 

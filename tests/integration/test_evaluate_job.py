@@ -22,9 +22,9 @@ TERMS = ["woman", "man", "muslim", "christian", "girl", "jew"]
 
 def _write_run(run_dir: Path) -> None:
     """A preprocess output with the documented row schema, written as real parquet."""
-    from debias import audit
-    from debias.annotate import IdentityAnnotator
-    from debias.lexicon import load_lexicon
+    from debias.corpus import audit
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.lexicon import load_lexicon
 
     lex = load_lexicon(AXES)
     rows = []
@@ -79,7 +79,7 @@ def _cfg(tiny_model_dir, lab, mp, extra_suites=(), **ev):
 
 def _has_augment() -> bool:
     try:
-        from debias.augment import counterfactual_batch, load_swaps  # noqa: F401
+        from debias.identity.swaps import counterfactual_batch, load_swaps  # noqa: F401
     except ImportError:
         return False
     return True
@@ -111,7 +111,7 @@ def test_evaluate_then_report(tmp_path, tiny_model_dir, ray_local):
         assert p["y_score"].between(0, 1).all()
         assert (p["y_pred"] == (p["y_score"] >= 0.5)).all()
     # Ray scoring agrees with a plain in-process Predictor (rows put back in the right order).
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
 
     test_pred = pd.read_parquet(out / "predictions" / "test").sort_values("id")
     direct = Predictor(tiny_model_dir, batch_size=7).predict_texts(test_pred["text"].tolist())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from debias.config import load_config
-from debias.preprocess import run_local
+from debias.corpus.prepare import run_local
 
 pytestmark = pytest.mark.integration
 
@@ -135,11 +135,11 @@ def test_cli_reports_bad_config_before_ray(tmp_path, corpus):
     path, _ = corpus
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data: {{path: {path}, text_col: text, label_col: toxic}}\n")
-    r = subprocess.run([sys.executable, "-m", "debias.cli", "preprocess", "--config", str(cfg),
+    r = subprocess.run([sys.executable, "-m", "jobs.cli", "preprocess", "--config", str(cfg),
                         "--run-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2
     assert "missing column 'text'" in r.stderr and "columns present: id, comment, toxic" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "debias.cli", "preprocess", "--config", str(cfg),
+    r = subprocess.run([sys.executable, "-m", "jobs.cli", "preprocess", "--config", str(cfg),
                         "--set", "clean.max_char=3", "--run-dir", str(tmp_path / "r")],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "clean.max_char: unknown key" in r.stderr
@@ -151,7 +151,7 @@ def test_row_ref_collision_falls_back_to_the_full_row_shuffle(ray_local, tmp_pat
     test cannot arrange reliably through Ray Data's block boundaries): the collision report is
     injected into the real pass, and the job must switch to the full-row shuffle and still give
     the single-process rows and counts."""
-    from debias import preprocess as P
+    from debias.corpus import prepare as P
     from jobs import preprocess
 
     real = P.dedup_counts

@@ -94,11 +94,11 @@ def client(url):
 @pytest.fixture(scope="module")
 def offline(settings):
     """The same model, cleaning and lexicons outside Serve: the oracle for the service."""
-    from debias.annotate import IdentityAnnotator
-    from debias.augment import available_swap_axes, load_swaps
-    from debias.clean import clean_texts
-    from debias.lexicon import load_lexicon
-    from debias.predict import Predictor
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.swaps import available_swap_axes, load_swaps
+    from debias.corpus.clean import clean_texts
+    from debias.identity.lexicon import load_lexicon
+    from debias.evaluation.predict import Predictor
 
     axes = settings.annotate.axes
     lex = load_lexicon(axes)
@@ -285,7 +285,7 @@ def test_counterfactual_returns_every_variant(client, offline):
     r = client.post("/v1/counterfactual", json={"text": text})
     assert r.status_code == 200, r.text
     body = r.json()
-    from debias.augment import counterfactual_variants
+    from debias.identity.swaps import counterfactual_variants
 
     cleaned = offline["clean"]([text])[0]
     expected = counterfactual_variants(cleaned, lexicon=offline["lexicon"], table=offline["swaps"])

@@ -77,8 +77,8 @@ def killed_run(run_dir, tiny_model_dir, ray_local):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_two_worker_run_survives_a_killed_worker_and_exports(killed_run, run_dir):
-    from debias.model import read_model_card
-    from debias.predict import Predictor
+    from debias.training.model import read_model_card
+    from debias.evaluation.predict import Predictor
     from jobs.train import steps_per_epoch
 
     out, marker, cfg = killed_run

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.annotate import IdentityAnnotator, from_given_columns
-from debias.lexicon import AXES, load_lexicon
+from debias.identity.annotate import IdentityAnnotator, from_given_columns
+from debias.identity.lexicon import AXES, load_lexicon
 
 
 @pytest.fixture(scope="module")

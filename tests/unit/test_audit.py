@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from debias.audit import audit_counts, audit_report, audit_table, group_counts, log_odds_ratio, merge_counts
+from debias.corpus.audit import audit_counts, audit_report, audit_table, group_counts, log_odds_ratio, merge_counts
 
 
 def _frame() -> pd.DataFrame:
@@ -132,7 +132,7 @@ def test_bad_input_is_named():
 
 
 def test_chi_square_matches_scipy_on_small_and_large_tables():
-    from debias.audit import _chi2_p
+    from debias.corpus.audit import _chi2_p
 
     rng = np.random.default_rng(7)
     tables = [np.array([[1, 1], [1, 1]]), np.array([[5, 0], [0, 5]]), np.array([[2, 3], [3, 2]]),

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debias.annotate import IdentityAnnotator
-from debias.augment import (
+from debias.identity.annotate import IdentityAnnotator
+from debias.identity.swaps import (
     available_swap_axes,
     counterfactual_batch,
     counterfactual_variants,
@@ -17,7 +17,7 @@ from debias.augment import (
     row_mapping,
     swap_text,
 )
-from debias.lexicon import AXES, load_lexicon
+from debias.identity.lexicon import AXES, load_lexicon
 
 SWAP_AXES = ["gender", "religion", "race_ethnicity", "sexual_orientation", "gender_identity", "nationality"]
 
@@ -206,7 +206,7 @@ def test_swap_groups_are_lexicon_groups(lexicon):
 def test_prefilter_changes_nothing_but_skips_rows(table, lexicon):
     import dataclasses
 
-    from debias.augment import _may_match
+    from debias.identity.swaps import _may_match
 
     texts = ["He loves his wife.", "HE said SHE said", "Mr. Smith met his Father-in-law", "John told Mary",
              "women\u2019s rights", "the theme of the manager", "I gave her a book", "a Muslim and a Jew",

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from debias.balance import (
+from debias.corpus.balance import (
     NONE_KEY,
     apply_resample,
     apply_weights,

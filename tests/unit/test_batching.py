@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from debias.batching import GreedyBatcher
+from debias.serving.batching import GreedyBatcher
 
 
 class Model:

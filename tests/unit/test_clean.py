@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.clean import clean_batch, clean_text, clean_texts
+from debias.corpus.clean import clean_batch, clean_text, clean_texts
 from debias.config import CleanConfig
 
 P = CleanConfig().model_dump()

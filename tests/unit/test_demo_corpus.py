@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.audit import log_odds_ratio
-from debias.demo_corpus import BOOSTED_GROUPS, generate_demo_corpus, write_demo_corpus
+from debias.corpus.audit import log_odds_ratio
+from debias.corpus.demo import BOOSTED_GROUPS, generate_demo_corpus, write_demo_corpus
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.explain import IntegratedGradients, _word_index, explain_cases, occlusion, worst_cases
+from debias.evaluation.explain import IntegratedGradients, _word_index, explain_cases, occlusion, worst_cases
 
 
 def _fake_predict(texts):
@@ -34,7 +34,7 @@ def test_word_index_maps_pieces_to_words():
 
 
 def test_integrated_gradients_completeness(tiny_model_dir):
-    from debias.model import load_classifier
+    from debias.training.model import load_classifier
 
     model, tok = load_classifier(tiny_model_dir)
     ig = IntegratedGradients(model, tok, steps=64)
@@ -46,7 +46,7 @@ def test_integrated_gradients_completeness(tiny_model_dir):
     assert total == pytest.approx(a["score"] - a["baseline_score"], abs=2e-3)
     assert abs(a["delta"]) < 2e-3
     # the score matches an ordinary forward pass
-    from debias.predict import Predictor
+    from debias.evaluation.predict import Predictor
     assert a["score"] == pytest.approx(float(Predictor(tiny_model_dir).predict_texts([text])[0]), abs=1e-5)
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from debias.gates import METRICS, check_gates, parse_gate, parse_gates
+from debias.evaluation.gates import METRICS, check_gates, parse_gate, parse_gates
 
 VALUES = {
     "test": {"auc": 0.91, "dp_difference": 0.12,

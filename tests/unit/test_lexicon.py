@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from debias.lexicon import AXES, available_axes, compile_terms, load_lexicon, pluralize
+from debias.identity.lexicon import AXES, available_axes, compile_terms, load_lexicon, pluralize
 
 
 def test_packaged_lexicons_cover_every_axis_with_unique_groups():

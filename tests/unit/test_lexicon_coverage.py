@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from debias.annotate import IdentityAnnotator
-from debias.augment import load_swaps, swap_text
-from debias.lexicon import AXES, load_lexicon
+from debias.identity.annotate import IdentityAnnotator
+from debias.identity.swaps import load_swaps, swap_text
+from debias.identity.lexicon import AXES, load_lexicon
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 WL = DATA / "word-lists"

@@ -1,4 +1,4 @@
-"""debias.losses: terms against hand-computed values, gradient reversal, DRO updates, and the
+"""debias.training.losses: terms against hand-computed values, gradient reversal, DRO updates, and the
 all-reduced penalty equal to the single-process penalty of the concatenated batch."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from debias.losses import (
+from debias.training.losses import (
     AdversaryHead,
     FairnessObjective,
     GroupDRO,
@@ -179,7 +179,7 @@ def _penalties(logits, y, m, reduce):
 def _worker(rank, world, port, out):
     import torch.distributed as dist
 
-    from debias.losses import all_reduce_sum
+    from debias.training.losses import all_reduce_sum
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)

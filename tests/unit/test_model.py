@@ -1,4 +1,4 @@
-"""debias.model: safetensors-only loading, freezing, export round trip, collation."""
+"""debias.training.model: safetensors-only loading, freezing, export round trip, collation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from debias.model import (
+from debias.training.model import (
     collate,
     default_model_dir,
     encode,

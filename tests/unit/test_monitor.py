@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency, fisher_exact
 
-from debias.monitor import FairnessMonitor, MonitorCounts, group_vs_rest, two_proportion_test
+from debias.serving.monitor import FairnessMonitor, MonitorCounts, group_vs_rest, two_proportion_test
 
 # (groups, decision) events worked by hand below.
 EVENTS = [(["female"], 1), (["female"], 1), (["female"], 0), (["male"], 0), ([], 0),

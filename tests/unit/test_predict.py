@@ -1,4 +1,4 @@
-"""debias.predict: length-sorted batching returns the same scores, in the input order."""
+"""debias.evaluation.predict: length-sorted batching returns the same scores, in the input order."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from debias.model import collate, encode, load_classifier
-from debias.predict import Predictor, length_sorted_batches, padding_aware_batches
+from debias.training.model import collate, encode, load_classifier
+from debias.evaluation.predict import Predictor, length_sorted_batches, padding_aware_batches
 
 TEXTS = [
     "a much longer sentence that goes on for quite a few more tokens than the others do",

@@ -5,10 +5,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from debias import audit, balance
+from debias.corpus import audit, balance
 from debias.config import load_config
 from debias.io import to_arrow
-from debias.preprocess import (
+from debias.corpus.prepare import (
     audit_from_patterns,
     cells_from_patterns,
     dedup_block,
@@ -95,7 +95,7 @@ def _prepared_blocks(seed: int):
 def test_key_only_dedup_equals_full_row_dedup(seed):
     """The shuffle-free-of-text path (dedup_view -> dedup_counts -> keep_table) keeps exactly
     the rows that dedup_block keeps, and counts them as pattern_counts does."""
-    from debias.preprocess import kept_view
+    from debias.corpus.prepare import kept_view
 
     blocks = _prepared_blocks(seed)
     whole = pd.concat(blocks, ignore_index=True)
@@ -163,7 +163,7 @@ def test_pattern_strings_arrow_path_matches_python_lists():
     assert pattern_strings(arrow) == want
     assert pattern_strings(pd.Series(rows, dtype=object)) == want
     assert pattern_strings(arrow.iloc[4:6]) == want[4:6]  # a slice: offsets into the chunk
-    from debias.preprocess import pattern_array
+    from debias.corpus.prepare import pattern_array
 
     flat = pa.array(rows, pa.list_(pa.string()))
     assert pattern_array(flat).to_pylist() == want
@@ -197,7 +197,7 @@ def test_dedup_view_of_an_arrow_table_equals_the_pandas_view(seed):
     pd.Series([True, False]),
 ])
 def test_as_str_fast_paths_match_the_row_by_row_rule(values):
-    from debias.preprocess import _as_str
+    from debias.corpus.prepare import _as_str
 
     def one(v):
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -219,7 +219,7 @@ def test_make_ids_hash_only_rows_without_an_id():
 
 
 def test_key_partitions_read_the_first_8_hex_digits_of_each_key():
-    from debias.clean import dedup_key
+    from debias.corpus.clean import dedup_key
 
     keys = pd.Series(dedup_key([f"text {i}" for i in range(500)] + ["TEXT 1", "text  1"]), dtype="string")
     for n in (1, 2, 7, 64):
@@ -234,8 +234,8 @@ def test_key_partitions_read_the_first_8_hex_digits_of_each_key():
 
 
 def test_key_values_spell_each_key_as_its_uint64_from_every_input_type():
-    from debias.clean import dedup_key
-    from debias.preprocess import key_values
+    from debias.corpus.clean import dedup_key
+    from debias.corpus.prepare import key_values
 
     keys = dedup_key([f"row {i}" for i in range(300)]) + ["ffffffffffffffff", "0000000000000000", "00FF00ff00Ff00fF"]
     oracle = [int(k, 16) for k in keys]  # Python's int() reads all 16 digits
@@ -304,9 +304,9 @@ def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, npart
 @pytest.mark.parametrize("given", [False, True])
 def test_membership_flags_rebuild_the_g_columns_of_prepare_batch(given):
     """The job drops the g_<group> columns from its intermediate and rebuilds them from
-    `groups` (debias.annotate.membership_flags, groups in member_groups order)."""
-    from debias.annotate import group_columns, membership_flags
-    from debias.preprocess import member_groups
+    `groups` (debias.identity.annotate.membership_flags, groups in member_groups order)."""
+    from debias.identity.annotate import group_columns, membership_flags
+    from debias.corpus.prepare import member_groups
 
     raw = _raw()
     sets = {}
@@ -351,7 +351,7 @@ def test_with_membership_adds_one_flag_column_per_group_after_groups():
 def test_freeze_startup_heap_freezes_once_per_process(monkeypatch):
     import gc
 
-    from debias import preprocess as P
+    from debias.corpus import prepare as P
 
     monkeypatch.setattr(P, "_FROZEN", False)
     before = gc.get_freeze_count()  # this process may have frozen already (run_local in a test)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.explain import explain_cases, worst_cases
-from debias.gates import check_gates, metric_values, parse_gates
-from debias.report import RunInput, fmt, headline_value, render_report, report_metrics
-from debias.suites import suite_metrics
+from debias.evaluation.explain import explain_cases, worst_cases
+from debias.evaluation.gates import check_gates, metric_values, parse_gates
+from debias.evaluation.report import RunInput, fmt, headline_value, render_report, report_metrics
+from debias.evaluation.suites import suite_metrics
 
 
 def _preds(seed: int, shift: float) -> dict[str, pd.DataFrame]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.split import assign_split, stable_uniform, stratified_cutpoints
+from debias.corpus.split import assign_split, stable_uniform, stratified_cutpoints
 
 FRAC = {"train": 0.8, "val": 0.1, "test": 0.1}
 

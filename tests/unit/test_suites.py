@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from debias.config import SuiteConfig
-from debias.suites import (
+from debias.evaluation.suites import (
     CORE_COLUMNS,
     SLOT,
     Template,
@@ -161,7 +161,7 @@ def _mp(gaps, types):
 
 
 def test_minimal_pair_gaps_hand_worked():
-    from debias.suites import minimal_pair_gaps
+    from debias.evaluation.suites import minimal_pair_gaps
 
     t = minimal_pair_gaps(_mp([0.2, -0.1, 0.3], ["gender", "gender", "race"]), n_boot=200, seed=0)
     t = t.set_index("bias_type")
@@ -176,7 +176,7 @@ def test_minimal_pair_gaps_hand_worked():
 
 
 def test_counterfactual_by_group_hand_worked():
-    from debias.suites import counterfactual_by_group
+    from debias.evaluation.suites import counterfactual_by_group
 
     df = pd.DataFrame({"pair_id": ["p0", "p0", "p1", "p1", "p2", "p2"],
                        "groups": [["male"], ["female"], ["male"], ["female"], ["muslim"], ["christian"]],
@@ -193,8 +193,8 @@ def test_counterfactual_by_group_hand_worked():
 def test_suite_metrics_and_gate_values_against_sklearn():
     from sklearn.metrics import roc_auc_score
 
-    from debias.gates import metric_values
-    from debias.suites import suite_metrics
+    from debias.evaluation.gates import metric_values
+    from debias.evaluation.suites import suite_metrics
 
     rng = np.random.default_rng(3)
     n = 200

@@ -1,4 +1,4 @@
-"""debias.training: pairs, tokenisation, length bucketing, batches, one step, validation,
+"""debias.training.core: pairs, tokenisation, length bucketing, batches, one step, validation,
 early stopping and the checkpointed state, on a tiny random BERT."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from debias.losses import FairnessObjective
-from debias.model import freeze, load_classifier
-from debias.training import (
+from debias.training.losses import FairnessObjective
+from debias.training.model import freeze, load_classifier
+from debias.training.core import (
     EarlyStopping,
     FairClassifier,
     Tokenize,
@@ -246,7 +246,7 @@ def test_predict_frame_matches_module(tiny_model_dir, tokenised):
 
 
 def test_pareto_front_by_hand():
-    from debias.training import pareto_front
+    from debias.training.core import pareto_front
 
     pts = pd.DataFrame({"auc": [0.9, 0.85, 0.8, 0.7, 0.9, np.nan],
                         "gap": [0.3, 0.1, 0.2, 0.05, 0.4, 0.0]})

@@ -11,7 +11,7 @@ that land in ``train`` is Binomial(n, f_train), so its share deviates from ``f_t
 about ``sqrt(f (1 - f) / n)`` (about 1.3 points for n = 1000, f = 0.8). That is usually
 enough. Where it is not, :func:`stratified_cutpoints` gives an *exact* scheme that stays a
 per-row function: given the sorted hash values of one cell (or the histogram/boundary
-passes of :mod:`debias.balance` on a distributed corpus) it returns per-cell cut points
+passes of :mod:`debias.corpus.balance` on a distributed corpus) it returns per-cell cut points
 so that the ``round(f * n)`` rows with the smallest hash values of each cell go to train,
 the next ones to val, and so on; :func:`assign_split` then applies them row by row.
 """

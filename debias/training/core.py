@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from debias.losses import AdversaryHead, FairnessObjective, LossInputs
+from debias.training.losses import AdversaryHead, FairnessObjective, LossInputs
 from debias.metrics import bias_auc
-from debias.model import collate, encode, load_tokenizer, wants_token_type_ids
-from debias.predict import positive_probability
+from debias.training.model import collate, encode, load_tokenizer, wants_token_type_ids
+from debias.evaluation.predict import positive_probability
 
 NONE_GROUP = "none"  # the cell of rows that mention no identity group
 

@@ -1,6 +1,6 @@
 """Counterfactual data augmentation: rewrite a text as if it were about another identity group.
 
-Swap lists live in ``debias/lexicons/swaps/<axis>.yaml``::
+Swap lists live in ``debias/identity/lexicons/swaps/<axis>.yaml``::
 
     axis: religion
     groups: [christian, muslim, jewish, ...]
@@ -43,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from debias.lexicon import (
+from debias.identity.lexicon import (
     Lexicon,
     _packaged_dir,
     compile_terms,
@@ -312,7 +312,7 @@ _ANNOTATORS: dict[int, tuple[Lexicon, Any]] = {}
 
 
 def _annotator(lexicon: Lexicon) -> Any:
-    from debias.annotate import IdentityAnnotator  # local: annotate is only needed here
+    from debias.identity.annotate import IdentityAnnotator  # local: annotate is only needed here
 
     hit = _ANNOTATORS.get(id(lexicon))
     if hit is None or hit[0] is not lexicon:
@@ -471,7 +471,7 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
         return df
     ann = _annotator(lexicon)
     found = ann.detect_groups(df.loc[mask, text_col].tolist())
-    from debias.annotate import groups_series
+    from debias.identity.annotate import groups_series
 
     df = df.copy()
     merged = [list(g) if g is not None else [] for g in df["groups"].tolist()]
@@ -480,7 +480,7 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
     df["groups"] = groups_series(merged, df.index)
     # Every g_<group> flag of a rewritten row follows its new groups, the given identity
     # columns' groups too (the source's flag no longer describes the rewritten text), so the
-    # flags stay a function of `groups` (debias.annotate.membership_flags).
+    # flags stay a function of `groups` (debias.identity.annotate.membership_flags).
     cols = [(c[2:], c) for c in df.columns if isinstance(c, str) and c.startswith("g_")]
     if cols:  # all flag columns in one assignment (one .loc per column cost 4 ms each)
         sets = [set(gs) for gs in found]

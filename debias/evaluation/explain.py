@@ -73,7 +73,7 @@ class IntegratedGradients:
 
     Parameters
     ----------
-    model, tokenizer : from :func:`debias.model.load_classifier` (a fast tokenizer, for offsets).
+    model, tokenizer : from :func:`debias.training.model.load_classifier` (a fast tokenizer, for offsets).
     steps : Riemann-sum points along the path (more: closer to completeness, slower).
     max_length : truncation in tokens.
     """

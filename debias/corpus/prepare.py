@@ -23,11 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pac
 
-from debias import audit, balance, clean, split
-from debias.annotate import IdentityAnnotator, from_given_columns
-from debias.augment import counterfactual_batch, load_swaps
+from debias.corpus import audit, balance, clean, split
+from debias.identity.annotate import IdentityAnnotator, from_given_columns
+from debias.identity.swaps import counterfactual_batch, load_swaps
 from debias.io import arrow_string_lists
-from debias.lexicon import load_lexicon
+from debias.identity.lexicon import load_lexicon
 
 PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
 REJECT_COLS = ("id", "raw_text", "raw_label", "reject_reason", "stage")
@@ -183,14 +183,14 @@ def row_refs(ids: pd.Series, paths: pd.Series | None, keys: pd.Series) -> list[s
 
 
 def key_values(keys: Any) -> np.ndarray:
-    """Each dedup key (16 hex digits, :func:`debias.clean.dedup_key`) as the uint64 it spells:
+    """Each dedup key (16 hex digits, :func:`debias.corpus.clean.dedup_key`) as the uint64 it spells:
     the same key, the same number, so keys compare and sort as numbers (a string sort of a
     million keys took 10x longer). ``keys``: a pandas Series, a sequence of str, or an Arrow
     (chunked) string array.
 
     The digits are read straight from the Arrow array's data buffer (16 bytes a key) and packed
     two to a byte: 0.23 s for 2M keys, where joining them as Python strings took 0.86 s."""
-    bad = ValueError("dedup keys must be 16 hex digits (debias.clean.dedup_key)")
+    bad = ValueError("dedup keys must be 16 hex digits (debias.corpus.clean.dedup_key)")
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks() if keys.num_chunks else pa.array([], type=pa.string())
     if not isinstance(keys, pa.Array):
@@ -406,7 +406,7 @@ def merge_pattern_counts(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def audit_from_patterns(pc: pd.DataFrame, *, group_names: list[str]) -> pd.DataFrame:
-    """``debias.audit.audit_counts`` over the whole corpus, from pattern counts."""
+    """``debias.corpus.audit.audit_counts`` over the whole corpus, from pattern counts."""
     by = pc.groupby(["pattern", "label"])["n"].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
     patterns = [p.split("+") if p else [] for p in by.index]
     member = np.array([[g in set(p) for g in group_names] for p in patterns], dtype=bool).reshape(
@@ -422,7 +422,7 @@ def audit_from_patterns(pc: pd.DataFrame, *, group_names: list[str]) -> pd.DataF
 
 def cells_from_patterns(pc: pd.DataFrame, *, intersectional: bool,
                         group_counts: dict[str, int] | None) -> pd.DataFrame:
-    """``debias.balance.cell_counts`` over the training rows, from pattern counts."""
+    """``debias.corpus.balance.cell_counts`` over the training rows, from pattern counts."""
     train = pc[pc["split"] == "train"].groupby(["pattern", "label"], as_index=False)["n"].sum()
     if train.empty:
         return pd.DataFrame({"cell": pd.Series(dtype=str), "label": pd.Series(dtype="int64"),

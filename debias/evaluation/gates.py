@@ -201,7 +201,7 @@ def _finite(v: object) -> float:
 
 
 def metric_values(suite_metrics: Mapping[str, object], *, min_group_size: int = 30) -> dict[str, object]:
-    """The gateable values of one suite from its metrics (``debias.suites.suite_metrics``).
+    """The gateable values of one suite from its metrics (``debias.evaluation.suites.suite_metrics``).
 
     Per-group values of groups under ``min_group_size`` rows are NaN, so ``.min`` over groups
     is not decided by a group of three sentences.

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from debias.io import arrow_string_lists
-from debias.split import stable_uniform
+from debias.corpus.split import stable_uniform
 
 NONE_KEY = "__none__"
 Cell = tuple[str, int]  # (group key, label)
@@ -92,7 +92,7 @@ def cell_keys(
     df : pandas.DataFrame with ``groups_col`` holding a list (or numpy array) of group names.
     intersectional : bool
     group_counts : dict group -> rows mentioning it in the whole corpus (e.g. from
-        :func:`debias.audit.group_counts`); decides which group a multi-group row belongs to
+        :func:`debias.corpus.audit.group_counts`); decides which group a multi-group row belongs to
         when ``intersectional`` is False.
     groups_col : str
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias.model import collate, encode, load_classifier, wants_token_type_ids
+from debias.training.model import collate, encode, load_classifier, wants_token_type_ids
 
 
 def length_sorted_batches(lengths: np.ndarray | list[int], batch_size: int) -> list[np.ndarray]:

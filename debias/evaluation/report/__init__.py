@@ -3,7 +3,7 @@
 :func:`render_report` takes what the evaluation wrote (metrics, predictions), the data audit
 and the manifests of one or more runs, and returns the HTML: figures are embedded PNGs, the
 stylesheet is inlined, nothing is fetched when the file is opened. Every number has a label
-that says what it is and which way is better (:data:`debias.gates.METRICS`). With several
+that says what it is and which way is better (:data:`debias.evaluation.gates.METRICS`). With several
 runs, a comparison table (change against the first run, coloured by whether it is an
 improvement) and an accuracy-vs-fairness Pareto plot come first.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from debias.gates import METRICS
-from debias.report import plots
+from debias.evaluation.gates import METRICS
+from debias.evaluation.report import plots
 
 HERE = Path(__file__).parent
 MAX_GROUPS_PLOTTED = 20

@@ -1,6 +1,6 @@
 """Identity lexicons: which words mention which group, one YAML file per axis.
 
-File format (``debias/lexicons/<axis>.yaml``)::
+File format (``debias/identity/lexicons/<axis>.yaml``)::
 
     axis: gender
     groups:                  # group name -> terms (lower case; multi-word terms allowed)
@@ -95,7 +95,7 @@ def read_yaml(path: Path | Any, *, expected: str) -> dict[str, Any]:
 
 
 def _packaged_dir() -> Any:
-    return resources.files("debias") / "lexicons"
+    return resources.files("debias.identity") / "lexicons"
 
 
 def _as_dir(lexicon_dir: str | Path | None) -> Any:

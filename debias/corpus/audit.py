@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from debias.balance import binary_labels
+from debias.corpus.balance import binary_labels
 
 NONE_GROUP = "__none__"
 ALL_GROUP = "__all__"
@@ -94,7 +94,7 @@ def merge_counts(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 def group_counts(counts: pd.DataFrame) -> dict[str, int]:
     """Rows per group (without ``__none__``/``__all__``) from merged counts, for
-    :func:`debias.balance.cell_keys`."""
+    :func:`debias.corpus.balance.cell_keys`."""
     return {
         str(g): int(a + b)
         for g, a, b in counts[_COLUMNS].itertuples(index=False)

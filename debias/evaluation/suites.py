@@ -21,7 +21,7 @@ Kinds
 ``test_split``            the run's held-out test split (``RUN_DIR/preprocess/test``)
 ``val_split``             the validation split (``RUN_DIR/preprocess/val``): where
                           ``evaluate.tune_threshold`` chooses the decision threshold
-``identity_templates``    the project's template sets (``debias/templates/*.yaml``) filled with
+``identity_templates``    the project's template sets (``debias/evaluation/templates/*.yaml``) filled with
                           every lexicon term (Dixon et al. 2018, "Measuring and Mitigating
                           Unintended Bias in Text Classification", section 5)
 ``counterfactual_pairs``  the test split passed through augmentation in ``pairs`` mode
@@ -67,7 +67,7 @@ def load_templates(template_dir: str | Path | None = None, *,
 
     Parameters
     ----------
-    template_dir : folder of YAML template sets; None means ``debias/templates``.
+    template_dir : folder of YAML template sets; None means ``debias/evaluation/templates``.
     sets : names of the sets to read (file stems); None reads every ``*.yaml`` there.
 
     Raises
@@ -218,7 +218,7 @@ def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], p
     """An external labelled suite (e.g. bias-madlibs) through the suite's column mapping.
 
     ``groups`` comes from ``group_col`` (one group name per row, or a list) when set, else from
-    ``annotate`` (an :class:`debias.annotate.IdentityAnnotator`) run on the text.
+    ``annotate`` (an :class:`debias.identity.annotate.IdentityAnnotator`) run on the text.
     """
     if cfg.path is None:
         raise ValueError(f"suite {cfg.name!r} (labelled_file) needs 'path'")
@@ -340,7 +340,7 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     ----------
     test : the test split (row schema).
     make_pairs : ``df -> df`` returning the originals plus one counterfactual row per swappable
-        row, both carrying the same ``pair_id`` (``debias.augment.counterfactual_batch`` with
+        row, both carrying the same ``pair_id`` (``debias.identity.swaps.counterfactual_batch`` with
         ``mode="pairs"``).
     annotate : re-finds ``groups`` on the swapped texts (a swap changes the group mentioned).
 

@@ -64,7 +64,7 @@ def materialise_demo_data(cfg: PipelineConfig, run_dir: str) -> PipelineConfig:
     """``data.path: demo:N`` generates the project's synthetic corpus into the run directory."""
     if not cfg.data.path.startswith(DEMO_PREFIX):
         return cfg
-    from debias.demo_corpus import write_demo_corpus
+    from debias.corpus.demo import write_demo_corpus
 
     n = int(cfg.data.path[len(DEMO_PREFIX):] or 20000)
     out = Path(run_dir) / "data" / f"demo-{n}-seed{cfg.seed}.parquet"
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if args.command == "demo-data":
-            from debias.demo_corpus import write_demo_corpus
+            from debias.corpus.demo import write_demo_corpus
 
             write_demo_corpus(Path(args.out), n_rows=args.rows, seed=args.seed)
             print(args.out)
@@ -121,7 +121,7 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
         evaluate.preflight(cfg, run_dir, gates=args.gate)
     if cmd == "pipeline":
-        from debias.gates import parse_gates
+        from debias.evaluation.gates import parse_gates
 
         parse_gates([*cfg.evaluate.gates, *args.gate], suites=[s.name for s in cfg.evaluate.suites])
     if cmd == "serve":

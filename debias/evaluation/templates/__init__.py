@@ -1,0 +1,1 @@
+"""The project's own identity template sets (YAML), read by debias.evaluation.suites.load_templates."""
