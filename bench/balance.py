@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from debias.corpus import balance  # noqa: E402
-from debias.identity.annotate import IdentityAnnotator  # noqa: E402
 from debias.corpus.demo import generate_demo_corpus  # noqa: E402
+from debias.identity.annotate import IdentityAnnotator  # noqa: E402
 from debias.identity.lexicon import available_axes, load_lexicon  # noqa: E402
 
 

@@ -45,8 +45,8 @@ def plain_loop(texts: list[str], model_dir: str, *, batch_size: int, max_length:
     """A plain torch loop in input order (the alternative a user would write); returns seconds."""
     import torch
 
-    from debias.training.model import collate, encode, load_classifier, wants_token_type_ids
     from debias.evaluation.predict import positive_probability
+    from debias.training.model import collate, encode, load_classifier, wants_token_type_ids
 
     model, tok = load_classifier(model_dir)
     model.eval()

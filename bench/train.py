@@ -51,8 +51,8 @@ def load_corpus(rows: int, seed: int):
     import pandas as pd
 
     from debias.identity.annotate import IdentityAnnotator
-    from debias.identity.swaps import load_swaps, swap_text
     from debias.identity.lexicon import load_lexicon
+    from debias.identity.swaps import load_swaps, swap_text
 
     raw = pd.read_csv(DATA)
     df = raw.sample(n=min(rows, len(raw)), random_state=seed).reset_index(drop=True)
@@ -84,8 +84,8 @@ def time_config(model0, tok, df, group_cols, terms, *, batch_size, steps, dynami
     """Samples/s of ``steps`` training steps (after ``warmup``) for one loss configuration."""
     import torch
 
-    from debias.training.losses import FairnessObjective
     from debias.training.core import FairClassifier, make_batch, make_optimizer, train_step
+    from debias.training.losses import FairnessObjective
 
     torch.manual_seed(0)
     model = copy.deepcopy(model0)
@@ -115,8 +115,8 @@ def objective_ms(df, group_cols, terms, *, batch_size, hidden=384, iters=200):
     without the encoder: a precise, load-insensitive bound on a term's own cost."""
     import torch
 
-    from debias.training.losses import FairnessObjective, LossInputs
     from debias.training.core import make_batch
+    from debias.training.losses import FairnessObjective, LossInputs
 
     torch.manual_seed(0)
     objective = FairnessObjective([{"name": "cross_entropy"}, *terms], n_groups=len(group_cols))
@@ -245,14 +245,14 @@ def main(argv=None) -> int:
         return 0
     import torch
 
+    from debias.schema import membership_columns
     from debias.training.model import default_model_dir, load_classifier
-    from debias.training.core import group_columns
 
     torch.set_num_threads(args.threads)
     args.model = args.model or default_model_dir()
     t0 = time.time()
     df = load_corpus(args.rows, seed=0)
-    group_cols = group_columns(df.columns)
+    group_cols = membership_columns(df.columns)
     df = tokenised(df, args.model, args.max_length)
     model0, tok = load_classifier(args.model)
     mean_tokens = float(df["n_tokens"].mean())

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from debias.evaluation import suites as S
 from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
+from debias.evaluation import suites as S
 from debias.evaluation.gates import Gate, check_gates, metric_values, parse_gates
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path

@@ -34,10 +34,8 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from debias.corpus import audit, balance
-from debias.identity.annotate import group_columns, membership_flags
 from debias.config import PipelineConfig
-from debias.io import InputSpec, inspect_input, to_arrow
+from debias.corpus import audit, balance
 from debias.corpus.prepare import (
     audit_from_patterns,
     cached_lexicon,
@@ -58,7 +56,10 @@ from debias.corpus.prepare import (
     rejects_view,
     train_rows,
 )
+from debias.identity.annotate import membership_flags
+from debias.io import InputSpec, inspect_input, to_arrow
 from debias.runs import join, stage_output
+from debias.schema import group_column, group_columns
 
 ROWS_PER_BLOCK = 50_000
 PREPARED_ROWS_PER_FILE = 125_000  # the final pass runs one task per prepared file
@@ -150,7 +151,7 @@ def with_membership(table: pa.Table, groups: list[str]) -> pa.Table:
     leaves them out: 87 boolean columns cost ~0.5 CPU s per 250k rows to write and read back,
     rebuilding them ~0.08 s: the flags are bit-packed by numpy into Arrow's boolean buffers,
     where ``pa.array`` per column took 0.2 s)."""
-    if not groups or f"g_{groups[0]}" in table.column_names:
+    if not groups or group_column(groups[0]) in table.column_names:
         return table
     flags = membership_flags(table["groups"], groups)
     n = table.num_rows

@@ -65,9 +65,10 @@ def _split_columns(path: str) -> tuple[list[str], int]:
 
 def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Check everything a run needs before any cluster work; return the plan."""
+    from debias.schema import membership_columns
+    from debias.training.core import VAL_METRICS, parse_objective
     from debias.training.losses import FairnessObjective
     from debias.training.model import _check_model_dir, default_model_dir
-    from debias.training.core import VAL_METRICS, group_columns, parse_objective
 
     tc = cfg.train
     model_dir = str(_check_model_dir(tc.model or default_model_dir()))
@@ -80,7 +81,7 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         raise ValueError(f"{train_path} lacks columns {sorted(missing)}; columns present: {', '.join(cols)}")
     if n_train == 0:
         raise ValueError(f"{train_path} has no rows; nothing to train on")
-    group_cols = group_columns(cols)
+    group_cols = membership_columns(cols)
     objective = FairnessObjective(tc.losses, n_groups=len(group_cols))  # validates the terms
     if objective.needs_counterfactuals and not {"id", "pair_id", "is_augmented"} <= set(cols):
         raise ValueError("counterfactual_logit_pairing needs id, pair_id and is_augmented columns "
@@ -182,8 +183,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import torch
     import torch.distributed as dist
 
-    from debias.training.losses import FairnessObjective
-    from debias.training.model import freeze, load_classifier, unwrap
     from debias.training.core import (
         EarlyStopping,
         FairClassifier,
@@ -198,6 +197,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         train_step,
         validation_metrics,
     )
+    from debias.training.losses import FairnessObjective
+    from debias.training.model import freeze, load_classifier, unwrap
 
     tc = TrainConfig.model_validate(config["train"])
     plan = config["plan"]
@@ -462,9 +463,9 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
     """Load the best checkpoint on the driver and export the classifier with its model card."""
     import pandas as pd
 
+    from debias.training.core import FairClassifier, load_training_state, read_training_extra
     from debias.training.losses import FairnessObjective
     from debias.training.model import export_model, load_classifier
-    from debias.training.core import FairClassifier, load_training_state, read_training_extra
 
     tc, plan = cfg.train, fitted["plan"]
     result = fitted["result"]

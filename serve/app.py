@@ -34,8 +34,8 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from debias.serving.batching import GreedyBatcher
 from debias.config import PipelineConfig, ServeConfig
+from debias.serving.batching import GreedyBatcher
 from debias.serving.monitor import FairnessMonitor
 from serve.metrics import render_metrics
 from serve.schemas import (
@@ -119,8 +119,8 @@ def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
     are detected but have no one-to-one swaps).
     """
     from debias.identity.annotate import IdentityAnnotator
-    from debias.identity.swaps import available_swap_axes, load_swaps
     from debias.identity.lexicon import load_lexicon
+    from debias.identity.swaps import available_swap_axes, load_swaps
 
     axes = settings.annotate.axes
     lexicon = load_lexicon(axes, settings.annotate.lexicon_dir)
@@ -198,8 +198,8 @@ class Classifier:
     def __init__(self, settings: dict[str, Any], monitor: DeploymentHandle) -> None:
         import torch
 
-        from debias.training.model import read_model_card
         from debias.evaluation.predict import Predictor
+        from debias.training.model import read_model_card
 
         self.settings = AppSettings.model_validate(settings)
         cfg = self.settings.serve

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from debias.corpus.balance import binary_labels
+from debias.schema import NO_GROUP, group_columns
 
-NONE_GROUP = "__none__"
+NONE_GROUP = NO_GROUP
 ALL_GROUP = "__all__"
 _COLUMNS = ["group", "n_neg", "n_pos"]
 
@@ -52,7 +53,7 @@ def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"audit_counts expects a pandas DataFrame; found {type(df).__name__}")
     names = list(group_names)
-    cols = [f"g_{g}" for g in names]
+    cols = group_columns(names)
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(

@@ -36,10 +36,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from debias.io import arrow_string_lists
 from debias.corpus.split import stable_uniform
+from debias.io import arrow_string_lists
+from debias.schema import NO_GROUP
 
-NONE_KEY = "__none__"
+NONE_KEY = NO_GROUP
 Cell = tuple[str, int]  # (group key, label)
 
 _SALT = "resample"

@@ -25,12 +25,13 @@ import pyarrow.compute as pac
 
 from debias.corpus import audit, balance, clean, split
 from debias.identity.annotate import IdentityAnnotator, from_given_columns
+from debias.identity.lexicon import load_lexicon
 from debias.identity.swaps import counterfactual_batch, load_swaps
 from debias.io import arrow_string_lists
-from debias.identity.lexicon import load_lexicon
+from debias.schema import REJECT_COLUMNS, is_group_column
 
 PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
-REJECT_COLS = ("id", "raw_text", "raw_label", "reject_reason", "stage")
+REJECT_COLS = REJECT_COLUMNS
 
 
 _FROZEN = False
@@ -150,12 +151,12 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
                                     threshold=data["identity"]["threshold"], all_groups=member_groups(cfg),
                                     flags=flags)
         for col in groups.columns:
-            if col == "groups" or col.startswith("g_"):
+            if col == "groups" or is_group_column(col):
                 out[col] = groups[col].values
     else:
         annotated = cached_annotator(tuple(ann["axes"]), ann["lexicon_dir"])(out, text_col="text", flags=flags)
         for col in annotated.columns:
-            if col == "groups" or col.startswith("g_"):
+            if col == "groups" or is_group_column(col):
                 out[col] = annotated[col].values
     s = cfg["split"]
     out = split.assign_split(out, fractions={"train": s["train"], "val": s["val"], "test": s["test"]},

@@ -43,10 +43,11 @@ import pandas as pd
 import yaml
 
 from debias.config import SuiteConfig
+from debias.schema import CORE_SUITE_COLUMNS, is_group_column
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 SLOT = "{term}"
-CORE_COLUMNS = ("id", "text", "y_true", "groups", "pair_id", "suite")
+CORE_COLUMNS = CORE_SUITE_COLUMNS
 _READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
             ".jsonl": "jsonl", ".json": "jsonl"}
 
@@ -357,7 +358,7 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     if missing:
         raise ValueError(f"suite {suite!r}: make_pairs must return id, text and pair_id; missing {missing}")
     if annotate is not None:
-        out = annotate(out.drop(columns=[c for c in out.columns if c == "groups" or c.startswith("g_")]))
+        out = annotate(out.drop(columns=[c for c in out.columns if c == "groups" or is_group_column(c)]))
     sizes = out.groupby("pair_id", dropna=True)["id"].transform("size")
     out = out[out["pair_id"].notna() & (sizes >= 2)].copy()
     if "is_augmented" not in out.columns:

@@ -22,14 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from debias.identity.lexicon import Lexicon, compile_terms, normalise_match, prefilter_pattern
+from debias.schema import group_columns
 
-__all__ = ["GROUPS_DTYPE", "IdentityAnnotator", "from_given_columns", "group_columns", "groups_series",
-           "membership_flags"]
-
-
-def group_columns(groups: list[str]) -> list[str]:
-    """The boolean column names for ``groups``: ``g_<group>``."""
-    return [f"g_{g}" for g in groups]
+__all__ = ["GROUPS_DTYPE", "IdentityAnnotator", "from_given_columns", "groups_series", "membership_flags"]
 
 
 GROUPS_DTYPE = pd.ArrowDtype(pa.list_(pa.string()))

@@ -52,6 +52,7 @@ from debias.identity.lexicon import (
     prefilter_pattern,
     read_yaml,
 )
+from debias.schema import group_name, is_group_column
 
 __all__ = ["SwapTable", "available_swap_axes", "counterfactual_batch", "counterfactual_variants",
            "load_swaps", "rewrite", "swap_text"]
@@ -481,7 +482,7 @@ def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, tex
     # Every g_<group> flag of a rewritten row follows its new groups, the given identity
     # columns' groups too (the source's flag no longer describes the rewritten text), so the
     # flags stay a function of `groups` (debias.identity.annotate.membership_flags).
-    cols = [(c[2:], c) for c in df.columns if isinstance(c, str) and c.startswith("g_")]
+    cols = [(group_name(c), c) for c in df.columns if is_group_column(c)]
     if cols:  # all flag columns in one assignment (one .loc per column cost 4 ms each)
         sets = [set(gs) for gs in found]
         flags = np.array([[g in s for g, _ in cols] for s in sets], dtype=bool).reshape(len(sets), len(cols))

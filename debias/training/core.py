@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,13 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from debias.training.losses import AdversaryHead, FairnessObjective, LossInputs
-from debias.metrics import bias_auc
-from debias.training.model import collate, encode, load_tokenizer, wants_token_type_ids
 from debias.evaluation.predict import positive_probability
-
-NONE_GROUP = "none"  # the cell of rows that mention no identity group
+from debias.metrics import bias_auc
+from debias.schema import NO_GROUP, group_name
+from debias.training.losses import AdversaryHead, FairnessObjective, LossInputs
+from debias.training.model import collate, encode, load_tokenizer, wants_token_type_ids
 
 # ---------------------------------------------------------------- data: groups, pairs, tokens
-
-
-def group_columns(columns: Iterable[str]) -> list[str]:
-    """The ``g_<group>`` columns of a frame, sorted (the order of the membership matrix)."""
-    return sorted(c for c in columns if c.startswith("g_"))
 
 
 def membership_matrix(df: pd.DataFrame, group_cols: list[str]) -> np.ndarray:
@@ -284,12 +277,12 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
 def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.ndarray,
                        group_names: list[str], *, threshold: float = 0.5,
                        min_group_size: int = 1) -> tuple[dict[str, float], pd.DataFrame]:
-    """Overall metrics (``val_*``) and a per-group table (groups plus the ``none`` cell).
+    """Overall metrics (``val_*``) and a per-group table (groups plus the no-group cell, ``__none__``).
 
     Fairness summaries over groups with at least ``min_group_size`` rows:
     ``val_dp_difference`` (max - min positive rate), ``val_eo_difference`` (max of the TPR and
     FPR ranges; Hardt et al. 2016), ``val_worst_group_accuracy``, ``val_min_group_auc``,
-    ``val_min_bpsn_auc`` and ``val_min_bnsp_auc`` (Borkan et al. 2019). The "none" cell gets no
+    ``val_min_bpsn_auc`` and ``val_min_bnsp_auc`` (Borkan et al. 2019). The no-group cell gets no
     BPSN/BNSP (it is the background, not an identity group).
     """
     y_true = np.asarray(y_true).astype(int)
@@ -298,7 +291,7 @@ def validation_metrics(y_true: np.ndarray, y_score: np.ndarray, membership: np.n
     m = np.asarray(membership, dtype=bool)
     none = ~m.any(axis=1) if m.size else np.ones(len(y_true), dtype=bool)
     cols = [m[:, j] for j in range(m.shape[1])] + [none]
-    names = [g[2:] if g.startswith("g_") else g for g in group_names] + [NONE_GROUP]
+    names = [group_name(g) for g in group_names] + [NO_GROUP]
     rows = []
     for name, mask in zip(names, cols, strict=True):
         n = int(mask.sum())

@@ -94,11 +94,11 @@ def client(url):
 @pytest.fixture(scope="module")
 def offline(settings):
     """The same model, cleaning and lexicons outside Serve: the oracle for the service."""
-    from debias.identity.annotate import IdentityAnnotator
-    from debias.identity.swaps import available_swap_axes, load_swaps
     from debias.corpus.clean import clean_texts
-    from debias.identity.lexicon import load_lexicon
     from debias.evaluation.predict import Predictor
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.lexicon import load_lexicon
+    from debias.identity.swaps import available_swap_axes, load_swaps
 
     axes = settings.annotate.axes
     lex = load_lexicon(axes)

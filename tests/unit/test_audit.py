@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from debias.corpus.audit import audit_counts, audit_report, audit_table, group_counts, log_odds_ratio, merge_counts
+from debias.corpus.audit import (
+    audit_counts,
+    audit_report,
+    audit_table,
+    group_counts,
+    log_odds_ratio,
+    merge_counts,
+)
 
 
 def _frame() -> pd.DataFrame:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from debias.identity.annotate import IdentityAnnotator
+from debias.identity.lexicon import AXES, load_lexicon
 from debias.identity.swaps import (
     available_swap_axes,
     counterfactual_batch,
@@ -17,7 +18,6 @@ from debias.identity.swaps import (
     row_mapping,
     swap_text,
 )
-from debias.identity.lexicon import AXES, load_lexicon
 
 SWAP_AXES = ["gender", "religion", "race_ethnicity", "sexual_orientation", "gender_identity", "nationality"]
 

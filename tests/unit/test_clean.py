@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.corpus.clean import clean_batch, clean_text, clean_texts
 from debias.config import CleanConfig
+from debias.corpus.clean import clean_batch, clean_text, clean_texts
 
 P = CleanConfig().model_dump()
 

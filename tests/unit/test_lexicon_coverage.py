@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from debias.identity.annotate import IdentityAnnotator
-from debias.identity.swaps import load_swaps, swap_text
 from debias.identity.lexicon import AXES, load_lexicon
+from debias.identity.swaps import load_swaps, swap_text
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 WL = DATA / "word-lists"

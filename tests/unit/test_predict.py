@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from debias.training.model import collate, encode, load_classifier
 from debias.evaluation.predict import Predictor, length_sorted_batches, padding_aware_batches
+from debias.training.model import collate, encode, load_classifier
 
 TEXTS = [
     "a much longer sentence that goes on for quite a few more tokens than the others do",

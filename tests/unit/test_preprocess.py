@@ -5,9 +5,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from debias.corpus import audit, balance
 from debias.config import load_config
-from debias.io import to_arrow
+from debias.corpus import audit, balance
 from debias.corpus.prepare import (
     audit_from_patterns,
     cells_from_patterns,
@@ -23,6 +22,7 @@ from debias.corpus.prepare import (
     prepare_batch,
     run_local,
 )
+from debias.io import to_arrow
 
 
 def _cfg(**sets):
@@ -305,8 +305,9 @@ def test_key_files_reduce_to_what_dedup_counts_gives_on_all_rows(tmp_path, npart
 def test_membership_flags_rebuild_the_g_columns_of_prepare_batch(given):
     """The job drops the g_<group> columns from its intermediate and rebuilds them from
     `groups` (debias.identity.annotate.membership_flags, groups in member_groups order)."""
-    from debias.identity.annotate import group_columns, membership_flags
     from debias.corpus.prepare import member_groups
+    from debias.identity.annotate import membership_flags
+    from debias.schema import group_columns
 
     raw = _raw()
     sets = {}

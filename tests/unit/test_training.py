@@ -10,15 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from debias.training.losses import FairnessObjective
-from debias.training.model import freeze, load_classifier
+from debias.schema import NO_GROUP, membership_columns
 from debias.training.core import (
     EarlyStopping,
     FairClassifier,
     Tokenize,
     add_partner_text,
     bucket_batches,
-    group_columns,
     load_training_state,
     make_batch,
     make_optimizer,
@@ -31,6 +29,8 @@ from debias.training.core import (
     train_step,
     validation_metrics,
 )
+from debias.training.losses import FairnessObjective
+from debias.training.model import freeze, load_classifier
 
 ALL_TERMS = [
     {"name": "cross_entropy"},
@@ -67,7 +67,7 @@ def tokenised(tiny_model_dir):
 
 def test_group_columns_and_membership():
     df = frame()
-    cols = group_columns(df.columns)
+    cols = membership_columns(df.columns)
     assert cols == ["g_female", "g_male", "g_muslim"]
     m = membership_matrix(df, cols + ["g_absent"])
     assert m.shape == (8, 4) and m[:, 3].sum() == 0
@@ -106,7 +106,7 @@ def test_bucket_batches_cover_rows_once_sorted_within_batches():
 
 
 def test_make_batch_dynamic_vs_fixed_padding(tokenised):
-    cols = group_columns(tokenised.columns)
+    cols = membership_columns(tokenised.columns)
     b = make_batch(tokenised, group_cols=cols, pad_id=0, counterfactuals=True)
     assert b.inputs["input_ids"].shape == (8, tokenised["n_tokens"].max())
     assert make_batch(tokenised, group_cols=cols, pad_id=0, pad_to=16).inputs["input_ids"].shape == (8, 16)
@@ -120,7 +120,7 @@ def test_make_batch_dynamic_vs_fixed_padding(tokenised):
 def test_counterfactual_rows_do_not_change_the_batch_logits(tiny_model_dir, tokenised):
     model, tok = load_classifier(tiny_model_dir)
     module = FairClassifier(model, pad_id=tok.pad_token_id).eval()
-    b = make_batch(tokenised, group_cols=group_columns(tokenised.columns), pad_id=tok.pad_token_id,
+    b = make_batch(tokenised, group_cols=membership_columns(tokenised.columns), pad_id=tok.pad_token_id,
                    counterfactuals=True)
     with torch.no_grad():
         alone, _, _ = module(b.inputs)
@@ -133,7 +133,7 @@ def test_train_step_all_terms_learns_and_respects_freezing(tiny_model_dir, token
     torch.manual_seed(0)
     model, tok = load_classifier(tiny_model_dir)
     freeze(model, embeddings=True, layers=1)
-    cols = group_columns(tokenised.columns)
+    cols = membership_columns(tokenised.columns)
     obj = FairnessObjective(ALL_TERMS, n_groups=len(cols))
     module = FairClassifier(model, n_groups=len(cols), adversary=obj.adversary_params,
                             pad_id=tok.pad_token_id)
@@ -156,7 +156,7 @@ def test_validation_metrics_by_hand():
     s = np.array([0.9, 0.2, 0.4, 0.6, 0.8, 0.1])
     m = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 0], [0, 0]])
     overall, by = validation_metrics(y, s, m, ["g_a", "g_b"])
-    assert by["group"].tolist() == ["a", "b", "none"]
+    assert by["group"].tolist() == ["a", "b", NO_GROUP]
     assert by["accuracy"].tolist() == [1.0, 0.0, 1.0]
     assert by["positive_rate"].tolist() == [0.5, 0.5, 0.5]
     assert overall["val_accuracy"] == pytest.approx(4 / 6)
@@ -169,7 +169,7 @@ def test_validation_metrics_by_hand():
     # BPSN of b: background positives (0.9, 0.8) against its negative (0.6) -> 1.0
     b_row = by.set_index("group").loc["b"]
     assert b_row["bnsp_auc"] == 1.0 and b_row["bpsn_auc"] == 1.0
-    assert math.isnan(by.set_index("group").loc["none", "bnsp_auc"])
+    assert math.isnan(by.set_index("group").loc[NO_GROUP, "bnsp_auc"])
     assert overall["val_min_bnsp_auc"] == 1.0
     small, _ = validation_metrics(y, s, m, ["g_a", "g_b"], min_group_size=3)
     # every group has 2 rows: none qualifies for the fairness summaries
@@ -203,7 +203,7 @@ def test_early_stopping():
 
 
 def test_training_state_round_trip(tiny_model_dir, tokenised, tmp_path):
-    cols = group_columns(tokenised.columns)
+    cols = membership_columns(tokenised.columns)
     terms = [{"name": "cross_entropy"}, {"name": "group_dro", "params": {"eta": 0.5}}]
 
     def build():

@@ -20,6 +20,7 @@ import pandas as pd
 
 from debias.evaluation.gates import METRICS
 from debias.evaluation.report import plots
+from debias.schema import NO_GROUP
 
 HERE = Path(__file__).parent
 MAX_GROUPS_PLOTTED = 20
@@ -276,7 +277,7 @@ def _audit_context(audit: dict | None, manifest: dict | None) -> dict[str, Any] 
         for g, r in items:
             lor = r.get("log_odds_ratio")
             out["groups"].append({
-                "group": "no identity term" if g == "__none__" else g, "n": fmt(r.get("n")),
+                "group": "no identity term" if g == NO_GROUP else g, "n": fmt(r.get("n")),
                 "share": fmt(r.get("share")), "label_rate": fmt(r.get("label_rate")),
                 "lor": "–" if lor is None else f"{lor:+.2f} [{r.get('ci_low'):+.2f}, {r.get('ci_high'):+.2f}]",
                 "p": fmt(r.get("p_value"), 4), "small": bool(r.get("small"))})
