@@ -113,19 +113,13 @@ async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
 # --------------------------------------------------------------------------------------------
 
 def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
-    """``(lexicon, annotator, swap table)`` as preprocessing builds them.
+    """``(lexicon, annotator, swap table)`` as preprocessing builds them; swaps cover the annotated
+    axes that have a swap list."""
+    from debias.identity.tools import identity_tools as build
 
-    Counterfactual swaps cover the annotated axes that have a swap list (some axes, e.g. age,
-    are detected but have no one-to-one swaps).
-    """
-    from debias.identity.annotate import IdentityAnnotator
-    from debias.identity.lexicon import load_lexicon
-    from debias.identity.swaps import available_swap_axes, load_swaps
-
-    axes = settings.annotate.axes
-    lexicon = load_lexicon(axes, settings.annotate.lexicon_dir)
-    swap_axes = [a for a in axes if a in set(available_swap_axes(settings.swap_dir))]
-    return lexicon, IdentityAnnotator(lexicon), load_swaps(swap_axes, settings.swap_dir)
+    tools = build(axes=settings.annotate.axes, lexicon_dir=settings.annotate.lexicon_dir,
+                  swap_dir=settings.swap_dir)
+    return tools.lexicon, tools.annotator, tools.swaps
 
 
 def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:

@@ -12,7 +12,6 @@ what an honest evaluation needs, and counterfactual partners inherit their sourc
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import time
@@ -25,8 +24,8 @@ import pyarrow.compute as pac
 
 from debias.corpus import audit, balance, clean, split
 from debias.identity.annotate import IdentityAnnotator, from_given_columns
-from debias.identity.lexicon import load_lexicon
-from debias.identity.swaps import counterfactual_batch, load_swaps
+from debias.identity.swaps import counterfactual_batch
+from debias.identity.tools import annotator_for, lexicon_for, swaps_for
 from debias.io import arrow_string_lists
 from debias.schema import REJECT_COLUMNS, is_group_column
 
@@ -56,19 +55,16 @@ def freeze_startup_heap() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=8)
 def cached_lexicon(axes: tuple[str, ...], lexicon_dir: str | None):
-    return load_lexicon(list(axes), lexicon_dir)
+    return lexicon_for(axes, lexicon_dir)
 
 
-@functools.lru_cache(maxsize=8)
 def cached_annotator(axes: tuple[str, ...], lexicon_dir: str | None) -> IdentityAnnotator:
-    return IdentityAnnotator(cached_lexicon(axes, lexicon_dir))
+    return annotator_for(axes, lexicon_dir)
 
 
-@functools.lru_cache(maxsize=8)
 def cached_swaps(axes: tuple[str, ...], swap_dir: str | None):
-    return load_swaps(list(axes), swap_dir)
+    return swaps_for(axes, swap_dir)
 
 
 def _as_str(values: pd.Series) -> pd.Series:
