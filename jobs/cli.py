@@ -23,8 +23,6 @@ from typing import Any
 
 from debias.config import ConfigError, PipelineConfig, load_config
 
-DEMO_PREFIX = "demo:"
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="debias", description=__doc__.split("\n\n")[0])
@@ -47,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         common(sp)
         if name in ("train", "pipeline"):
             sp.add_argument("--resume", action="store_true", help="resume the latest training run on purpose")
+        if name == "sweep":
+            sp.add_argument("--x", default="val_auc", help="accuracy metric to maximise")
+            sp.add_argument("--y", default="val_eo_difference", help="fairness gap to minimise")
         if name in ("evaluate", "pipeline"):
             sp.add_argument("--gate", action="append", default=[], metavar="EXPR",
                             help='fail (exit 1) unless the metric condition holds, e.g. "bnsp_auc.min>=0.9"')
@@ -58,22 +59,6 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--rows", type=int, default=20000)
     sp.add_argument("--seed", type=int, default=0)
     return p
-
-
-def materialise_demo_data(cfg: PipelineConfig, run_dir: str) -> PipelineConfig:
-    """``data.path: demo:N`` generates the project's synthetic corpus into the run directory."""
-    if not cfg.data.path.startswith(DEMO_PREFIX):
-        return cfg
-    from debias.corpus.demo import write_demo_corpus
-
-    n = int(cfg.data.path[len(DEMO_PREFIX):] or 20000)
-    out = Path(run_dir) / "data" / f"demo-{n}-seed{cfg.seed}.parquet"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_demo_corpus(out, n_rows=n, seed=cfg.seed)
-        print(f"[debias] wrote the demo corpus ({n:,} rows) to {out}", file=sys.stderr)
-    cfg.data.path = str(out)
-    return cfg
 
 
 def _load(args: argparse.Namespace) -> PipelineConfig:
@@ -102,68 +87,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
-    from jobs.ray_session import ray_session
+    from jobs import pipeline
 
-    run_dir = args.run_dir
-    cmd = args.command
-    if cmd in ("preprocess", "pipeline"):
-        cfg = materialise_demo_data(cfg, run_dir)
-        from jobs import preprocess
+    if args.command == "serve":
+        from jobs import serve
 
-        preprocess.preflight(cfg)  # before Ray starts
-    # What can fail without a cluster fails before Ray starts.
-    if cmd == "train":
-        from jobs import train
-
-        train.preflight(cfg, run_dir)
-    if cmd == "evaluate":
-        from jobs import evaluate
-
-        evaluate.preflight(cfg, run_dir, gates=args.gate)
-    if cmd == "pipeline":
-        from debias.evaluation.gates import parse_gates
-
-        parse_gates([*cfg.evaluate.gates, *args.gate], suites=[s.name for s in cfg.evaluate.suites])
-    if cmd == "serve":
-        from serve import app
-
-        app.run(cfg, run_dir, blocking=True)
+        serve.run(cfg, args.run_dir, blocking=True)
         return 0
-    if cmd == "report":  # reads files only: no Ray needed
+    if args.command == "report":  # reads files only: no Ray needed
         from jobs import report
 
-        path = report.run(cfg, args.runs or [run_dir], out_run_dir=run_dir)
-        print(f"\nReport: {path}")
+        print(f"\nReport: {report.run(cfg, args.runs or [args.run_dir], out_run_dir=args.run_dir)}")
         return 0
-    with ray_session(cfg.ray, dashboard=cmd in ("train", "sweep", "pipeline")):
-        if cmd in ("preprocess", "pipeline"):
-            from jobs import preprocess
-
-            preprocess.run(cfg, run_dir)
-        if cmd == "sweep":
-            from jobs import sweep
-
-            sweep.run(cfg, run_dir)
-        if cmd in ("train", "pipeline"):
-            from jobs import train
-
-            train.run(cfg, run_dir, resume=getattr(args, "resume", False))
-        failed: list[dict[str, Any]] = []
-        if cmd in ("evaluate", "pipeline"):
-            from jobs import evaluate
-
-            manifest = evaluate.run(cfg, run_dir, gates=args.gate)
-            failed = [g for g in manifest.get("gates", []) if not g.get("passed")]
-        if cmd == "pipeline":
-            from jobs import report
-
-            path = report.run(cfg, [run_dir], out_run_dir=run_dir)
-            print(f"\nReport: {path}")
-        if failed:
-            for g in failed:
-                print(f"gate FAILED: {g.get('expr')} (value {g.get('value')})", file=sys.stderr)
-            return 1
-    return 0
+    gates = getattr(args, "gate", [])
+    cfg = pipeline.preflight(args.command, cfg, args.run_dir, gates=gates)
+    return pipeline.run(args.command, cfg, args.run_dir, gates=gates, resume=getattr(args, "resume", False),
+                        sweep_axes=(getattr(args, "x", "val_auc"), getattr(args, "y", "val_eo_difference")))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from debias.config import EvaluateConfig, PipelineConfig, SuiteConfig
+from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation import suites as S
+from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, check_gates, metric_values, parse_gates
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
@@ -37,13 +39,10 @@ _BLOCK_BATCHES = 8
 
 
 def resolve_model_dir(cfg: PipelineConfig, run_dir: str) -> str:
-    """``evaluate.model`` if set, else ``RUN_DIR/train/model``; a clear error if it is not there."""
-    path = cfg.evaluate.model or stage_path(run_dir, "train", "model")
-    if not (Path(path) / "config.json").is_file():
-        hint = ("set evaluate.model to a local Hugging Face classifier dir, or run `debias train` first"
-                if cfg.evaluate.model is None else "evaluate.model must be a local Hugging Face model dir")
-        raise ValueError(f"no model found at {path!r} (no config.json); {hint}")
-    return str(path)
+    """``evaluate.model`` if set, else ``RUN_DIR/train/model``, checked as the trainer checks it."""
+    from debias.training.model import resolve_model_dir as resolve
+
+    return resolve(cfg.evaluate.model, run_dir=run_dir, key="evaluate.model")
 
 
 def _read_split(run_dir: str, split: str) -> pd.DataFrame:
@@ -58,63 +57,6 @@ def _read_split(run_dir: str, split: str) -> pd.DataFrame:
     # ignore_metadata: a split written from pandas with Arrow-backed list columns carries dtype
     # names that to_pandas cannot always rebuild; the columns themselves are all we need.
     return pq.read_table(p, filesystem=fs).to_pandas(ignore_metadata=True)
-
-
-def build_suite(sc: SuiteConfig, cfg: PipelineConfig, run_dir: str, *,
-                cache: dict[str, Any]) -> pd.DataFrame:
-    """Load one suite frame (``debias.evaluation.suites`` layout); ``cache`` shares the split and lexicon."""
-    seed = cfg.evaluate.seed if cfg.evaluate.seed is not None else cfg.seed
-
-    def lexicon():
-        if "lexicon" not in cache:
-            from debias.identity.lexicon import load_lexicon
-
-            cache["lexicon"] = load_lexicon(cfg.annotate.axes, cfg.annotate.lexicon_dir)
-        return cache["lexicon"]
-
-    def annotate(df: pd.DataFrame) -> pd.DataFrame:
-        if "annotator" not in cache:
-            from debias.identity.annotate import IdentityAnnotator
-
-            cache["annotator"] = IdentityAnnotator(lexicon())
-        return cache["annotator"](df, text_col="text")
-
-    def test() -> pd.DataFrame:
-        if "test" not in cache:
-            cache["test"] = _read_split(run_dir, "test")
-        return cache["test"]
-
-    if sc.kind in ("test_split", "val_split"):
-        df = S.from_split(test() if sc.kind == "test_split" else _read_split(run_dir, "val"), suite=sc.name)
-        if sc.limit:
-            df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
-    elif sc.kind == "identity_templates":
-        lex = lexicon()
-        df = S.fill_templates(S.load_templates(sc.template_dir, sets=sc.template_sets), lex.terms,
-                              axes=lex.groups, suite=sc.name)
-        if sc.limit:
-            df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
-    elif sc.kind == "counterfactual_pairs":
-        from functools import partial
-
-        from debias.identity.swaps import counterfactual_batch, load_swaps
-
-        axes = cfg.augment.axes
-        make_pairs = partial(counterfactual_batch, table=load_swaps(axes), lexicon=lexicon(), mode="pairs",
-                             probability=1.0, seed=seed, text_col="text", id_col="id")
-        src = test()
-        if sc.limit and len(src) > sc.limit:
-            src = src.sample(n=sc.limit, random_state=seed).sort_index()
-        df = S.counterfactual_pairs(src, make_pairs=make_pairs, suite=sc.name, annotate=annotate)
-    elif sc.kind == "labelled_file":
-        df = S.load_labelled_file(sc, annotate=annotate if sc.group_col is None else None, seed=seed)
-    elif sc.kind == "minimal_pairs":
-        df = S.load_minimal_pairs(sc, seed=seed)
-    else:  # pragma: no cover - config's Literal forbids it
-        raise ValueError(f"unknown suite kind {sc.kind!r}")
-    if len(df) == 0:
-        raise ValueError(f"suite {sc.name!r} ({sc.kind}) has no rows to score")
-    return df
 
 
 def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None
@@ -200,7 +142,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     seed = ev.seed if ev.seed is not None else cfg.seed
     t0 = time.time()
     cache: dict[str, Any] = {}
-    frames = {sc.name: build_suite(sc, cfg, run_dir, cache=cache) for sc in ev.suites}
+    frames = {sc.name: build_suite(sc, cfg, read_split=partial(_read_split, run_dir), cache=cache) for sc in ev.suites}
     kinds = {sc.name: sc.kind for sc in ev.suites}
     t_load = time.time() - t0
     log("suites: " + ", ".join(f"{n} ({kinds[n]}, {len(d):,} rows)" for n, d in frames.items()))

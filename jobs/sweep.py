@@ -1,6 +1,6 @@
 """Lambda sweep: train once per fairness weight and write the accuracy-vs-fairness Pareto front.
 
-    python -m jobs.sweep --config configs/demo.yaml --run-dir runs/demo \
+    debias sweep --config configs/demo.yaml --run-dir runs/demo \
         [--set train.sweep_weights=[0,0.3,1,3]] [--x val_auc] [--y val_eo_difference]
 
 Each point is a full Ray Train run (``jobs.train.fit``) with the weights of
@@ -15,9 +15,7 @@ table) and ``pareto.png`` (the plot), plus ``manifest.json``.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from typing import Any
 
 import pandas as pd
@@ -124,28 +122,3 @@ def run(cfg: PipelineConfig, run_dir: str, *, x: str = "val_auc", y: str = "val_
                                      "front": df.loc[df["on_front"], "weight"].tolist()}})
     print(_markdown(df, x, y), flush=True)
     return {"points": df, "dir": stage_path(run_dir, "sweep")}
-
-
-def main(argv: list[str] | None = None) -> int:
-    from debias.config import ConfigError, load_config
-    from jobs.ray_session import ray_session
-
-    p = argparse.ArgumentParser(prog="python -m jobs.sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", "-c")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--run-dir", default=os.environ.get("DEBIAS_RUN_DIR", "runs/default"))
-    p.add_argument("--x", default="val_auc", help="accuracy metric to maximise")
-    p.add_argument("--y", default="val_eo_difference", help="fairness gap to minimise")
-    args = p.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        print(e, file=sys.stderr)
-        return 2
-    with ray_session(cfg.ray):
-        run(cfg, args.run_dir, x=args.x, y=args.y)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

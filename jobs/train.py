@@ -68,10 +68,10 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     from debias.schema import membership_columns
     from debias.training.core import VAL_METRICS, parse_objective
     from debias.training.losses import FairnessObjective
-    from debias.training.model import _check_model_dir, default_model_dir
+    from debias.training.model import check_model_dir, default_model_dir
 
     tc = cfg.train
-    model_dir = str(_check_model_dir(tc.model or default_model_dir()))
+    model_dir = str(check_model_dir(tc.model or default_model_dir()))
     train_path = stage_path(run_dir, "preprocess", "train")
     val_path = stage_path(run_dir, "preprocess", "val")
     cols, n_train = _split_columns(train_path)

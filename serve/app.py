@@ -21,9 +21,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import signal
-import threading
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -362,22 +359,9 @@ class Classifier:
 
 def resolve_model_dir(serve_cfg: ServeConfig, run_dir: str | os.PathLike | None) -> str:
     """``serve.model`` if set, else ``RUN_DIR/train/model``; checked to be a safetensors model."""
-    from debias.training.model import _check_model_dir
+    from debias.training.model import resolve_model_dir as resolve
 
-    if serve_cfg.model:
-        path = Path(serve_cfg.model).expanduser()
-    elif run_dir:
-        if "://" in str(run_dir):
-            raise ValueError(f"serve loads a local model; the run dir {run_dir} is remote: copy "
-                             "its train/model locally and set serve.model to that folder")
-        path = Path(run_dir) / "train" / "model"
-        if not path.is_dir():
-            raise ValueError(f"no trained model at {path}; run `debias train` for that run dir "
-                             "or set serve.model to a model directory")
-    else:
-        raise ValueError("no model to serve: set serve.model (--set serve.model=DIR) or pass "
-                         "--run-dir of a run that has train/model")
-    return str(_check_model_dir(path).resolve())
+    return resolve(serve_cfg.model, run_dir=run_dir, key="serve.model")
 
 
 def settings_from_pipeline(cfg: PipelineConfig, run_dir: str | os.PathLike | None) -> AppSettings:
@@ -442,41 +426,3 @@ def deploy(settings: AppSettings, *, name: str = APP_NAME) -> str:
     serve.start(http_options={"host": s.host, "port": s.port})
     serve.run(build_application(settings), name=name, route_prefix="/")
     return f"http://{s.host}:{s.port}"
-
-
-def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> None:
-    """``debias serve``: deploy on an embedded local Ray (or ``RAY_ADDRESS``) and block.
-
-    The model dir is checked before Ray starts. With ``blocking=False`` the application is left
-    running (and Ray with it) for the caller to stop with ``serve.shutdown()``.
-    """
-    from jobs.ray_session import ray_session
-
-    settings = settings_from_pipeline(cfg, run_dir)
-    stop = threading.Event()
-    previous = {}
-    try:
-        with ExitStack() as stack:
-            mode = stack.enter_context(ray_session(cfg.ray))
-            if blocking:  # after ray.init, which installs its own SIGTERM handler
-                previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                            for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                url = deploy(settings)
-                print(f"debias serve: {url}  (POST /v1/classify, POST /v1/counterfactual, GET /v1/model, "
-                      f"GET /v1/monitor, GET /metrics, GET /healthz)", flush=True)
-                if not blocking:
-                    stack.pop_all()  # keep Ray and the application up after returning
-                    return
-                while not stop.wait(0.5):
-                    pass
-                print("debias serve: stopping", flush=True)
-            finally:
-                if blocking:
-                    if mode == "cluster":
-                        serve.delete(APP_NAME)  # leave the cluster's Serve (and other apps) running
-                    else:
-                        serve.shutdown()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

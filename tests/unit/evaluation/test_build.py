@@ -1,0 +1,58 @@
+"""build_suite: suites from config, with the identity tools the config names."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from debias.config import PipelineConfig, SuiteConfig
+from debias.evaluation.build import build_suite
+
+
+def _test_split() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": ["a", "b", "c"],
+        "text": ["the king said he was tired", "a man and a woman", "nothing to see"],
+        "label": [0, 1, 0],
+        "groups": [["male"], ["female", "male"], []],
+    })
+
+
+def _cfg(**augment) -> PipelineConfig:
+    return PipelineConfig.model_validate({"data": {"path": "-"}, "annotate": {"axes": ["gender"]},
+                                          "augment": {"axes": ["gender"], **augment}})
+
+
+def test_counterfactual_suite_uses_the_configured_swap_dir(tmp_path):
+    # A swap list of our own: only king <-> queen. The packaged list also swaps he/she and man/woman.
+    (tmp_path / "gender.yaml").write_text("axis: gender\ngroups: [male, female]\nwords:\n  - [king, queen]\n")
+    sc = SuiteConfig(name="cf", kind="counterfactual_pairs")
+    packaged = build_suite(sc, _cfg(), read_split=lambda name: _test_split())
+    custom = build_suite(sc, _cfg(swap_dir=str(tmp_path)), read_split=lambda name: _test_split())
+
+    def swapped(df: pd.DataFrame) -> set[str]:
+        return set(df.loc[df["is_augmented"], "text"])
+
+    assert swapped(packaged) == {"the queen said she was tired", "a woman and a man"}
+    assert swapped(custom) == {"the queen said he was tired"}
+
+
+def test_split_suites_read_each_split_once_through_the_cache():
+    reads: list[str] = []
+
+    def read(name: str) -> pd.DataFrame:
+        reads.append(name)
+        return _test_split()
+
+    cache: dict = {}
+    for sc in (SuiteConfig(name="t", kind="test_split"), SuiteConfig(name="cf", kind="counterfactual_pairs"),
+               SuiteConfig(name="v", kind="val_split")):
+        df = build_suite(sc, _cfg(), read_split=read, cache=cache)
+        assert len(df) > 0
+    assert reads == ["test", "val"]
+
+
+def test_an_empty_suite_is_an_error_naming_it():
+    empty = _test_split().iloc[0:0]
+    with pytest.raises(ValueError, match="suite 't'"):
+        build_suite(SuiteConfig(name="t", kind="test_split"), _cfg(), read_split=lambda name: empty)
