@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from debias.corpus import balance  # noqa: E402
+from debias.corpus import balance, resample  # noqa: E402
 from debias.corpus.demo import generate_demo_corpus  # noqa: E402
 from debias.identity.annotate import IdentityAnnotator  # noqa: E402
 from debias.identity.lexicon import available_axes, load_lexicon  # noqa: E402
@@ -52,15 +52,15 @@ def batches(df: pd.DataFrame, k: int) -> list[pd.DataFrame]:
     return [df.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def ours(parts: list[pd.DataFrame], plan: balance.ResamplePlan) -> pd.DataFrame:
-    hist = balance.merge_u_histograms([balance.u_histogram(p, cells=plan) for p in parts])
-    bins = balance.boundary_bins(plan, hist)
-    bvals = pd.concat([balance.boundary_values(p, cells=plan, bin_index_per_cell=bins) for p in parts])
-    th = balance.thresholds(plan, hist, bvals)
-    return pd.concat([balance.apply_resample(p, plan=plan, thresholds=th) for p in parts], ignore_index=True)
+def ours(parts: list[pd.DataFrame], plan: resample.ResamplePlan) -> pd.DataFrame:
+    hist = resample.merge_u_histograms([resample.u_histogram(p, cells=plan) for p in parts])
+    bins = resample.boundary_bins(plan, hist)
+    bvals = pd.concat([resample.boundary_values(p, cells=plan, bin_index_per_cell=bins) for p in parts])
+    th = resample.thresholds(plan, hist, bvals)
+    return pd.concat([resample.apply_resample(p, plan=plan, thresholds=th) for p in parts], ignore_index=True)
 
 
-def collect_sample(df: pd.DataFrame, plan: balance.ResamplePlan, cells: pd.Series, seed: int) -> pd.DataFrame:
+def collect_sample(df: pd.DataFrame, plan: resample.ResamplePlan, cells: pd.Series, seed: int) -> pd.DataFrame:
     out = []
     for (g, y), sub in df.groupby([cells, df["label"]]):
         t = plan.cells[(g, int(y))].target
@@ -68,7 +68,7 @@ def collect_sample(df: pd.DataFrame, plan: balance.ResamplePlan, cells: pd.Serie
     return pd.concat(out, ignore_index=True)
 
 
-def bernoulli(parts: list[pd.DataFrame], plan: balance.ResamplePlan, seed: int) -> pd.DataFrame:
+def bernoulli(parts: list[pd.DataFrame], plan: resample.ResamplePlan, seed: int) -> pd.DataFrame:
     out = []
     for i, p in enumerate(parts):
         rng = np.random.default_rng([seed, i])  # one generator per worker/batch, as in a Ray job
@@ -84,7 +84,7 @@ def bernoulli(parts: list[pd.DataFrame], plan: balance.ResamplePlan, seed: int) 
     return pd.concat(out, ignore_index=True)
 
 
-def score(out: pd.DataFrame, plan: balance.ResamplePlan) -> dict:
+def score(out: pd.DataFrame, plan: resample.ResamplePlan) -> dict:
     got = balance.cell_counts(out, intersectional=plan.intersectional, group_counts=plan.group_counts)
     got_d = {(g, int(y)): int(n) for g, y, n in got.itertuples(index=False)}
     dev = [abs(got_d.get(c, 0) - p.target) for c, p in plan.cells.items()]
@@ -113,9 +113,9 @@ def main() -> None:
         for g in gs:
             gcounts[g] = gcounts.get(g, 0) + 1
     counts = balance.cell_counts(df, intersectional=False, group_counts=gcounts)
-    plan = balance.resample_plan(
+    plan = resample.resample_plan(
         counts,
-        balance.target_counts(counts, strategy=a.strategy),
+        resample.target_counts(counts, strategy=a.strategy),
         seed=a.seed,
         intersectional=False,
         group_counts=gcounts,

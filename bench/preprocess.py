@@ -82,7 +82,7 @@ def run_one(mode: str, corpus: Path, run_dir: Path, strategy: str, augment: str)
     if mode == "plain":
         import pandas as pd
 
-        from debias.corpus.prepare import run_local
+        from debias.corpus.local import run_local
 
         df = pd.read_parquet(corpus)
         df["path"] = str(corpus)

@@ -1,10 +1,11 @@
 """`debias preprocess`: the corpus pipeline on Ray Data, streaming.
 
-Executions (each one plan, run once; the logic is in debias.corpus.prepare):
+The logic is in debias.corpus (prepare, dedup, keyfiles, patterns, finalize); this module wires
+it into executions, each one plan, run once:
   1. read -> prepare (id, clean, annotate, split) -> parquet `_work/prepared`; each task also
      writes its rejected rows to `rejects/` and its kept rows' dedup view (key, row ref, id,
      split, label, groups pattern), partitioned by key, to `_work/keys` (one Arrow IPC file
-     per block, one record batch per partition)
+     per block, one record batch per partition: debias.corpus.keyfiles)
   2. (only if those side outputs miss rows, or without dedup) prepared -> `rejects/`
   3. a few tasks per CPU, each over a range of key partitions, reading their batches of every
      key file -> the rows to drop and the kept rows' counts,
@@ -15,8 +16,8 @@ Executions (each one plan, run once; the logic is in debias.corpus.prepare):
      balance + augment -> parquet partitioned by split -> `train/ val/ test/`
   (When two rows of one key share a row ref, the same input read twice, step 3 becomes a
   full-row shuffle into `_work/deduped` and step 5 reads that.)
-Ray Data's own hash shuffle did step 3 before: on two cores its aggregator actors and fresh map
-workers cost ~15 s of a 2M-row run whose reduce work is ~3 CPU s.
+Step 3 is ordinary tasks rather than Ray Data's hash shuffle, whose aggregator actors and fresh
+map workers cost far more than the reduce work itself on a small cluster.
 Ray's workers stay warm between executions (see jobs/ray_session.py).
 Row counts come from parquet metadata, so the manifest's accounting costs no extra pass.
 """
@@ -25,9 +26,9 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -35,43 +36,38 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from debias.config import PipelineConfig
-from debias.corpus import audit, balance
-from debias.corpus.prepare import (
-    audit_from_patterns,
-    cached_lexicon,
-    cached_swaps,
-    cells_from_patterns,
+from debias.corpus import audit, resample
+from debias.corpus.dedup import (
+    counts_from_tables,
     dedup_block,
     dedup_counts,
     dedup_view,
-    finalize_batch,
-    freeze_startup_heap,
+    drop_ref_array,
     keep_table,
-    key_partitions,
-    member_groups,
+    rejects_view,
+)
+from debias.corpus.finalize import finalize_table, plan_from_counts, train_rows
+from debias.corpus.keyfiles import (
+    key_file_rows,
+    key_partition_count,
+    reduce_key_partitions,
+    write_key_partitions,
+)
+from debias.corpus.patterns import (
+    audit_from_patterns,
+    cells_from_patterns,
     merge_pattern_counts,
     pattern_counts,
-    plan_from_counts,
-    prepare_batch,
-    rejects_view,
-    train_rows,
 )
-from debias.identity.annotate import membership_flags
+from debias.corpus.prepare import INTERMEDIATE_PARQUET_ARGS, freeze_startup_heap, member_groups, prepare_batch
+from debias.identity.tools import lexicon_for, swaps_for
 from debias.io import InputSpec, inspect_input, to_arrow
 from debias.runs import join, stage_output
-from debias.schema import group_column, group_columns
 
 ROWS_PER_BLOCK = 50_000
 PREPARED_ROWS_PER_FILE = 125_000  # the final pass runs one task per prepared file
-KEY_PARTITION_BYTES = 48_000_000
-KEY_ROWS = "debias.rows"  # key files' schema metadata: the number of rows
 KEEP_COLS = ["row_ref", "reject_reason"]  # what keep_table filters on
 RAW_COLS = ("raw_text", "raw_label")  # only rejected rows need them (the rejects output)
-# Writer settings of the job's own intermediates (read back once, by this job). Texts, ids, keys
-# and row refs are distinct per row, and for each of them the writer built a dictionary and gave
-# it up: dictionaries only for the few-valued columns (a nested column by its leaf's path) took
-# writing + reading back a 250k-row block from 0.36 to 0.28 CPU s, with the same file size.
-INTERMEDIATE_PARQUET_ARGS = {"use_dictionary": ["label", "split", "groups.list.element", "reject_reason"]}
 
 
 def _arrow(fn):
@@ -83,32 +79,7 @@ def _arrow(fn):
     return wrapped
 
 
-def key_partition_count(input_bytes: int, cpus: int) -> int:
-    """De-duplication partitions: a multiple of the cluster's CPUs (every reduce wave uses
-    them all), with at most ~48 MB of input each (~1.5M rows of the demo corpus in parquet;
-    the reducer holds their key view, ~100 bytes a row); at most 1024 (each key file has one
-    record batch per partition). On 2 cores 9 small partitions took 4.2 s, 2 large ones ~2.5 s."""
-    cpus = max(1, int(cpus))
-    waves = max(1, -(-int(input_bytes) // (KEY_PARTITION_BYTES * cpus)))
-    return int(min(1024, max(2, waves * cpus)))
-
-
-def _counts_from_blocks(blocks: list) -> tuple[pd.DataFrame, bool, int]:
-    """From :func:`dedup_counts` result blocks: the count rows, whether a ref collided, and
-    the number of rows to drop; one block in memory at a time."""
-    import pyarrow.compute as pac
-    import ray
-
-    cols = ["split", "pattern", "label", "n"]
-    parts, collision, n_drop = [], False, 0
-    for ref in blocks:
-        t = ray.get(ref)
-        kind = t["kind"]
-        collision = collision or bool(pac.any(pac.equal(kind, "collision")).as_py())
-        n_drop += int(pac.sum(pac.equal(kind, "drop")).as_py() or 0)
-        parts.append(t.filter(pac.equal(kind, "count")).select(cols).to_pandas())
-        del t
-    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)), collision, n_drop
+# ---- task functions (run in Ray's workers) -------------------------------------------------
 
 
 _DROPS: tuple[tuple[str, ...], Any] = ((), None)  # per worker: the drop set of the current job
@@ -117,15 +88,11 @@ _DROPS: tuple[tuple[str, ...], Any] = ((), None)  # per worker: the drop set of 
 def _drop_set(blocks: list) -> Any:
     """The ``row_ref`` of every row to drop (an Arrow array), fetched once per worker process."""
     global _DROPS
-    import pyarrow.compute as pac
     import ray
 
     key = tuple(r.hex() for r in blocks)
     if _DROPS[0] != key:
-        # Blocks may differ in string type (string / large_string, or null when empty).
-        chunks = [c.cast(pa.string()) for t in ray.get(list(blocks))
-                  for c in t.filter(pac.equal(t["kind"], "drop"))["ref"].chunks]
-        _DROPS = (key, pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string()))
+        _DROPS = (key, drop_ref_array(ray.get(list(blocks))))
     return _DROPS[1]
 
 
@@ -136,63 +103,10 @@ def keep_unique(table: pa.Table, *, drop_blocks: list | None = None) -> pa.Table
 
 def finalize_unique(table: pa.Table, *, cfg: dict[str, Any], plan: dict[str, Any],
                     drop_blocks: list | None = None) -> pa.Table:
-    """:func:`keep_unique` then :func:`finalize_batch`, in one task function: the rows dropped
-    are never converted to pandas, and the kept ones once. The ``g_<group>`` flags are added
-    last, from ``groups`` (:func:`with_membership`): 87 columns less through pandas and the
-    balance/augment steps (~0.4 CPU s per 250k rows), and the rows augmentation adds get
-    theirs from their new groups like every other row."""
+    """:func:`debias.corpus.finalize.finalize_table` with the duplicates read from the dedup
+    result blocks."""
     freeze_startup_heap()
-    kept = keep_unique(table, drop_blocks=drop_blocks)
-    return with_membership(to_arrow(finalize_batch(kept.to_pandas(), cfg=cfg, plan=plan)), member_groups(cfg))
-
-
-def with_membership(table: pa.Table, groups: list[str]) -> pa.Table:
-    """The ``g_<group>`` columns back, after ``groups``, rebuilt from it (the intermediate
-    leaves them out: 87 boolean columns cost ~0.5 CPU s per 250k rows to write and read back,
-    rebuilding them ~0.08 s: the flags are bit-packed by numpy into Arrow's boolean buffers,
-    where ``pa.array`` per column took 0.2 s)."""
-    if not groups or group_column(groups[0]) in table.column_names:
-        return table
-    flags = membership_flags(table["groups"], groups)
-    n = table.num_rows
-    packed = np.packbits(np.ascontiguousarray(flags.T), axis=1, bitorder="little")  # one row per group
-    columns = [pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(packed[i])]) for i in range(len(groups))]
-    at = table.column_names.index("groups") + 1
-    out = pa.Table.from_arrays(table.columns[:at] + columns + table.columns[at:],
-                               names=table.column_names[:at] + group_columns(groups) + table.column_names[at:])
-    return out.replace_schema_metadata(table.schema.metadata)
-
-
-def write_key_partitions(fs: pafs.FileSystem, path: str, view: pd.DataFrame | pa.Table, nparts: int) -> None:
-    """One Arrow IPC file for one prepared block's dedup view (:func:`dedup_view`, pandas or
-    Arrow): record batch ``p`` holds the rows of partition ``p`` (possibly none), and the
-    schema's metadata the row count.
-
-    IPC rather than parquet: a reducer reads one batch of every file, and an IPC footer is 24
-    bytes per batch where a parquet footer carries ~100 bytes of metadata per column per row
-    group (600 KB per file at 1,024 partitions, read by every reducer at scale)."""
-    table = view if isinstance(view, pa.Table) else to_arrow(view)
-    part = key_partitions(table["dedup_key"], nparts)
-    order = np.argsort(part, kind="stable")
-    table = table.take(order).combine_chunks()  # so each slice is one record batch
-    table = table.replace_schema_metadata({KEY_ROWS: str(table.num_rows)})
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=nparts))])
-    empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in table.schema], schema=table.schema)
-    with fs.open_output_stream(path) as f, pa.ipc.new_file(f, table.schema) as w:
-        for p in range(nparts):
-            batches = table.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p])).to_batches()
-            if len(batches) > 1:
-                raise RuntimeError(f"partition {p} of {path}: {len(batches)} batches, expected one")
-            w.write_batch(batches[0] if batches else empty)  # an empty partition still has its batch
-
-
-def key_file_rows(fs: pafs.FileSystem, files: list[str]) -> int:
-    """Rows in the key files, from their schemas' metadata (no batch is read)."""
-    total = 0
-    for path in files:
-        with fs.open_input_file(path) as f:
-            total += int(pa.ipc.open_file(f).schema.metadata[KEY_ROWS.encode()])
-    return total
+    return finalize_table(table, cfg=cfg, plan=plan, drop_refs=_drop_set(drop_blocks) if drop_blocks else None)
 
 
 def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.FileSystem | None = None,
@@ -214,7 +128,7 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
 
     The batch comes as Arrow and is converted here with pandas' defaults (str objects, as
     ``pd.read_parquet`` gives the single-process run): Ray's own pandas batches hold
-    Arrow-backed columns, which made ``prepare_batch`` 16% slower (per-row iteration).
+    Arrow-backed columns, on which ``prepare_batch``'s per-row steps run slower.
     """
     freeze_startup_heap()  # the worker's imports, out of every full collection of its tasks
     # The g_<group> flags are a function of `groups` (debias.identity.annotate.membership_flags): the
@@ -233,31 +147,6 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     return table
 
 
-def reduce_key_partitions(counts_fn):
-    """The reduce side of the key partitions: the partitions named in the batch, each from its
-    record batch in every key file (each file opened once per task) -> ``counts_fn``
-    (:func:`dedup_counts`)."""
-    def reduce_keys(batch: pd.DataFrame, *, fs: pafs.FileSystem, files: list[str], nparts: int) -> pa.Table:
-        mine = [int(p) for p in batch["id"].tolist()]
-        parts: dict[int, list[pa.RecordBatch]] = {p: [] for p in mine}
-        for path in files:
-            with fs.open_input_file(path) as f:
-                reader = pa.ipc.open_file(f)
-                if reader.num_record_batches != nparts:
-                    raise RuntimeError(f"{path}: {reader.num_record_batches} partitions, expected {nparts}")
-                for p in mine:
-                    parts[p].append(reader.get_batch(p))
-        outs = []
-        for p in mine:
-            # Files may differ in string type (string / large_string): promote, as Ray does.
-            tables = [pa.Table.from_batches([b]) for b in parts.pop(p)]
-            view = pa.concat_tables(tables, promote_options="permissive") if tables else pd.DataFrame()
-            outs.append(to_arrow(counts_fn(view)))
-        return pa.concat_tables(outs, promote_options="permissive")
-
-    return reduce_keys
-
-
 def log(msg: str) -> None:
     print(f"[preprocess] {msg}", file=sys.stderr, flush=True)
 
@@ -265,9 +154,9 @@ def log(msg: str) -> None:
 def preflight(cfg: PipelineConfig) -> InputSpec:
     """Everything that can fail without a cluster: input, columns, lexicons, swap lists."""
     spec = inspect_input(cfg.data)
-    cached_lexicon(tuple(cfg.annotate.axes), cfg.annotate.lexicon_dir)
+    lexicon_for(cfg.annotate.axes, cfg.annotate.lexicon_dir)
     if cfg.augment.mode != "none":
-        cached_swaps(tuple(cfg.augment.axes), cfg.augment.swap_dir)
+        swaps_for(cfg.augment.axes, cfg.augment.swap_dir)
     return spec
 
 
@@ -281,8 +170,7 @@ def read_dataset(spec: InputSpec, cfg: PipelineConfig):
     if spec.format == "parquet":
         # One block per file: Ray Data then fuses read and the map that follows into one task
         # per file, two at a time on two cores. Its default splits each file into many blocks
-        # and runs the map as a separate operator, which here ran one map task at a time
-        # (half the throughput of one plain process at 2M rows).
+        # and runs the map as a separate operator, which here ran one map task at a time.
         ds = ray.data.read_parquet(spec.files, columns=wanted, override_num_blocks=len(spec.files), **common)
     elif spec.format in ("csv", "tsv"):
         # Text as bytes (undecodable rows become rejects instead of failing the read), the other
@@ -354,9 +242,211 @@ def _plan_summary(plan: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+
+
+# ---- the job: read -> map -> aggregate -> write ----------------------------------------------
+
+
+@dataclass
+class _Job:
+    """What every execution of one run needs: config, file system and the run's folders."""
+
+    cfg: PipelineConfig
+    c: dict[str, Any]  # cfg.model_dump(), what the task functions take
+    fs: pafs.FileSystem
+    prepared: str  # _work/prepared: every prepared row
+    deduped: str  # _work/deduped: the full-row shuffle's output, when it runs
+    keys_dir: str | None  # _work/keys: the key files (None without dedup)
+    rejects_dir: str
+    nparts: int
+    cpus: int
+
+
+@dataclass
+class _Kept:
+    """Where the kept, de-duplicated rows are, after the de-duplication pass."""
+
+    n_rejected: int
+    n_kept: int
+    drop_blocks: list | None = None  # dedup result blocks naming the rows to drop (key route)
+    deduped_dir: str | None = None  # the full-row shuffle's output (fallback route)
+    pc: pd.DataFrame | None = None  # pattern counts of the kept rows, when the key route gave them
+
+
+def _prepare(job: _Job, ds) -> int:
+    """Execution 1: prepare every row into ``job.prepared`` plus the side outputs; the rows read."""
+    for d in (job.rejects_dir, job.keys_dir):
+        if d is not None:
+            job.fs.create_dir(d)
+    # Without dedup there are no key files to check the side outputs against, so the rejects
+    # come from the prepared rows later and the tasks write none.
+    ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
+        "cfg": job.c, "fs": job.fs, "rejects_dir": job.rejects_dir if job.keys_dir is not None else None,
+        "keys_dir": job.keys_dir, "nparts": job.nparts}).write_parquet(
+            job.prepared, filesystem=job.fs, max_rows_per_file=PREPARED_ROWS_PER_FILE, **INTERMEDIATE_PARQUET_ARGS)
+    return _rows(job.fs, job.prepared)
+
+
+def _side_outputs_complete(job: _Job, n_read: int) -> tuple[bool, list[str], int]:
+    """Whether the side outputs hold every prepared row once (not so when two identical blocks,
+    the same input read twice, wrote one file, or without dedup: no key files to count), the
+    key files, and the rejected rows (rewritten from the prepared rows when incomplete)."""
+    fs = job.fs
+    n_rejected = _rows(fs, job.rejects_dir)
+    key_files = _files(fs, job.keys_dir, ".arrow") if job.keys_dir is not None else []
+    side_ok = job.keys_dir is not None and key_file_rows(fs, key_files) + n_rejected == n_read
+    if not side_ok:
+        fs.delete_dir_contents(job.rejects_dir)
+        _read_stage(fs, job.prepared, columns=["id", "raw_text", "raw_label", "reject_reason"]).map_batches(
+            _arrow(rejects_view), batch_format="pandas").write_parquet(job.rejects_dir, filesystem=fs)
+        n_rejected = _rows(fs, job.rejects_dir)
+    return side_ok, key_files, n_rejected
+
+
+def _reduce_keys(job: _Job, key_files: list[str]) -> tuple[list, pd.DataFrame, bool, int]:
+    """Execution 3, key route: the dedup result blocks (left in the object store), the kept
+    rows' counts, whether a row ref collided, and the number of rows to drop."""
+    import ray
+    import ray.data
+
+    # A few reduce tasks per CPU, each over a contiguous range of partitions, so each task
+    # opens every key file once (files x tasks opens, not files x partitions).
+    res = (ray.data.range(job.nparts, override_num_blocks=min(job.nparts, 4 * job.cpus))
+           .map_batches(reduce_key_partitions(dedup_counts), batch_format="pandas",
+                        batch_size=None, fn_kwargs={"fs": job.fs, "files": key_files, "nparts": job.nparts})
+           .materialize())
+    # The driver reads the count rows one block at a time, and the final pass's workers fetch
+    # the rows to drop themselves, so the driver never holds the list of duplicates.
+    drop_blocks = res.to_arrow_refs()
+    counts, collision, n_drop = counts_from_tables(ray.get(ref) for ref in drop_blocks)
+    return drop_blocks, counts, collision, n_drop
+
+
+def _shuffle_dedup(job: _Job, n_read: int) -> int:
+    """Execution 3, fallback route: a full-row shuffle by key into ``job.deduped``; the rows kept."""
+    log("rows of one dedup key share a row ref (the same input read twice?): "
+        "de-duplicating by a full-row shuffle instead")
+    nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))
+    (_read_stage(job.fs, job.prepared).map_batches(keep_table, batch_format="pyarrow")
+     .repartition(nblocks, shuffle=True, keys=["dedup_key"])
+     .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
+     .write_parquet(job.deduped, filesystem=job.fs, **INTERMEDIATE_PARQUET_ARGS))
+    return _rows(job.fs, job.deduped)
+
+
+def _dedup(job: _Job, n_read: int) -> _Kept:
+    """Executions 2-3: the rejects output and exact de-duplication without moving the texts
+    (each key partition names the rows to drop and counts the rows kept, so the audit needs no
+    pass of its own); the full-row shuffle decides instead when row refs are not unique."""
+    side_ok, key_files, n_rejected = _side_outputs_complete(job, n_read)
+    if job.keys_dir is None:
+        return _Kept(n_rejected=n_rejected, n_kept=n_read - n_rejected)
+    if side_ok:
+        drop_blocks, counts, collision, n_drop = _reduce_keys(job, key_files)
+        if not collision:
+            pc = merge_pattern_counts([pd.DataFrame({
+                "split": counts["split"].astype(str).values, "pattern": counts["pattern"].fillna("").astype(str).values,
+                "label": counts["label"].astype("int64").values, "n": counts["n"].astype("int64").values})])
+            return _Kept(n_rejected=n_rejected, n_kept=n_read - n_rejected - n_drop, drop_blocks=drop_blocks, pc=pc)
+    n_kept = _shuffle_dedup(job, n_read)
+    return _Kept(n_rejected=n_rejected, n_kept=n_kept, deduped_dir=job.deduped)
+
+
+def _prepared_columns(job: _Job, columns: list[str] | None) -> list[str]:
+    """``columns`` plus what the filter needs, or every column the kept rows keep (the raw text
+    stays on disk; file order, which is the output's order)."""
+    if columns is not None:
+        return sorted(set(columns) | set(KEEP_COLS))
+    with job.fs.open_input_file(_parquet_files(job.fs, job.prepared)[0]) as fh:
+        names = pq.ParquetFile(fh).schema_arrow.names
+    return [c for c in names if c not in RAW_COLS]
+
+
+def _kept_rows(job: _Job, kept: _Kept, columns: list[str]):
+    """The kept, de-duplicated rows (``columns`` plus what the filter needs), as a dataset."""
+    if kept.deduped_dir is not None:
+        return _read_stage(job.fs, kept.deduped_dir, columns=columns)
+    return _read_stage(job.fs, job.prepared, columns=_prepared_columns(job, columns)).map_batches(
+        keep_unique, batch_format="pyarrow", fn_kwargs={"drop_blocks": kept.drop_blocks})
+
+
+def _audit_and_plan(job: _Job, kept: _Kept, w, group_names: list[str]) -> dict[str, Any]:
+    """Execution 4 (and the counts, when the key route gave none): the audit, written, and the
+    balance plan, with the exact per-cell thresholds when resampling."""
+    cfg = job.cfg
+    pc = kept.pc
+    if pc is None:
+        dd = _kept_rows(job, kept, ["id", "label", "split", "groups"])
+        pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
+    audit_counts = audit_from_patterns(pc, group_names=group_names)
+    report = audit.audit_report(audit_counts, min_group_size=cfg.evaluate.min_group_size)
+    w.write_json("audit.json", report)
+    w.write_text("audit.md", audit.audit_table(report))
+    gcounts = audit.group_counts(audit_counts)
+    cells = cells_from_patterns(pc, intersectional=cfg.balance.intersectional, group_counts=gcounts)
+    plan = plan_from_counts(cells, cfg=job.c, group_counts=gcounts)
+    if "resample" in plan:
+        rp = plan["resample"]
+        train = _kept_rows(job, kept, ["id", "label", "split", "groups"]).map_batches(train_rows, batch_format="pandas")
+        hist = resample.merge_u_histograms([train.map_batches(
+            resample.u_histogram, batch_format="pandas", fn_kwargs={"cells": rp}).to_pandas()])
+        bins = resample.boundary_bins(rp, hist)
+        bvals = train.map_batches(resample.boundary_values, batch_format="pandas",
+                                  fn_kwargs={"cells": rp, "bin_index_per_cell": bins}).to_pandas()
+        plan["thresholds"] = resample.thresholds(rp, hist, bvals)
+    return plan
+
+
+def _finalize(job: _Job, kept: _Kept, w, plan: dict[str, Any], work: str) -> dict[str, int]:
+    """Execution 5: balance + augment the kept rows, written per split; the rows per split."""
+    fs = job.fs
+    out_tmp = join(work, "final")
+    final_src = (_read_stage(fs, kept.deduped_dir) if kept.deduped_dir is not None
+                 else _read_stage(fs, job.prepared, columns=_prepared_columns(job, None)))
+    final_src.map_batches(
+        finalize_unique, batch_format="pyarrow", batch_size=None,
+        fn_kwargs={"cfg": job.c, "plan": plan, "drop_blocks": kept.drop_blocks},
+    ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
+    split_rows = {}
+    for name in ("train", "val", "test"):
+        src = join(out_tmp, f"split={name}")
+        if fs.get_file_info(src).type == pafs.FileType.NotFound:
+            fs.create_dir(w.sub(name))
+            split_rows[name] = 0
+        else:
+            fs.move(src, w.sub(name))
+            split_rows[name] = _rows(fs, w.sub(name))
+    return split_rows
+
+
+def _manifest(w, *, n_read: int, kept: _Kept, split_rows: dict[str, int], group_names: list[str],
+              timings: dict[str, float], plan: dict[str, Any]) -> None:
+    """The run's accounting: every row read is kept, rejected or a duplicate."""
+    n_out = sum(split_rows.values())
+    n_rejected, n_kept = kept.n_rejected, kept.n_kept
+    n_dups = n_read - n_rejected - n_kept
+    reasons = _reject_reasons(w.fs, w.sub("rejects")) if n_rejected else {}
+    w.manifest.update({
+        "rows": {
+            "read": n_read,
+            "rejected": n_rejected,
+            "duplicates": n_dups,
+            "kept": n_kept,
+            "output": n_out,
+            "by_split": split_rows,
+            "added_or_removed_by_balance_and_augment": n_out - n_kept,
+        },
+        "reject_reasons": reasons,
+        "groups": group_names,
+        "timings_seconds": timings,
+        "balance_plan": _plan_summary(plan),
+    })
+    log(f"rows: read {n_read:,} = kept {n_kept:,} + rejected {n_rejected:,} + duplicates {n_dups:,}; "
+        f"output {n_out:,} ({split_rows})")
+
+
 def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run the corpus pipeline into ``RUN_DIR/preprocess``; returns the manifest."""
-
     import ray
 
     from jobs.ray_session import quiet_ray_data
@@ -365,171 +455,37 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     quiet_ray_data()  # also when called from Python rather than the CLI
     spec = preflight(cfg)
     check_run_dir_shared(run_dir)  # a local path on several nodes would scatter the output
-    c = cfg.model_dump()
-    group_names = member_groups(c)
+    group_names = member_groups(cfg.model_dump())
     log(f"input: {len(spec.files)} {spec.format} file(s), {spec.total_bytes / 1e6:,.1f} MB")
     timings: dict[str, float] = {}
     with stage_output(run_dir, "preprocess", config=cfg, inputs=spec.files, seed=cfg.seed) as w:
-        fs = w.fs
         work = w.sub("_work")
-        prepared, deduped = join(work, "prepared"), join(work, "deduped")
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        job = _Job(cfg=cfg, c=cfg.model_dump(), fs=w.fs, prepared=join(work, "prepared"),
+                   deduped=join(work, "deduped"), keys_dir=join(work, "keys") if cfg.clean.dedup else None,
+                   rejects_dir=w.sub("rejects"), nparts=key_partition_count(spec.total_bytes, cpus), cpus=cpus)
 
-        t0 = time.time()
+        t0 = time.time()  # read
         ds = read_dataset(spec, cfg)
         if spec.format != "parquet" or len(spec.files) < 4:
             ds = ds.repartition(target_num_rows_per_block=ROWS_PER_BLOCK)
-        keys_dir = join(work, "keys") if cfg.clean.dedup else None
-        rejects_dir = w.sub("rejects")
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        nparts = key_partition_count(spec.total_bytes, cpus)
-        for d in (rejects_dir, keys_dir):
-            if d is not None:
-                fs.create_dir(d)
-        # Without dedup there are no key files to check the side outputs against, so the rejects
-        # come from the prepared rows below and the tasks write none.
-        ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
-            "cfg": c, "fs": fs, "rejects_dir": rejects_dir if keys_dir is not None else None,
-            "keys_dir": keys_dir, "nparts": nparts}).write_parquet(
-                prepared, filesystem=fs, max_rows_per_file=PREPARED_ROWS_PER_FILE, **INTERMEDIATE_PARQUET_ARGS)
-        n_read = _rows(fs, prepared)
+        n_read = _prepare(job, ds)  # map
         timings["read_clean_annotate"] = _timed("read + clean + annotate + split", t0, n_read)
         if n_read == 0:
             raise ValueError(f"input has no rows: {cfg.data.path}")
 
+        t0 = time.time()  # aggregate
+        kept = _dedup(job, n_read)
+        timings["rejects_dedup"] = _timed("rejects + exact de-duplication (+ counts)", t0, n_read - kept.n_rejected)
         t0 = time.time()
-        # The side outputs are complete when they hold every prepared row once. Not so when two
-        # identical blocks (the same input read twice) wrote one file, or without dedup (no key
-        # files to count): then the rejects come from the prepared rows, and the key files are
-        # not used (the full-row shuffle below de-duplicates).
-        n_rejected = _rows(fs, rejects_dir)
-        key_files = _files(fs, keys_dir, ".arrow") if keys_dir is not None else []
-        side_ok = keys_dir is not None and key_file_rows(fs, key_files) + n_rejected == n_read
-        if not side_ok:
-            fs.delete_dir_contents(rejects_dir)
-            _read_stage(fs, prepared, columns=["id", "raw_text", "raw_label", "reject_reason"]).map_batches(
-                _arrow(rejects_view), batch_format="pandas").write_parquet(rejects_dir, filesystem=fs)
-            n_rejected = _rows(fs, rejects_dir)
-        # Exact de-duplication without moving the texts: the prepare pass wrote each block's
-        # (key, row ref, id) and the few columns the audit needs, partitioned by key; each
-        # partition names the rows to drop and counts the rows kept, so the audit needs no
-        # pass of its own. Row refs are unique unless an input block was read twice; then the
-        # full-row shuffle below decides instead.
-        drop_blocks: list | None = None  # dedup result blocks naming the rows to drop
-        pc = None
-        deduped_dir = None
-        if keys_dir is not None:
-            collision = not side_ok
-            if not collision:
-                import ray.data
+        plan = _audit_and_plan(job, kept, w, group_names)
+        timings["audit_plan"] = _timed("audit + balance plan", t0, kept.n_kept)
 
-                # A few reduce tasks per CPU, each over a contiguous range of partitions, so each
-                # task opens every key file once (files x tasks opens, not files x partitions).
-                res = (ray.data.range(nparts, override_num_blocks=min(nparts, 4 * cpus))
-                       .map_batches(reduce_key_partitions(dedup_counts), batch_format="pandas",
-                                    batch_size=None, fn_kwargs={"fs": fs, "files": key_files, "nparts": nparts})
-                       .materialize())
-                # The result blocks stay in the object store: the driver reads the count rows one
-                # block at a time, and the final pass's workers fetch the rows to drop themselves,
-                # so the driver never holds the list of duplicates (it grew with N before).
-                drop_blocks = res.to_arrow_refs()
-                counts, collision, n_drop = _counts_from_blocks(drop_blocks)
-            if collision:
-                log("rows of one dedup key share a row ref (the same input read twice?): "
-                    "de-duplicating by a full-row shuffle instead")
-                drop_blocks = None
-                deduped_dir = deduped
-                nblocks = max(2, min(4096, n_read // ROWS_PER_BLOCK + 1))
-                (_read_stage(fs, prepared).map_batches(keep_table, batch_format="pyarrow")
-                 .repartition(nblocks, shuffle=True, keys=["dedup_key"])
-                 .map_batches(_arrow(dedup_block), batch_format="pandas", batch_size=None)
-                 .write_parquet(deduped, filesystem=fs, **INTERMEDIATE_PARQUET_ARGS))
-                n_kept = _rows(fs, deduped)
-            else:
-                pc = merge_pattern_counts([pd.DataFrame({
-                    "split": counts["split"].astype(str).values, "pattern": counts["pattern"].fillna("").astype(str).values,
-                    "label": counts["label"].astype("int64").values, "n": counts["n"].astype("int64").values})])
-                n_kept = n_read - n_rejected - n_drop
-        else:
-            n_kept = n_read - n_rejected
-        n_dups = n_read - n_rejected - n_kept
-        timings["rejects_dedup"] = _timed("rejects + exact de-duplication (+ counts)", t0, n_read - n_rejected)
-
-        def prepared_columns(columns: list[str] | None) -> list[str]:
-            """``columns`` plus what the filter needs, or every column the kept rows keep (the
-            raw text stays on disk; file order, which is the output's order)."""
-            if columns is not None:
-                return sorted(set(columns) | set(KEEP_COLS))
-            with fs.open_input_file(_parquet_files(fs, prepared)[0]) as fh:
-                names = pq.ParquetFile(fh).schema_arrow.names
-            return [c for c in names if c not in RAW_COLS]
-
-        def kept_rows(columns: list[str]):
-            """The kept, de-duplicated rows (``columns`` plus what the filter needs)."""
-            if deduped_dir is not None:
-                return _read_stage(fs, deduped_dir, columns=columns)
-            return _read_stage(fs, prepared, columns=prepared_columns(columns)).map_batches(
-                keep_unique, batch_format="pyarrow", fn_kwargs={"drop_blocks": drop_blocks})
-
-        t0 = time.time()
-        if pc is None:
-            dd = kept_rows(["id", "label", "split", "groups"])
-            pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
-        audit_counts = audit_from_patterns(pc, group_names=group_names)
-        report = audit.audit_report(audit_counts, min_group_size=cfg.evaluate.min_group_size)
-        w.write_json("audit.json", report)
-        w.write_text("audit.md", audit.audit_table(report))
-        gcounts = audit.group_counts(audit_counts)
-        cells = cells_from_patterns(pc, intersectional=cfg.balance.intersectional, group_counts=gcounts)
-        plan = plan_from_counts(cells, cfg=c, group_counts=gcounts)
-        if "resample" in plan:
-            rp = plan["resample"]
-            train = kept_rows(["id", "label", "split", "groups"]).map_batches(train_rows, batch_format="pandas")
-            hist = balance.merge_u_histograms([train.map_batches(
-                balance.u_histogram, batch_format="pandas", fn_kwargs={"cells": rp}).to_pandas()])
-            bins = balance.boundary_bins(rp, hist)
-            bvals = train.map_batches(balance.boundary_values, batch_format="pandas",
-                                      fn_kwargs={"cells": rp, "bin_index_per_cell": bins}).to_pandas()
-            plan["thresholds"] = balance.thresholds(rp, hist, bvals)
-        timings["audit_plan"] = _timed("audit + balance plan", t0, n_kept)
-
-        t0 = time.time()
-        out_tmp = join(work, "final")
-        final_src = (_read_stage(fs, deduped_dir) if deduped_dir is not None
-                     else _read_stage(fs, prepared, columns=prepared_columns(None)))
-        final_src.map_batches(
-            finalize_unique, batch_format="pyarrow", batch_size=None,
-            fn_kwargs={"cfg": c, "plan": plan, "drop_blocks": drop_blocks},
-        ).write_parquet(out_tmp, filesystem=fs, partition_cols=["split"])
-        split_rows = {}
-        for name in ("train", "val", "test"):
-            src = join(out_tmp, f"split={name}")
-            if fs.get_file_info(src).type == pafs.FileType.NotFound:
-                fs.create_dir(w.sub(name))
-                split_rows[name] = 0
-            else:
-                fs.move(src, w.sub(name))
-                split_rows[name] = _rows(fs, w.sub(name))
-        n_out = sum(split_rows.values())
-        timings["balance_augment_write"] = _timed("balance + augment + write splits", t0, n_out)
-        fs.delete_dir(work)
-
-        reasons = _reject_reasons(fs, w.sub("rejects")) if n_rejected else {}
-        w.manifest.update({
-            "rows": {
-                "read": n_read,
-                "rejected": n_rejected,
-                "duplicates": n_dups,
-                "kept": n_kept,
-                "output": n_out,
-                "by_split": split_rows,
-                "added_or_removed_by_balance_and_augment": n_out - n_kept,
-            },
-            "reject_reasons": reasons,
-            "groups": group_names,
-            "timings_seconds": timings,
-            "balance_plan": _plan_summary(plan),
-        })
-        log(f"rows: read {n_read:,} = kept {n_kept:,} + rejected {n_rejected:,} + duplicates {n_dups:,}; "
-            f"output {n_out:,} ({split_rows})")
+        t0 = time.time()  # write
+        split_rows = _finalize(job, kept, w, plan, work)
+        timings["balance_augment_write"] = _timed("balance + augment + write splits", t0, sum(split_rows.values()))
+        job.fs.delete_dir(work)
+        _manifest(w, n_read=n_read, kept=kept, split_rows=split_rows, group_names=group_names,
+                  timings=timings, plan=plan)
     log(f"done: {join(run_dir, 'preprocess')}")
     return w.manifest

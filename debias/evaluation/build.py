@@ -15,7 +15,7 @@ import pandas as pd
 
 from debias.config import PipelineConfig, SuiteConfig
 from debias.evaluation import suites as S
-from debias.identity.swaps import counterfactual_batch
+from debias.corpus.augment import counterfactual_batch
 from debias.identity.tools import identity_tools
 
 __all__ = ["build_suite"]

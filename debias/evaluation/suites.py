@@ -341,7 +341,7 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     ----------
     test : the test split (row schema).
     make_pairs : ``df -> df`` returning the originals plus one counterfactual row per swappable
-        row, both carrying the same ``pair_id`` (``debias.identity.swaps.counterfactual_batch`` with
+        row, both carrying the same ``pair_id`` (``debias.corpus.augment.counterfactual_batch`` with
         ``mode="pairs"``).
     annotate : re-finds ``groups`` on the swapped texts (a swap changes the group mentioned).
 

@@ -79,7 +79,8 @@ def _cfg(tiny_model_dir, lab, mp, extra_suites=(), **ev):
 
 def _has_augment() -> bool:
     try:
-        from debias.identity.swaps import counterfactual_batch, load_swaps  # noqa: F401
+        from debias.corpus.augment import counterfactual_batch  # noqa: F401
+        from debias.identity.swaps import load_swaps  # noqa: F401
     except ImportError:
         return False
     return True

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from debias.config import load_config
-from debias.corpus.prepare import run_local
+from debias.corpus.local import run_local
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_preprocess_matches_single_process_and_accounts_for_every_row(ray_local,
     assert (out.loc[out["split"] != "train", "sample_weight"] == 1.0).all()
 
     audit = json.loads((run / "preprocess" / "audit.json").read_text())
-    assert audit  # written; its content is unit-tested in tests/unit/test_audit.py
+    assert audit  # written; its content is unit-tested in tests/unit/corpus/test_audit.py
     assert (run / "preprocess" / "audit.md").read_text().strip()
 
     if strategy == "reweight":
@@ -151,10 +151,10 @@ def test_row_ref_collision_falls_back_to_the_full_row_shuffle(ray_local, tmp_pat
     test cannot arrange reliably through Ray Data's block boundaries): the collision report is
     injected into the real pass, and the job must switch to the full-row shuffle and still give
     the single-process rows and counts."""
-    from debias.corpus import prepare as P
+    from debias.corpus import dedup as D
     from jobs import preprocess
 
-    real = P.dedup_counts
+    real = D.dedup_counts
 
     def reporting_a_collision(df):
         out = real(df)

@@ -1,4 +1,5 @@
-"""Reweighing and exact resampling (Kamiran & Calders 2012) on hand-worked and random frames."""
+"""Exact resampling (Kamiran & Calders 2012, section 4.3) on hand-worked and random frames: targets,
+plans, batch independence."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from cell_frames import HAND, _achieved, _counts, _random_frame
 
 from debias.corpus.balance import (
     NONE_KEY,
-    apply_resample,
     apply_weights,
-    boundary_bins,
-    boundary_values,
     cell_counts,
     cell_keys,
-    compute_weights,
     merge_cell_counts,
+)
+from debias.corpus.resample import (
+    apply_resample,
+    boundary_bins,
+    boundary_values,
     merge_u_histograms,
     resample_frame,
     resample_plan,
@@ -24,161 +27,6 @@ from debias.corpus.balance import (
     thresholds,
     u_histogram,
 )
-
-
-def _counts(d: dict[tuple[str, int], int]) -> pd.DataFrame:
-    return pd.DataFrame([{"cell": g, "label": y, "n": n} for (g, y), n in d.items()])
-
-
-# A: 30 positive, 10 negative; B: 20 positive, 40 negative. N = 100, P(y=1) = 0.5.
-HAND = {("A", 1): 30, ("A", 0): 10, ("B", 1): 20, ("B", 0): 40}
-
-
-def _random_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    names = np.array(["female", "male", "muslim", "gay", "black"])
-    k = rng.choice([0, 1, 2], size=n, p=[0.5, 0.4, 0.1])
-    groups = [list(rng.choice(names, size=ki, replace=False, p=[0.3, 0.3, 0.15, 0.15, 0.1])) for ki in k]
-    # Label rate depends on the group, so cells are unbalanced.
-    rate = np.array([0.5 if "gay" in g or "muslim" in g else 0.2 for g in groups])
-    groups = [np.array(g, dtype=object) if i % 2 else g for i, g in enumerate(groups)]  # Ray hands arrays
-    return pd.DataFrame(
-        {
-            "id": [f"id{i:05d}" for i in range(n)],
-            "groups": groups,
-            "label": (rng.random(n) < rate).astype(int),
-        }
-    )
-
-
-def _achieved(out: pd.DataFrame, **kw) -> dict:
-    c = cell_counts(out, **kw)
-    return {(g, y): n for g, y, n in c.itertuples(index=False)}
-
-
-# --------------------------------------------------------------------------- cells
-
-
-def test_cell_keys_rules():
-    df = pd.DataFrame(
-        {
-            "groups": [
-                [],
-                None,
-                ["gay"],
-                ["muslim", "female"],
-                np.array(["female", "muslim"]),
-                ["b", "a"],
-                float("nan"),
-            ]
-        }
-    )
-    counts = {"female": 100, "muslim": 10, "a": 5, "b": 5}
-    assert cell_keys(df, intersectional=True).tolist() == [
-        NONE_KEY,
-        NONE_KEY,
-        "gay",
-        "female+muslim",
-        "female+muslim",
-        "a+b",
-        NONE_KEY,
-    ]
-    # Rarest group wins; equal counts: first by name.
-    assert cell_keys(df, intersectional=False, group_counts=counts).tolist() == [
-        NONE_KEY,
-        NONE_KEY,
-        "gay",
-        "muslim",
-        "muslim",
-        "a",
-        NONE_KEY,
-    ]
-    # Without counts: first by name.
-    assert cell_keys(df, intersectional=False).tolist()[3] == "female"
-
-
-def test_cell_keys_arrow_list_column_matches_python_lists():
-    rows = [[], None, ["gay"], ["muslim", "female"], ["female", "muslim"], ["b", "a"]] * 2
-    arrow = pd.DataFrame({"groups": pd.Series(pd.arrays.ArrowExtensionArray(
-        pa.chunked_array([pa.array(rows[:5], pa.list_(pa.string())), pa.array(rows[5:], pa.list_(pa.string()))])),
-        index=range(10, 22))})
-    plain = pd.DataFrame({"groups": pd.Series(rows, dtype=object, index=range(10, 22))})
-    counts = {"female": 100, "muslim": 10, "a": 5, "b": 5}
-    for kw in ({"intersectional": True}, {"intersectional": False, "group_counts": counts}):
-        got = cell_keys(arrow, **kw)
-        assert got.tolist() == cell_keys(plain, **kw).tolist()
-        assert got.index.tolist() == list(range(10, 22))
-    assert cell_keys(arrow, intersectional=True).tolist()[:6] == [NONE_KEY, NONE_KEY, "gay", "female+muslim",
-                                                                  "female+muslim", "a+b"]
-
-
-def test_cell_keys_bad_input():
-    with pytest.raises(ValueError, match="missing column 'groups'"):
-        cell_keys(pd.DataFrame({"x": [1]}), intersectional=False)
-    with pytest.raises(TypeError, match="list of group names"):
-        cell_keys(pd.DataFrame({"groups": ["female"]}), intersectional=False)
-
-
-def test_cell_counts_merge_over_batches():
-    df = _random_frame(600)
-    whole = cell_counts(df, intersectional=True)
-    parts = merge_cell_counts([cell_counts(df.iloc[i::3], intersectional=True) for i in range(3)])
-    pd.testing.assert_frame_equal(whole, parts)
-    assert whole["n"].sum() == 600
-
-
-# --------------------------------------------------------------------------- weights
-
-
-def test_kamiran_calders_weights_by_hand():
-    w = compute_weights(_counts(HAND), method="kamiran_calders")
-    # w = n_g n_y / (N n_gy)
-    assert w[("A", 1)] == pytest.approx(40 * 50 / (100 * 30))
-    assert w[("A", 0)] == pytest.approx(2.0)
-    assert w[("B", 1)] == pytest.approx(1.5)
-    assert w[("B", 0)] == pytest.approx(0.75)
-    assert sum(w[c] * n for c, n in HAND.items()) == pytest.approx(100)
-
-
-def test_inverse_frequency_weights_by_hand():
-    w = compute_weights(_counts(HAND), method="inverse_frequency")
-    assert w[("A", 1)] == pytest.approx(100 / (4 * 30))
-    assert w[("B", 0)] == pytest.approx(0.625)
-    # Every cell carries the same total weight N / K.
-    assert {round(w[c] * n, 9) for c, n in HAND.items()} == {25.0}
-
-
-@pytest.mark.parametrize("method", ["kamiran_calders", "inverse_frequency"])
-def test_weights_average_one_even_with_an_empty_cell(method):
-    counts = {**HAND, ("C", 1): 7}  # (C, 0) is empty
-    w = compute_weights(_counts(counts), method=method)
-    assert set(w) == set(counts)
-    assert sum(w[c] * n for c, n in counts.items()) == pytest.approx(sum(counts.values()))
-
-
-def test_kamiran_calders_makes_label_independent_of_group():
-    df = _random_frame(2000, seed=1)
-    counts = cell_counts(df, intersectional=False)
-    out = apply_weights(df, weights=compute_weights(counts, method="kamiran_calders"), intersectional=False)
-    assert out["sample_weight"].mean() == pytest.approx(1.0)
-    out["cell"] = cell_keys(df, intersectional=False)
-    overall = (out["sample_weight"] * out["label"]).sum() / out["sample_weight"].sum()
-    for _, sub in out.groupby("cell"):
-        rate = (sub["sample_weight"] * sub["label"]).sum() / sub["sample_weight"].sum()
-        assert rate == pytest.approx(overall)
-
-
-def test_apply_weights_unknown_cell_and_bad_method():
-    df = pd.DataFrame({"groups": [["Z"]], "label": [1]})
-    with pytest.raises(ValueError, match="no weight for cell \\('Z', 1\\)"):
-        apply_weights(df, weights={("A", 1): 1.0}, intersectional=False)
-    with pytest.raises(ValueError, match="method must be"):
-        compute_weights(_counts(HAND), method="magic")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="must hold 0/1"):
-        apply_weights(pd.DataFrame({"groups": [[]], "label": ["unknown"]}), weights={}, intersectional=False)
-
-
-# --------------------------------------------------------------------------- targets
 
 
 def test_targets_by_hand():
@@ -227,9 +75,6 @@ def test_plan_by_hand_and_unreachable_cells():
     plan2 = resample_plan(c2, target_counts(c2, strategy="hybrid"), seed=0, intersectional=False)
     assert plan2.unreachable == [("C", 0)]
     assert plan2.to_dict()["unreachable"] == [{"cell": "C", "label": 0}]
-
-
-# --------------------------------------------------------------------------- resampling
 
 
 @pytest.mark.parametrize("strategy", ["hybrid", "oversample", "undersample"])
