@@ -374,6 +374,10 @@ def test_three_nodes_match_one_node_and_survive_losing_a_worker(own_ray, tmp_pat
                 killer.stop_flag.set()
                 killer.join(30)
             assert killer.removed_at_stage_state == "running", "no worker was busy mid-run to kill"
+            # The GCS marks a killed node dead after its health checks fail: wait for it, bounded.
+            deadline = time.time() + 60
+            while sum(n["Alive"] for n in ray.nodes()) != 2 and time.time() < deadline:
+                time.sleep(1)
             assert sum(n["Alive"] for n in ray.nodes()) == 2
         finally:
             ray.shutdown()
