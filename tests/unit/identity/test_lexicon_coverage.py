@@ -16,7 +16,7 @@ from debias.identity.annotate import IdentityAnnotator
 from debias.identity.lexicon import AXES, load_lexicon
 from debias.identity.swaps import load_swaps, swap_text
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 WL = DATA / "word-lists"
 pytestmark = pytest.mark.skipif(not WL.is_dir(), reason=f"reference word lists not found at {WL}")
 
