@@ -229,8 +229,8 @@ class ServeConfig(_Section):
     downscale_delay_s: float = Field(30.0, ge=0.0, description="Serve's default is 600 s")
     num_cpus_per_replica: float = Field(1.0, gt=0)
     torch_threads: int = Field(1, ge=1, description=(
-        "torch threads per replica; keep it at num_cpus_per_replica and scale with replicas: "
-        "2 replicas x 1 thread served 1.26x the texts/s of 1 replica x 2 threads on 2 cores"))
+        "torch threads per replica; keep it at num_cpus_per_replica and scale with replicas "
+        "(more replicas of one thread each served more texts/s than fewer, wider ones: docs/BENCHMARKS.md)"))
     max_texts: int = Field(256, ge=1)
     max_chars: int = Field(5000, ge=1)
     max_length: int = Field(128, ge=8)

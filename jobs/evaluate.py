@@ -77,7 +77,7 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
 
     Texts are sorted by length before they are cut into blocks, so every block (and every
     batch the Predictor pads) holds texts of similar length: the length bucketing that makes
-    short-text inference ~3x faster than padding to max_length.
+    short-text inference much cheaper than padding to max_length.
     """
     import ray
 

@@ -33,7 +33,7 @@ def padding_aware_batches(lengths: np.ndarray | list[int], batch_size: int, *,
 
     A batch of ``k`` texts padded to its longest member ``m`` is costed ``overhead_tokens +
     k * m`` token-slots (a forward pass has a fixed cost, about 16 tokens' worth for MiniLM on a
-    CPU: batch-1 98 texts/s vs 154/s in length-sorted batches of 64). The cut is the exact
+    CPU; docs/BENCHMARKS.md has the measurement). The cut is the exact
     optimum over consecutive runs of the sorted order (dynamic programming, O(n x batch_size)).
     On a large sorted corpus it gives nearly full batches; on a served batch of 32 uneven
     tweets it splits them so that short texts are not padded to the longest one.

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-# libyaml's loader when PyYAML has it (the lexicons and swap lists load ~10x faster: every Ray
-# worker loads them), the pure-Python one otherwise; both are the safe subset.
+# libyaml's loader when PyYAML has it (the lexicons and swap lists load several times faster: every
+# Ray worker loads them), the pure-Python one otherwise; both are the safe subset.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["AXES", "Lexicon", "available_axes", "compile_terms", "load_lexicon", "normalise_match", "pluralize",

@@ -3,8 +3,8 @@
 ``@serve.batch`` closes a batch ``batch_wait_timeout_s`` after its first request arrives, or
 when it is full, whether or not the model is still busy with the previous batch; under load
 the next batch therefore holds only what arrived in that window and then waits for the
-model anyway. Measured here (MiniLM, 2 cores, 64 clients): batches of 1-3 at a 10 ms wait, and
-with a 300 ms wait full batches but a model idle about 40% of the time while batches filled.
+model anyway: a short wait gives tiny batches, a long one full batches but an idle model while
+they fill (docs/BENCHMARKS.md has the measurement).
 
 :class:`GreedyBatcher` waits only when the model is idle: the first request after an idle
 spell waits up to ``wait_s`` for company (as ``@serve.batch`` does); while a batch runs, new
