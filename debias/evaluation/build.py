@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from debias.config import PipelineConfig, SuiteConfig
-from debias.evaluation import suites as S
 from debias.corpus.augment import counterfactual_batch
+from debias.evaluation import suites as S
 from debias.identity.tools import identity_tools
 
 __all__ = ["build_suite"]
