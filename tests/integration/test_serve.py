@@ -304,7 +304,14 @@ def test_counterfactual_returns_every_variant(client, offline):
 def test_metrics_endpoint_is_prometheus_text(client):
     from prometheus_client.parser import text_string_to_metric_families
 
-    client.post("/v1/classify", json={"texts": GROUP_TEXTS})
+    before = _snapshot(client)["texts_total"]
+    assert client.post("/v1/classify", json={"texts": GROUP_TEXTS}).status_code == 200
+    # Replicas send their decisions to the monitor every MONITOR_FLUSH_S: wait (bounded) until
+    # this request's texts have arrived, so the test passes alone as well as after others.
+    deadline = time.monotonic() + 30
+    while _snapshot(client)["texts_total"] < before + len(GROUP_TEXTS):
+        assert time.monotonic() < deadline, "the monitor never counted the request's texts"
+        time.sleep(0.2)
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(r.text)}
