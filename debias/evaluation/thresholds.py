@@ -142,12 +142,23 @@ def cells_of(groups: Sequence[Sequence[str]], *, known: Sequence[str] | None = N
 
 @dataclass
 class GroupThresholds:
-    """Fitted per-cell rules; ``predict_proba`` and ``predict`` apply them to new scores."""
+    """The decision rule stored with a model: fitted per-cell rules, or (``constraint="none"``,
+    no rules) one global threshold; ``predict_proba`` and ``predict`` apply it to new scores.
+
+    ``threshold`` is the global threshold in force when the rule was made (the tuned one, when
+    evaluation tuned it): the whole rule when there are no per-cell rules.
+    """
 
     constraint: str
     rules: dict[str, GroupRule]
     rarity: dict[str, int] = field(default_factory=dict)
     validation_accuracy: float = float("nan")
+    threshold: float = 0.5
+    source: str = ""
+
+    @classmethod
+    def global_only(cls, threshold: float, *, source: str = "") -> GroupThresholds:
+        return cls(constraint="none", rules={}, threshold=float(threshold), source=source)
 
     def cells(self, groups: Sequence[Sequence[str]]) -> list[str]:
         return cells_of(groups, known=list(self.rules), rarity=self.rarity)
@@ -157,6 +168,8 @@ class GroupThresholds:
         s = np.asarray(y_score, dtype=np.float64)
         if len(s) != len(groups):
             raise ValueError(f"y_score has {len(s)} rows but groups has {len(groups)}")
+        if not self.rules:
+            return (s >= self.threshold).astype(np.float64)
         cells = np.asarray(self.cells(groups), dtype=object)
         p = np.empty(len(s))
         for cell in set(cells.tolist()):
@@ -171,9 +184,9 @@ class GroupThresholds:
 
     def to_dict(self) -> dict:
         def num(v: float):
-            return v if np.isfinite(v) else ("inf" if v > 0 else "-inf")
-        return {"constraint": self.constraint, "validation_accuracy": self.validation_accuracy,
-                "rarity": self.rarity,
+            return v if np.isfinite(v) else ("nan" if np.isnan(v) else "inf" if v > 0 else "-inf")
+        return {"constraint": self.constraint, "threshold": self.threshold, "source": self.source,
+                "validation_accuracy": num(self.validation_accuracy), "rarity": self.rarity,
                 "rules": {c: {**r.__dict__, "thresholds": [num(t) for t in r.thresholds]}
                           for c, r in self.rules.items()}}
 
@@ -182,7 +195,8 @@ class GroupThresholds:
         rules = {c: GroupRule(**{**r, "thresholds": [float(t) for t in r["thresholds"]]})
                  for c, r in d["rules"].items()}
         return cls(constraint=d["constraint"], rules=rules, rarity=dict(d.get("rarity", {})),
-                   validation_accuracy=float(d.get("validation_accuracy", float("nan"))))
+                   validation_accuracy=float(d.get("validation_accuracy", float("nan"))),
+                   threshold=float(d.get("threshold", 0.5)), source=str(d.get("source", "")))
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / FILE_NAME
@@ -198,7 +212,7 @@ class GroupThresholds:
 
 def fit_group_thresholds(y_true, y_score, groups: Sequence[Sequence[str]], *,
                          constraint: Constraint = "equal_opportunity", grid_size: int = 1001,
-                         min_rows: int = 30) -> GroupThresholds:
+                         min_rows: int = 30, threshold: float = 0.5, source: str = "") -> GroupThresholds:
     """Fit per-cell randomised thresholds on validation predictions (see the module docstring).
 
     Parameters
@@ -208,6 +222,7 @@ def fit_group_thresholds(y_true, y_score, groups: Sequence[Sequence[str]], *,
     constraint : which error rates to equalise across cells.
     grid_size : common operating points searched along the constrained axis.
     min_rows : a cell with fewer validation rows (or one label only) joins the pooled cell.
+    threshold, source : the global threshold in force, and where the rule came from (recorded).
     """
     if constraint not in CONSTRAINTS:
         raise ValueError(f"constraint must be one of {CONSTRAINTS}; got {constraint!r}")
@@ -263,4 +278,16 @@ def fit_group_thresholds(y_true, y_score, groups: Sequence[Sequence[str]], *,
         acc = accuracy(rules)
         if acc > best[0] + 1e-12:
             best = (acc, rules)
-    return GroupThresholds(constraint=constraint, rules=best[1], rarity=rarity, validation_accuracy=best[0])
+    return GroupThresholds(constraint=constraint, rules=best[1], rarity=rarity, validation_accuracy=best[0],
+                           threshold=float(threshold), source=source)
+
+
+def decide(df, *, rule: GroupThresholds | None, threshold: float, seed: int = 0) -> np.ndarray:
+    """0/1 decisions (int8) for a scored suite frame (``y_score``, ``groups``): the stored or
+    fitted rule when there is one, else ``y_score >= threshold``. Randomised rules draw from
+    ``seed``, so a rerun gives the same decisions."""
+    s = np.asarray(df["y_score"], dtype=np.float64)
+    if rule is None:
+        return (s >= threshold).astype(np.int8)
+    groups = [list(g) if g is not None else [] for g in df["groups"]] if "groups" in df else [[]] * len(s)
+    return rule.predict(s, groups, seed=seed).astype(np.int8)
