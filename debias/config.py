@@ -173,7 +173,10 @@ class SuiteConfig(_Section):
     label_map: dict[str, int] = Field(default_factory=dict)
     limit: int | None = Field(None, ge=1, description="score a seeded sample of this many rows (pairs)")
     template_dir: str | None = Field(None, description="identity_templates: folder of <set>.yaml; default: packaged")
-    template_sets: list[str] | None = Field(None, description="identity_templates: set names; default: all")
+    template_sets: list[str] | None = Field(None, description="identity_templates: set names; default: "
+                                            "every packaged set of `template_task`")
+    template_task: str = Field("toxicity", description="identity_templates without template_sets: the task "
+                               "whose sets to read (toxicity: neutral/toxic; sentiment: negative/positive)")
 
 
 class EvaluateConfig(_Section):

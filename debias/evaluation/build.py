@@ -52,7 +52,7 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
     elif sc.kind == "identity_templates":
         lex = tools.lexicon
-        df = S.fill_templates(S.load_templates(sc.template_dir, sets=sc.template_sets), lex.terms,
+        df = S.fill_templates(S.load_templates(sc.template_dir, sets=sc.template_sets, task=sc.template_task), lex.terms,
                               axes=lex.groups, suite=sc.name)
         if sc.limit:
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)

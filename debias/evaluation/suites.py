@@ -52,24 +52,45 @@ _READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet
             ".jsonl": "jsonl", ".json": "jsonl"}
 
 
+DEFAULT_VARIANTS = ("neutral", "toxic")
+
+
 @dataclass(frozen=True)
 class Template:
-    """One template: a neutral (label 0) and a toxic (label 1) sentence sharing one ``{term}`` slot."""
+    """One template: two sentences sharing one ``{term}`` slot, of label 0 and label 1.
+
+    ``variants`` names them (label 0 first): ``("neutral", "toxic")`` for toxicity, a sentiment
+    set says ``("negative", "positive")``. ``neutral`` and ``toxic`` are the label-0 and label-1
+    sentences whatever the names.
+    """
 
     set_name: str
     id: str
     neutral: str
     toxic: str
+    variants: tuple[str, str] = DEFAULT_VARIANTS
+
+
+def _set_variants(doc: dict, path: Path) -> tuple[str, str]:
+    v = doc.get("variants", list(DEFAULT_VARIANTS))
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) and x for x in v) and v[0] != v[1]):
+        raise ValueError(f"{path}: 'variants' must name the label-0 and label-1 sentences, two distinct "
+                         f"strings; found {v!r}")
+    return (v[0], v[1])
 
 
 def load_templates(template_dir: str | Path | None = None, *,
-                   sets: Sequence[str] | None = None) -> list[Template]:
+                   sets: Sequence[str] | None = None, task: str | None = "toxicity") -> list[Template]:
     """Read template sets from ``<template_dir>/<set>.yaml`` (default: the packaged ones).
 
     Parameters
     ----------
     template_dir : folder of YAML template sets; None means ``debias/evaluation/templates``.
-    sets : names of the sets to read (file stems); None reads every ``*.yaml`` there.
+    sets : names of the sets to read (file stems); None reads every ``*.yaml`` there whose
+        ``task`` (default ``toxicity``) is ``task``.
+    task : with ``sets=None``, which task's sets to read (None: all). A set file names its
+        task and its two variants (``variants: [negative, positive]``; default
+        ``[neutral, toxic]``), then a ``templates`` list of ``{id, <variant 0>, <variant 1>}``.
 
     Raises
     ------
@@ -80,31 +101,40 @@ def load_templates(template_dir: str | Path | None = None, *,
     if not folder.is_dir():
         raise ValueError(f"template folder must be an existing directory; found {str(folder)!r}")
     available = sorted(p.stem for p in folder.glob("*.yaml"))
-    wanted = list(sets) if sets is not None else available
+    docs = {name: yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8")) or {}
+            for name in (sets if sets is not None else available) if name in available}
+    if sets is None:
+        wanted = [n for n in available if task is None or docs[n].get("task", "toxicity") == task]
+        if not wanted:
+            raise ValueError(f"no template set for task {task!r} in {folder}; available: {available}")
+    else:
+        wanted = list(sets)
     unknown = [s for s in wanted if s not in available]
     if unknown:
         raise ValueError(f"unknown template set(s) {unknown}; available in {folder}: {available}")
     out: list[Template] = []
     for name in wanted:
         path = folder / f"{name}.yaml"
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = docs[name]
+        variants = _set_variants(doc, path)
         items = doc.get("templates")
         if not isinstance(items, list) or not items:
             raise ValueError(f"{path}: expected a non-empty list under 'templates'; found {items!r}")
         seen: set[str] = set()
         for k, item in enumerate(items):
-            if not isinstance(item, dict) or not {"id", "neutral", "toxic"} <= set(item):
-                raise ValueError(f"{path}: template #{k} needs keys id, neutral, toxic; found {item!r}")
+            if not isinstance(item, dict) or not {"id", *variants} <= set(item):
+                raise ValueError(f"{path}: template #{k} needs keys id, {', '.join(variants)}; "
+                                 f"found keys {sorted(map(str, item)) if isinstance(item, dict) else item!r}")
             tid = str(item["id"])
             if tid in seen:
                 raise ValueError(f"{path}: duplicate template id {tid!r}")
             seen.add(tid)
-            for variant in ("neutral", "toxic"):
+            for variant in variants:
                 n = str(item[variant]).count(SLOT)
                 if n != 1:
                     raise ValueError(f"{path}: template {tid!r} {variant} variant must contain "
                                      f"{SLOT} exactly once; found {n}")
-            out.append(Template(name, tid, str(item["neutral"]), str(item["toxic"])))
+            out.append(Template(name, tid, str(item[variants[0]]), str(item[variants[1]]), variants))
     return out
 
 
@@ -141,7 +171,7 @@ def fill_templates(templates: Sequence[Template], terms: Mapping[str, Sequence[s
     for tpl in templates:
         for term in sorted(by_term):
             groups = sorted(by_term[term])
-            for variant, label, pattern in (("neutral", 0, tpl.neutral), ("toxic", 1, tpl.toxic)):
+            for variant, label, pattern in ((tpl.variants[0], 0, tpl.neutral), (tpl.variants[1], 1, tpl.toxic)):
                 row = {
                     "id": f"{tpl.set_name}/{tpl.id}/{variant}/{term}",
                     "text": pattern.replace(SLOT, term),

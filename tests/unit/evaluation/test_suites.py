@@ -214,3 +214,29 @@ def test_suite_metrics_and_gate_values_against_sklearn():
                                                                  s[[g == ["b"] for g in groups]]))
     with pytest.raises(ValueError, match="without a 0/1 label"):
         suite_metrics(df.assign(y_true=pd.array([pd.NA] * n, dtype="Int8")), kind="labelled_file")
+
+
+def test_sentiment_templates_load_by_task_with_their_own_variant_names():
+    tox = load_templates()
+    assert "sentiment" not in {t.set_name for t in tox}  # a toxicity evaluation never sees them
+    senti = load_templates(task="sentiment")
+    assert {t.set_name for t in senti} == {"sentiment"} and len(senti) >= 10
+    assert all(t.variants == ("negative", "positive") for t in senti)
+    df = fill_templates(senti[:2], {"female": ["woman"], "muslim": ["muslim"]})
+    assert set(df["variant"]) == {"negative", "positive"}
+    assert ((df["variant"] == "positive") == (df["y_true"] == 1)).all()
+    assert len(df) == 2 * 2 * 2
+    assert set(t.set_name for t in load_templates(task=None)) >= {"sentiment", "statements"}
+
+
+def test_template_sets_declare_two_distinct_variants(tmp_path):
+    (tmp_path / "s.yaml").write_text("task: t\nvariants: [sad, sad]\ntemplates:\n"
+                                     "  - {id: x, sad: 'a {term}'}\n")
+    with pytest.raises(ValueError, match="two distinct"):
+        load_templates(tmp_path, task="t")
+    (tmp_path / "s.yaml").write_text("task: t\nvariants: [sad, glad]\ntemplates:\n"
+                                     "  - {id: x, sad: 'a {term}', happy: 'b {term}'}\n")
+    with pytest.raises(ValueError, match="needs keys id, sad, glad"):
+        load_templates(tmp_path, task="t")
+    with pytest.raises(ValueError, match="no template set for task 'toxicity'"):
+        load_templates(tmp_path)
