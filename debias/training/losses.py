@@ -147,7 +147,18 @@ def soft_demographic_parity(prob: torch.Tensor, membership: torch.Tensor, *,
 
     A differentiable relaxation of the demographic parity difference (Zafar et al. 2017 use
     the same idea with a decision-boundary covariance; here the rates themselves are soft).
+    ``prob`` is ``(B,)`` (the positive class) or ``(B, K)``: then every class's deviations
+    count, one-vs-rest; for K = 2 the class-0 deviations mirror the class-1 ones, so the value
+    equals the binary one.
     """
+    if prob.dim() == 2:  # K classes: every class's rate, one-vs-rest, in one collective
+        m = torch.cat([membership.to(prob.dtype), torch.ones_like(prob[:, :1])], dim=1)
+        stacked = reduce(torch.cat([prob.T @ m, m.sum(dim=0, keepdim=True)]))  # (K + 1, G + 1)
+        counts = stacked[-1]
+        means = stacked[:-1] / counts.clamp_min(1.0)
+        present = counts[:-1] >= min_count
+        devs = means[:, :-1][:, present] - means[:, -1:]
+        return _deviation(devs.reshape(-1), torch.zeros((), dtype=prob.dtype, device=prob.device), reduction)
     ones = torch.ones_like(prob).unsqueeze(1)
     m = torch.cat([membership.to(prob.dtype), ones], dim=1)  # last column: everyone
     means, present = group_means(prob, m, reduce=reduce, min_count=min_count)
@@ -160,7 +171,14 @@ def soft_equalized_odds(prob: torch.Tensor, y: torch.Tensor, membership: torch.T
                         reduce: Callable[[torch.Tensor], torch.Tensor] = all_reduce_sum,
                         min_count: float = 1.0) -> torch.Tensor:
     """Soft TPR and FPR gaps: per label y, each group's mean probability among rows of label y
-    against the overall one (Hardt et al. 2016, equalized odds, relaxed to probabilities)."""
+    against the overall one (Hardt et al. 2016, equalized odds, relaxed to probabilities).
+
+    ``prob`` ``(B, K)``: for each class k, one-vs-rest, the soft TPR (mean P(k) where y = k)
+    and FPR (where y != k) gaps; equal to the binary value for K = 2.
+    """
+    if prob.dim() == 2:
+        return _soft_equalized_odds_k(prob, y, membership, reduction=reduction, reduce=reduce,
+                                      min_count=min_count)
     y = y.to(prob.dtype).unsqueeze(1)
     base = torch.cat([membership.to(prob.dtype), torch.ones_like(y)], dim=1)
     # One collective for both labels: columns [groups|all] x [y=0, y=1].
@@ -179,6 +197,33 @@ def soft_equalized_odds(prob: torch.Tensor, y: torch.Tensor, membership: torch.T
     return _deviation(d, torch.zeros((), dtype=d.dtype, device=d.device), reduction)
 
 
+def _soft_equalized_odds_k(prob: torch.Tensor, y: torch.Tensor, membership: torch.Tensor, *,
+                           reduction: str, reduce: Callable[[torch.Tensor], torch.Tensor],
+                           min_count: float) -> torch.Tensor:
+    n_classes = prob.shape[1]
+    base = torch.cat([membership.to(prob.dtype), torch.ones_like(prob[:, :1])], dim=1)  # (B, G + 1)
+    onehot = F.one_hot(y.long(), n_classes).to(prob.dtype)  # (B, K)
+    # per class k: columns [groups|all] among y != k, then among y = k; one collective for all
+    masks = torch.cat([base.unsqueeze(1) * (1 - onehot).unsqueeze(2),
+                       base.unsqueeze(1) * onehot.unsqueeze(2)], dim=2)  # (B, K, 2(G + 1))
+    sums = torch.einsum("bk,bkc->kc", prob, masks)
+    counts = masks.sum(dim=0)
+    stacked = reduce(torch.stack([sums, counts]))
+    means = stacked[0] / stacked[1].clamp_min(1.0)
+    present = stacked[1] >= min_count
+    g = base.shape[1]
+    devs = []
+    for k in range(n_classes):
+        for side in range(2):
+            block, ok = means[k, side * g:(side + 1) * g], present[k, side * g:(side + 1) * g]
+            if bool(ok[-1]):
+                devs.append(block[:-1][ok[:-1]] - block[-1])
+    if not devs:
+        return prob.sum() * 0.0
+    d = torch.cat(devs)
+    return _deviation(d, torch.zeros((), dtype=d.dtype, device=d.device), reduction)
+
+
 def logit_margin(logits: torch.Tensor) -> torch.Tensor:
     """Log-odds of the positive class: ``z1 - z0`` for 2 logits, the logit itself for 1."""
     logits = logits.float()
@@ -191,13 +236,24 @@ def counterfactual_logit_pairing(logits: torch.Tensor, cf_logits: torch.Tensor, 
 
     Counterfactual logit pairing, Garg et al. 2019 ("Counterfactual Fairness in Text
     Classification through Robustness", Sec. 4): ``mean |g(x) - g(x')|`` over pairs, with g the
-    positive-class log-odds. Both arguments are the rows of the pairs, aligned.
+    positive-class log-odds. Both arguments are the rows of the pairs, aligned. With K > 2
+    logits, g is every pairwise log-odds ``z_k - z_j`` and the distance their sum over the
+    K(K-1)/2 pairs divided by K - 1 (for K = 2: the binary value).
     """
     if logits.shape[0] != cf_logits.shape[0]:
         raise ValueError(f"logits and cf_logits must be aligned; found {logits.shape[0]} and "
                          f"{cf_logits.shape[0]} rows")
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
+    if logits.shape[-1] > 2:  # K classes: every pairwise log-odds z_k - z_j, averaged over K - 1
+        dz = logits.float() - cf_logits.float()
+        pair = dz.unsqueeze(2) - dz.unsqueeze(1)  # (P, K, K); each pair counted twice
+        k = logits.shape[-1]
+        if distance == "l1":
+            return pair.abs().sum(dim=(1, 2)).mean() / (2 * (k - 1))
+        if distance == "l2":
+            return (pair * pair).sum(dim=(1, 2)).mean() / (2 * (k - 1))
+        raise ValueError(f"distance must be 'l1' or 'l2'; found {distance!r}")
     d = logit_margin(logits) - logit_margin(cf_logits)
     if distance == "l1":
         return d.abs().mean()
@@ -268,11 +324,11 @@ class GroupDRO:
             self.q_ = torch.full((self.n_cells,), 1.0 / self.n_cells, dtype=torch.float64)
 
     @staticmethod
-    def cells(membership: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``(B, 2G)`` cell membership: group g with label 0 is cell g, with label 1 cell G+g."""
+    def cells(membership: torch.Tensor, y: torch.Tensor, *, n_classes: int = 2) -> torch.Tensor:
+        """``(B, KG)`` cell membership: group g with label c is cell ``c * G + g``."""
         m = membership.float()
-        yy = y.float().unsqueeze(1)
-        return torch.cat([m * (1 - yy), m * yy], dim=1)
+        onehot = F.one_hot(y.long(), n_classes).float()
+        return torch.cat([m * onehot[:, c:c + 1] for c in range(n_classes)], dim=1)
 
     def __call__(self, per_example_loss: torch.Tensor, cells: torch.Tensor, *,
                  reduce: Callable[[torch.Tensor], torch.Tensor] = all_reduce_sum,
@@ -344,10 +400,11 @@ class FairnessObjective:
     ----------
     terms : list of ``LossTerm`` or ``{"name", "weight", "params"}``.
     n_groups : number of identity group columns K (cells are built with the none cell added).
+    n_classes : label classes (2: binary; the rate terms then use the positive class only).
     reduce : how group statistics are summed over ranks (default: all-reduce if distributed).
     """
 
-    def __init__(self, terms: list[Any], *, n_groups: int,
+    def __init__(self, terms: list[Any], *, n_groups: int, n_classes: int = 2,
                  reduce: Callable[[torch.Tensor], torch.Tensor] = all_reduce_sum) -> None:
         if not terms:
             raise ValueError("train.losses must list at least one term; found none")
@@ -361,11 +418,14 @@ class FairnessObjective:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"each loss term may appear once; found {self.names}")
         self.n_groups = int(n_groups)
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be >= 2; found {n_classes}")
+        self.n_classes = int(n_classes)
         self.reduce = reduce
         self.dro: GroupDRO | None = None
         for name, _, params in self.terms:
             if name == "group_dro":
-                self.dro = GroupDRO(n_cells=2 * (self.n_groups + 1), eta=float(params.get("eta", 0.01)))
+                self.dro = GroupDRO(n_cells=self.n_classes * (self.n_groups + 1), eta=float(params.get("eta", 0.01)))
             if name == "adversarial" and self.n_groups < 1:
                 raise ValueError("the adversarial loss needs identity group columns (g_*); found none")
 
@@ -385,7 +445,12 @@ class FairnessObjective:
         """``(total, {term: value})``; the values are detached floats for logging."""
         ce_i = F.cross_entropy(inp.logits.float(), inp.y.long(), reduction="none")
         cells = with_none_cell(inp.membership)
-        prob = torch.softmax(inp.logits.float(), dim=-1)[:, 1]
+        if inp.logits.shape[-1] != self.n_classes:
+            raise ValueError(f"the model gives {inp.logits.shape[-1]} logits; the objective expects "
+                             f"{self.n_classes} classes")
+        prob = torch.softmax(inp.logits.float(), dim=-1)
+        if self.n_classes == 2:
+            prob = prob[:, 1]  # binary: the positive class's rates, as they always were
         total = inp.logits.new_zeros((), dtype=torch.float32)
         parts: dict[str, float] = {}
         for name, weight, params in self.terms:
@@ -409,7 +474,7 @@ class FairnessObjective:
                 v = adversarial_loss(inp.group_logits, inp.membership)
             else:  # group_dro
                 assert self.dro is not None
-                v = self.dro(ce_i, GroupDRO.cells(cells, inp.y), reduce=self.reduce,
+                v = self.dro(ce_i, GroupDRO.cells(cells, inp.y, n_classes=self.n_classes), reduce=self.reduce,
                              update=update_state)
             parts[name] = float(v.detach())
             if weight:
