@@ -236,6 +236,17 @@ class ServeConfig(_Section):
         "(more replicas of one thread each served more texts/s than fewer, wider ones: docs/BENCHMARKS.md)"))
     max_texts: int = Field(256, ge=1)
     max_chars: int = Field(5000, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description=(
+        "request bodies larger than this are refused with a 413 before they are read"))
+    max_json_depth: int = Field(32, ge=2, description="bodies nesting deeper are refused with a 400")
+    max_variants: int = Field(64, ge=1, description=(
+        "/v1/counterfactual: a text with more swap variants than this is refused with a 413"))
+    auth_token_env: str | None = Field("DEBIAS_API_TOKEN", description=(
+        "environment variable holding a bearer token; when it is set (on the driver at deploy "
+        "time, or in the replicas' environment, e.g. a Kubernetes secret), every endpoint but "
+        "/healthz requires `Authorization: Bearer <token>`"))
+    auth_token_sha256: str | None = Field(None, description=(
+        "the token's SHA-256 hex digest instead of the token itself (for Serve config files)"))
     max_length: int = Field(128, ge=8)
     monitor_window: int = Field(10000, ge=10)
     monitor_alert_bound: float = Field(0.1, ge=0.0, le=1.0)

@@ -30,10 +30,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from debias.config import PipelineConfig, ServeConfig
 from debias.serving.batching import GreedyBatcher
 from debias.serving.monitor import FairnessMonitor
+from debias.serving.requests import public_card
 from serve.metrics import render_metrics
 from serve.schemas import (
     AppSettings,
@@ -45,6 +47,7 @@ from serve.schemas import (
 )
 
 APP_NAME = "debias"
+MAX_ERROR_DETAILS = 20  # entries of an error's details list
 MONITOR_FLUSH_S = 0.2  # a replica sends its decisions to the monitor at most this often
 logger = logging.getLogger("debias.serve")
 
@@ -90,7 +93,93 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         else:
             msgs.append(f"{where}: {e.get('msg')} (found {found})")
         details.append({"loc": where, "type": e.get("type")})
-    return _reject(request, 422, "; ".join(msgs[:10]), "invalid_body", details)
+    if len(details) > MAX_ERROR_DETAILS:  # a list of 20,000 bad items gets 20 entries, not 20,000
+        details = [*details[:MAX_ERROR_DETAILS], {"loc": "body", "type": "truncated",
+                                                  "more": len(details) - MAX_ERROR_DETAILS}]
+    more = f" (and {len(msgs) - 10} more)" if len(msgs) > 10 else ""
+    return _reject(request, 422, "; ".join(msgs[:10]) + more, "invalid_body", details)
+
+
+class RequestGuard:
+    """ASGI middleware: bearer auth, JSON-only bodies, a body size cap enforced while reading
+    (413 before a large body is read in full), and :func:`debias.serving.requests.check_body`
+    before FastAPI parses anything. Limits come from ``app.state.guard`` (set by the replica)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = getattr(scope.get("app"), "state", None)
+        guard = getattr(state, "guard", None)
+        if guard is None:
+            return await self.app(scope, receive, send)
+        from debias.serving import requests as R
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = None
+        if guard["auth_digest"] and not scope.get("path", "").rstrip("/").endswith("/healthz"):
+            refusal = R.check_bearer(headers.get("authorization"), digest=guard["auth_digest"])
+        if refusal is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            refusal = (R.check_content_type(headers.get("content-type"))
+                       or R.check_declared_length(headers.get("content-length"), max_bytes=guard["max_bytes"]))
+            if refusal is None:
+                body, refusal = await self._read(receive, guard["max_bytes"])
+                refusal = refusal or R.check_body(body, max_depth=guard["max_depth"])
+                if refusal is None:
+                    return await self.app(scope, self._replay(body), send)
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        hook = getattr(state, "on_reject", None)
+        if hook is not None:
+            hook(refusal.reason)
+        extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+        await JSONResponse(status_code=refusal.status, headers=extra,
+                           content={"error": refusal.message, "details": []})(scope, receive, send)
+
+    @staticmethod
+    async def _read(receive: Any, max_bytes: int) -> tuple[bytes, Any]:
+        from debias.serving.requests import too_large
+
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                break
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > max_bytes:
+                return b"", too_large(max_bytes)
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        return b"".join(chunks), None
+
+    @staticmethod
+    def _replay(body: bytes) -> Any:
+        sent = False
+
+        async def receive() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+        return receive
+
+
+fastapi_app.add_middleware(RequestGuard)
+
+
+@fastapi_app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Unknown routes, wrong methods, unparseable bodies: the project's error shape, counted."""
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+    message = {404: f"no endpoint {request.url.path[:80]}",
+               405: f"method {request.method} not allowed on {request.url.path[:80]}"}.get(
+        exc.status_code, str(exc.detail)[:200])
+    return _reject(request, exc.status_code, message, reason)
 
 
 class RequestError(Exception):
@@ -108,6 +197,17 @@ async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
 
 
 # --------------------------------------------------------------------------------------------
+
+def auth_digest(cfg: ServeConfig) -> str | None:
+    """The bearer token's digest for a deployment: ``auth_token_sha256``, else the digest of the
+    token in ``$auth_token_env`` on the deploying machine (the token itself never travels)."""
+    from debias.serving.requests import token_digest
+
+    if cfg.auth_token_sha256:
+        return cfg.auth_token_sha256.lower()
+    token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
+    return token_digest(token) if token else None
+
 
 def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
     """``(lexicon, annotator, swap table)`` as preprocessing builds them; swaps cover the annotated
@@ -216,6 +316,8 @@ class Classifier:
                                       wait_s=cfg.batch_wait_timeout_s).submit
                         if cfg.batcher == "greedy" else self._score)
         fastapi_app.state.on_reject = self._on_reject
+        fastapi_app.state.guard = {"max_bytes": cfg.max_body_bytes, "max_depth": cfg.max_json_depth,
+                                   "auth_digest": self.settings.auth_digest or auth_digest(cfg)}  # or the replica's env
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
         except Exception:  # outside a replica (not expected in the service)
@@ -319,6 +421,9 @@ class Classifier:
     async def counterfactual(self, body: CounterfactualRequest) -> CounterfactualResponse:
         self._check_texts([body.text], "text")
         text, groups, variants = await asyncio.to_thread(self._variants, body.text)
+        if len(variants) > self.cfg.max_variants:
+            raise RequestError(413, f"text: at most {self.cfg.max_variants} counterfactual variants per "
+                                    f"request; this text has {len(variants)}", "too_many_variants")
         # The original counts as a decision for the monitor; its synthetic variants do not.
         scores = await asyncio.gather(self._submit((text, True, False)),
                                       *(self._submit((v["text"], False, False)) for v in variants))
@@ -337,7 +442,7 @@ class Classifier:
     async def model(self) -> dict[str, Any]:
         return {"model_version": self.version, "model_dir": Path(self.settings.model_dir).name,
                 "threshold": self.cfg.threshold, "max_length": self.cfg.max_length,
-                "card": self.card}
+                "card": public_card(self.card)}
 
     @fastapi_app.get("/v1/monitor")
     async def monitor_state(self) -> dict[str, Any]:
@@ -366,7 +471,8 @@ def resolve_model_dir(serve_cfg: ServeConfig, run_dir: str | os.PathLike | None)
 
 def settings_from_pipeline(cfg: PipelineConfig, run_dir: str | os.PathLike | None) -> AppSettings:
     return AppSettings(model_dir=resolve_model_dir(cfg.serve, run_dir), serve=cfg.serve,
-                       clean=cfg.clean, annotate=cfg.annotate, swap_dir=cfg.augment.swap_dir)
+                       clean=cfg.clean, annotate=cfg.annotate, swap_dir=cfg.augment.swap_dir,
+                       auth_digest=auth_digest(cfg.serve))
 
 
 def build_application(settings: AppSettings) -> serve.Application:
@@ -416,7 +522,8 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     except Exception as e:
         raise ConfigError(f"invalid serve arguments: {e}") from None
     settings = AppSettings(model_dir=resolve_model_dir(serve_cfg, run_dir), serve=serve_cfg,
-                           clean=clean, annotate=annotate, swap_dir=swap_dir)
+                           clean=clean, annotate=annotate, swap_dir=swap_dir,
+                           auth_digest=auth_digest(serve_cfg))
     return build_application(settings)
 
 

@@ -25,6 +25,7 @@ class AppSettings(BaseModel):
     clean: CleanConfig = Field(default_factory=CleanConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     swap_dir: str | None = Field(None, description="counterfactual swap lists; default: packaged")
+    auth_digest: str | None = Field(None, description="SHA-256 of the bearer token; None: no auth")
 
 
 class _Body(BaseModel):

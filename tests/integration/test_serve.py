@@ -23,7 +23,11 @@ pytestmark = pytest.mark.integration
 APP = "debias"  # the name `debias serve` deploys under
 MAX_TEXTS = 16
 MAX_CHARS = 200
-CARD = {"version": "tiny-test-1", "training_data": {"rows": 10, "source": "unit fixture"},
+MAX_BODY = 64 * 1024
+MAX_VARIANTS = 12
+CARD = {"version": "tiny-test-1", "training_data": {"rows": 10, "source": "unit fixture",
+                                                   "path": "/home/someone/private/corpus.csv"},
+        "plots": {"pareto": "data:image/png;base64,iVBORw0KGgo="},
         "losses": [{"name": "cross_entropy", "weight": 1.0}],
         "val_fairness": {"selection_rate_difference": 0.12}}
 GROUP_TEXTS = ["My sister is a nurse.", "The woman spoke to the man.", "He is a muslim teacher.",
@@ -62,7 +66,8 @@ def cfg(run_dir):
     serve_cfg = {"port": _free_port(), "max_batch_size": 8, "batch_wait_timeout_s": 0.05,
                  "max_ongoing_requests": 64, "min_replicas": 1, "max_replicas": 1,
                  "num_cpus_per_replica": 0.5, "torch_threads": 1, "max_texts": MAX_TEXTS,
-                 "max_chars": MAX_CHARS, "monitor_window": 1000, "monitor_min_count": 1}
+                 "max_chars": MAX_CHARS, "monitor_window": 1000, "monitor_min_count": 1,
+                 "max_body_bytes": MAX_BODY, "max_variants": MAX_VARIANTS, "auth_token_env": None}
     return load_config(base={"data": {"path": "unused-by-serve"}, "serve": serve_cfg})
 
 
@@ -164,7 +169,10 @@ def test_health_and_model_card(client):
     assert r.status_code == 200 and r.json()["status"] == "ok"
     m = client.get("/v1/model").json()
     assert m["model_version"] == "tiny-test-1"
-    assert m["card"] == CARD
+    # the card as stored, less what would leak the serving machine's layout or embed files
+    assert m["card"]["training_data"] == {**CARD["training_data"], "path": "corpus.csv"}
+    assert m["card"]["plots"] == {"pareto": "(data URI omitted)"}
+    assert m["card"]["val_fairness"] == CARD["val_fairness"] and "/home" not in r.text + json.dumps(m)
 
 
 def test_classify_matches_offline_model(client, offline, settings):
@@ -210,6 +218,150 @@ def test_bad_input_leaves_the_replica_serving_and_is_counted(client):
     assert r.status_code == 413
     _settled(client, lambda s: sum(s["rejects"].values()), before + len(BAD) + 2)
     assert client.post("/v1/classify", json={"texts": ["still here"]}).status_code == 200
+
+
+LIMITS = [  # (body, content type, status, reason, words the message must hold)
+    (b"x" * (MAX_BODY + 1), "application/json", 413, "body_too_large", "larger than"),
+    (b'{"texts": ["a"]}', "text/plain", 415, "unsupported_media_type", "must be JSON"),
+    (b'{"texts": ["a"]}', None, 415, "unsupported_media_type", "must be JSON"),
+    (b'{"texts": ["caf\xe9"]}', "application/json", 400, "not_utf8", "UTF-8"),
+    (b"[" * 100 + b"]" * 100, "application/json", 400, "too_deep", "deeper than"),
+    (b'{"texts": [' + b"9" * 5000 + b"]}", "application/json", 400, "number_too_long", "digits"),
+]
+
+
+@pytest.mark.parametrize("body,ctype,status,reason,words", LIMITS, ids=[r for *_, r, _ in LIMITS])
+def test_service_limits_refuse_before_parsing_and_count_the_reason(client, body, ctype, status, reason, words):
+    before = _quiet_snapshot(client)["rejects"].get(reason, 0)
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/v1/classify", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and len(r.content) < 300  # short, and no echo of the body
+    _settled(client, lambda s: s["rejects"].get(reason, 0), before + 1)
+
+
+def test_a_chunked_body_over_the_cap_is_cut_off_while_reading(client):
+    def chunks():  # no Content-Length: the cap is enforced on the bytes as they arrive
+        yield b'{"texts": ["'
+        for _ in range(MAX_BODY // 1024 + 8):
+            yield b"a" * 1024
+        yield b'"]}'
+
+    r = client.post("/v1/classify", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+
+
+def test_error_details_are_capped(client):
+    r = client.post("/v1/classify", json={"texts": list(range(MAX_TEXTS * 10))})
+    assert r.status_code == 422
+    body = r.json()
+    assert len(body["details"]) == 21 and body["details"][-1] == {"loc": "body", "type": "truncated",
+                                                                  "more": MAX_TEXTS * 10 - 20}
+    assert "more)" in body["error"] and len(r.content) < 4000
+
+
+def test_unknown_routes_and_methods_are_counted_4xx_in_the_error_shape(client):
+    before = _quiet_snapshot(client)["rejects"]
+    r = client.get("/v1/nothing-here")
+    assert r.status_code == 404 and "no endpoint" in r.json()["error"]
+    r = client.get("/v1/classify")
+    assert r.status_code == 405 and "not allowed" in r.json()["error"]
+    _settled(client, lambda s: s["rejects"].get("not_found", 0), before.get("not_found", 0) + 1)
+    _settled(client, lambda s: s["rejects"].get("method_not_allowed", 0), before.get("method_not_allowed", 0) + 1)
+
+
+def test_counterfactual_variants_are_capped(client, offline):
+    from debias.identity.swaps import counterfactual_variants
+
+    text = ("The Muslim woman, the Christian man, the Jewish girl, the gay boy and the old lady "
+            "met the Hindu priest.")
+    n = len(counterfactual_variants(offline["clean"]([text])[0], lexicon=offline["lexicon"],
+                                    table=offline["swaps"]))
+    assert n > MAX_VARIANTS
+    r = client.post("/v1/counterfactual", json={"text": text})
+    assert r.status_code == 413 and f"at most {MAX_VARIANTS} counterfactual variants" in r.json()["error"]
+    assert "Muslim" not in r.text
+
+
+def test_bearer_token_auth_as_a_second_application(url, settings, ray_local, monkeypatch):
+    """A token in $DEBIAS_API_TOKEN at deploy time: every endpoint but /healthz needs it."""
+    from ray import serve
+
+    from serve.app import auth_digest, build_application
+
+    monkeypatch.setenv("DEBIAS_API_TOKEN", "tok-" + "x" * 40)
+    cfg2 = settings.serve.model_copy(update={"auth_token_env": "DEBIAS_API_TOKEN"})
+    s2 = settings.model_copy(update={"serve": cfg2, "auth_digest": auth_digest(cfg2)})
+    assert s2.auth_digest and "tok-" not in json.dumps(s2.model_dump())  # the token never travels
+    serve.run(build_application(s2), name="auth", route_prefix="/auth")
+    try:
+        with httpx.Client(base_url=url + "/auth", timeout=60.0) as c:
+            assert c.get("/healthz").status_code == 200
+            for path, kw in (("/v1/model", None), ("/metrics", None), ("/v1/classify", {"texts": ["hi"]})):
+                r = c.post(path, json=kw) if kw else c.get(path)
+                assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
+                assert "missing bearer token" in r.json()["error"]
+            bad = c.post("/v1/classify", json={"texts": ["hi"]}, headers={"authorization": "Bearer nope"})
+            assert bad.status_code == 401 and "invalid" in bad.json()["error"]
+            good = c.post("/v1/classify", json={"texts": ["hi"]},
+                          headers={"authorization": "Bearer tok-" + "x" * 40})
+            assert good.status_code == 200 and len(good.json()["scores"]) == 1
+    finally:
+        serve.delete("auth")
+
+
+def _replica_rss(app: str = APP) -> int:
+    import psutil
+    import ray
+    from ray.util.state import list_actors
+
+    # this test's own cluster, by address: other Ray instances may run on the machine
+    address = ray.get_runtime_context().gcs_address
+    actors = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
+              if a.class_name == f"ServeReplica:{app}:Classifier"]
+    assert len(actors) == 1, [a.class_name for a in actors]
+    return psutil.Process(actors[0].pid).memory_info().rss
+
+
+def test_soak_mixed_valid_and_malformed_requests_from_64_clients(client, url, record_property):
+    """A bounded soak: 64 clients for a fixed time; no 5xx, every malformed request counted,
+    the replica's memory flat (after a warm-up round of the same mix)."""
+    bad = [(b'{"texts": [5]}', "application/json"), (b"[" * 100, "application/json"),
+           (b'{"texts": ["a"]}', "text/plain"), (b'{"texts": ["caf\xe9"]}', "application/json"),
+           (b"x" * (MAX_BODY + 1), "application/json")]
+
+    async def soak(seconds: float) -> tuple[int, int, list[int]]:
+        statuses: list[int] = []
+        stop = time.monotonic() + seconds
+
+        async def one_client(k: int, ac: httpx.AsyncClient) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                if (i + k) % 3:  # two valid requests in three
+                    r = await ac.post("/v1/classify", json={"texts": [f"client {k} text {i}", "she is here"]})
+                else:
+                    body, ctype = bad[(i + k) % len(bad)]
+                    r = await ac.post("/v1/classify", content=body, headers={"content-type": ctype})
+                statuses.append(r.status_code)
+                i += 1
+
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as ac:
+            await asyncio.gather(*(one_client(k, ac) for k in range(64)))
+        return sum(s == 200 for s in statuses), sum(400 <= s < 500 for s in statuses), statuses
+
+    asyncio.run(soak(3.0))  # warm-up: allocator pools, tokenizer caches, connection state
+    rss0 = _replica_rss()
+    before = sum(_quiet_snapshot(client)["rejects"].values())
+    ok, refused, statuses = asyncio.run(soak(8.0))
+    after = _settled(client, lambda s: sum(s["rejects"].values()), before + refused)
+    rss1 = _replica_rss()
+    figures = {"ok": ok, "refused": refused, "rss_growth_mib": round((rss1 - rss0) / 2**20, 1)}
+    record_property("soak", json.dumps(figures))
+    print("soak:", figures)
+    assert all(s < 500 for s in statuses) and ok > 0 and refused > 0
+    assert sum(after["rejects"].values()) - before == refused  # every malformed request counted, once
+    assert rss1 - rss0 < 64 * 2**20, f"replica RSS grew {(rss1 - rss0) / 2**20:.1f} MiB in the soak"
 
 
 def _fire(url: str, path: str, n: int) -> None:
