@@ -1,10 +1,19 @@
-"""Run directories: one folder per stage, written atomically, each with a manifest.
+"""Run directories: one folder per stage, each committed by its manifest.
 
-A stage writes into ``RUN_DIR/.<stage>.tmp-<token>/`` and, once everything is there, renames it
-to ``RUN_DIR/<stage>/`` (replacing an older output). A crashed stage therefore never leaves a
-half-written folder under the name the next stage reads. Run directories may be local paths or
-pyarrow filesystem URIs (``s3://bucket/runs/x``); renames on object stores are copies, which
-is still safe because the next stage only reads the final name.
+A stage writes into ``RUN_DIR/.<stage>.tmp-<token>/`` (a unique attempt prefix). Committing
+depends on the filesystem:
+
+- local (and any filesystem with directory renames): the attempt, manifest included, is renamed
+  to ``RUN_DIR/<stage>/`` (an older output is first renamed aside, then deleted);
+- object stores (S3, GCS: no directory rename; Arrow's ``move`` fails on a prefix): the old
+  output's manifest is deleted first (it is no longer committed), its files deleted, the
+  attempt's files copied to ``RUN_DIR/<stage>/``, and the manifest written there last.
+
+Either way ``manifest.json`` is the commit marker: a folder without one is not a finished stage
+(:func:`read_manifest` and :func:`committed_path` refuse it), so a crash at any step never passes
+half an output to the next stage. Attempts left by a killed process (``.<stage>.tmp-*``,
+``.<stage>.old-*``, which may hold raw text) are deleted when the stage next runs. Two runs of
+the same stage into one run directory at the same time are not supported.
 """
 
 from __future__ import annotations
@@ -85,17 +94,69 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _is_local(fs: pafs.FileSystem) -> bool:
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def clean_stale_attempts(fs: pafs.FileSystem, base: str, stage: str) -> list[str]:
+    """Delete the attempt folders a killed run of ``stage`` left in ``base``; returns their names."""
+    if not _exists(fs, base):
+        return []
+    gone = []
+    for info in fs.get_file_info(pafs.FileSelector(base, recursive=False)):
+        name = info.path.rstrip("/").rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.Directory and (name.startswith(f".{stage}.tmp-")
+                                                     or name.startswith(f".{stage}.old-")):
+            try:
+                fs.delete_dir(info.path)
+                gone.append(name)
+            except (OSError, FileNotFoundError):
+                pass
+    return gone
+
+
+def _commit_by_copy(fs: pafs.FileSystem, tmp: str, final: str, manifest: bytes) -> None:
+    """The object-store commit: uncommit the old output, replace its files, manifest last."""
+    marker = join(final, "manifest.json")
+    if _exists(fs, marker):
+        fs.delete_file(marker)
+    if _exists(fs, final):
+        fs.delete_dir_contents(final)
+    pafs.copy_files(tmp, final, source_filesystem=fs, destination_filesystem=fs)
+    with fs.open_output_stream(marker) as f:
+        f.write(manifest)
+    fs.delete_dir(tmp)
+
+
+def _commit_by_rename(fs: pafs.FileSystem, base: str, stage: str, tmp: str, final: str,
+                      manifest: bytes) -> None:
+    with fs.open_output_stream(join(tmp, "manifest.json")) as f:
+        f.write(manifest)
+    if _exists(fs, final):
+        old = join(base, f".{stage}.old-{secrets.token_hex(4)}")
+        fs.move(final, old)
+        fs.move(tmp, final)
+        fs.delete_dir(old)
+    else:
+        fs.move(tmp, final)
+
+
 @contextmanager
 def stage_output(run_dir: str, stage: str, *, config: Any = None, inputs: list[str] | None = None,
                  seed: int | None = None) -> Iterator[StageWriter]:
-    """Write a stage's output atomically and finish it with ``manifest.json``.
+    """Write a stage's output under an attempt prefix and commit it with ``manifest.json``.
 
     The body fills ``writer.manifest`` (row counts, extra timings); config, inputs, seed,
-    package versions and wall time are added here. On an exception the temp folder is removed
+    package versions and wall time are added here. On an exception the attempt is removed
     and any previous output of the stage is left untouched.
     """
     fs, base = resolve_fs(run_dir)
     fs.create_dir(base, recursive=True)
+    clean_stale_attempts(fs, base, stage)
     tmp = join(base, f".{stage}.tmp-{secrets.token_hex(4)}")
     fs.create_dir(tmp, recursive=True)
     writer = StageWriter(run_dir=run_dir, stage=stage, path=tmp, fs=fs)
@@ -112,15 +173,12 @@ def stage_output(run_dir: str, stage: str, *, config: Any = None, inputs: list[s
             "config": config.model_dump() if hasattr(config, "model_dump") else config,
             "versions": package_versions(),
         }
-        writer.write_json("manifest.json", manifest)
+        body = json.dumps(manifest, indent=2, sort_keys=False, default=json_default).encode()
         final = join(base, stage)
-        if fs.get_file_info(final).type != pafs.FileType.NotFound:
-            old = join(base, f".{stage}.old-{secrets.token_hex(4)}")
-            fs.move(final, old)
-            fs.move(tmp, final)
-            fs.delete_dir(old)
+        if _is_local(fs):
+            _commit_by_rename(fs, base, stage, tmp, final, body)
         else:
-            fs.move(tmp, final)
+            _commit_by_copy(fs, tmp, final, body)
         writer.path = final
     except BaseException:
         try:
@@ -131,8 +189,12 @@ def stage_output(run_dir: str, stage: str, *, config: Any = None, inputs: list[s
 
 
 def stage_path(run_dir: str, stage: str, *parts: str) -> str:
-    fs, base = resolve_fs(run_dir)
-    return join(base, stage, *parts) if "://" not in run_dir else join(run_dir, stage, *parts)
+    """The path of ``stage`` (and ``parts`` inside it); a URI stays a URI, its query (an S3
+    endpoint, a region) kept at the end where pyarrow reads it."""
+    if "://" not in run_dir:
+        return join(resolve_fs(run_dir)[1], stage, *parts)
+    path, sep, query = run_dir.partition("?")
+    return join(path, stage, *parts) + sep + query
 
 
 def read_manifest(run_dir: str, stage: str) -> dict[str, Any]:
@@ -145,6 +207,12 @@ def read_manifest(run_dir: str, stage: str) -> dict[str, Any]:
         )
     with fs.open_input_stream(path) as f:
         return json.loads(f.read().decode())
+
+
+def committed_path(run_dir: str, stage: str, *parts: str) -> str:
+    """:func:`stage_path`, once the stage's manifest shows it committed (else a clear error)."""
+    read_manifest(run_dir, stage)
+    return stage_path(run_dir, stage, *parts)
 
 
 def local_copy_dir(src: str, dst: Path) -> Path:

@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Object-store tests talk to a local S3-compatible server (moto), which accepts any credentials;
+# set here, before any Ray starts, so Ray workers inherit them too.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 # ray.cluster_utils.Cluster writes $RAY_TMPDIR/ray/ray_current_cluster before any Ray has
 # created that folder; with a fresh RAY_TMPDIR (as in CI) it must exist first.
 os.makedirs(os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray"), exist_ok=True)
@@ -56,3 +61,29 @@ def ray_local():
                  configure_logging=True, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API on 127.0.0.1 (moto's server mode). Yields ``uri(path) -> s3://...`` that
+    pyarrow opens against it, in a bucket created here."""
+    pytest.importorskip("moto.server", reason="object-store tests need moto[server] (the test extra)")
+    import socket
+
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+
+    def uri(path: str) -> str:
+        return f"s3://debias-test/{path.strip('/')}?{query}"
+
+    fs, _ = pafs.FileSystem.from_uri(f"s3://debias-test?{query}&allow_bucket_creation=true")
+    fs.create_dir("debias-test")
+    yield uri
+    server.stop()
