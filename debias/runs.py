@@ -119,6 +119,16 @@ def clean_stale_attempts(fs: pafs.FileSystem, base: str, stage: str) -> list[str
     return gone
 
 
+def move_dir(fs: pafs.FileSystem, src: str, dst: str) -> None:
+    """Move a folder on one filesystem: a rename where the filesystem has one, else (object
+    stores) a copy of its files, then the source deleted."""
+    if _is_local(fs):
+        fs.move(src, dst)
+        return
+    pafs.copy_files(src, dst, source_filesystem=fs, destination_filesystem=fs)
+    fs.delete_dir(src)
+
+
 def _commit_by_copy(fs: pafs.FileSystem, tmp: str, final: str, manifest: bytes) -> None:
     """The object-store commit: uncommit the old output, replace its files, manifest last."""
     marker = join(final, "manifest.json")

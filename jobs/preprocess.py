@@ -62,7 +62,7 @@ from debias.corpus.patterns import (
 from debias.corpus.prepare import INTERMEDIATE_PARQUET_ARGS, freeze_startup_heap, member_groups, prepare_batch
 from debias.identity.tools import lexicon_for, swaps_for
 from debias.io import InputSpec, inspect_input, to_arrow
-from debias.runs import join, stage_output
+from debias.runs import join, move_dir, stage_output
 
 ROWS_PER_BLOCK = 50_000
 PREPARED_ROWS_PER_FILE = 125_000  # the final pass runs one task per prepared file
@@ -414,7 +414,7 @@ def _finalize(job: _Job, kept: _Kept, w, plan: dict[str, Any], work: str) -> dic
             fs.create_dir(w.sub(name))
             split_rows[name] = 0
         else:
-            fs.move(src, w.sub(name))
+            move_dir(fs, src, w.sub(name))
             split_rows[name] = _rows(fs, w.sub(name))
     return split_rows
 
