@@ -6,7 +6,7 @@
    counterfactual logit pairing is on, tokenises (unpadded) and materialises once, before the
    workers take every CPU. Each worker gets an equal streaming shard of train; it cuts windows
    of ``bucket_window`` batches, sorts each window by length and pads every batch only to its
-   own longest row (:func:`debias.training.core.bucket_batches`).
+   own longest row (:func:`debias.training.data.bucket_batches`).
 3. ``train_loop_per_worker``: the model, losses and one step from ``debias``; DDP via
    ``prepare_model`` (gloo on CPU, nccl + bf16 autocast on GPU); group statistics in the
    penalties are all-reduced inside the loss. Rank 0 validates after each epoch and
@@ -40,7 +40,6 @@ from debias.runs import join, resolve_fs, stage_output, stage_path
 log = logging.getLogger("debias.train")
 CHECKPOINT_DIR = "train_checkpoints"
 LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --resume)
-_NAN_SCORE = -1e9  # what a NaN validation objective counts as when ranking checkpoints
 PROGRESS_EVERY_S = 60.0  # within-epoch progress lines from rank 0: about one a minute
 
 
@@ -66,9 +65,9 @@ def _split_columns(path: str) -> tuple[list[str], int]:
 def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Check everything a run needs before any cluster work; return the plan."""
     from debias.schema import membership_columns
-    from debias.training.core import VAL_METRICS, parse_objective
     from debias.training.losses import FairnessObjective
     from debias.training.model import check_model_dir, default_model_dir
+    from debias.training.selection import VAL_METRICS, parse_objective
 
     tc = cfg.train
     model_dir = str(check_model_dir(tc.model or default_model_dir()))
@@ -180,25 +179,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import pandas as pd
     import ray.train
     import ray.train.torch
-    import torch
     import torch.distributed as dist
 
-    from debias.training.core import (
-        EarlyStopping,
-        FairClassifier,
-        bucket_batches,
-        load_training_state,
-        make_batch,
-        make_optimizer,
-        membership_matrix,
-        predict_frame,
-        save_training_state,
-        selection_score,
-        train_step,
-        validation_metrics,
-    )
-    from debias.training.losses import FairnessObjective
-    from debias.training.model import freeze, load_classifier, unwrap
+    from debias.training.data import bucket_batches, make_batch, membership_matrix
+    from debias.training.model import unwrap
+    from debias.training.module import build_module
+    from debias.training.selection import EarlyStopping, epoch_score, predict_frame, validation_metrics
+    from debias.training.state import load_training_state, save_training_state
+    from debias.training.step import make_optimizer, train_step
 
     tc = TrainConfig.model_validate(config["train"])
     plan = config["plan"]
@@ -210,14 +198,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     seed = int(config["seed"])
     fault = config.get("fault")
 
-    torch.manual_seed(seed)  # identical heads on every rank (DDP also broadcasts rank 0's)
-    model, tok = load_classifier(plan["model_dir"])
-    freeze(model, embeddings=tc.freeze_embeddings, layers=tc.freeze_layers)
-    objective = FairnessObjective(tc.losses, n_groups=len(group_cols))
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    token_types = "token_type_ids" in getattr(tok, "model_input_names", ())
-    module = FairClassifier(model, n_groups=len(group_cols), adversary=objective.adversary_params,
-                            pad_id=pad_id)
+    # seed: identical heads on every rank (DDP also broadcasts rank 0's)
+    module, objective, _, pad_id, token_types = build_module(
+        plan["model_dir"], losses=tc.losses, n_groups=len(group_cols),
+        freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers, seed=seed)
     module = ray.train.torch.prepare_model(module)
     optimizer, scheduler = make_optimizer(module, lr=tc.lr, weight_decay=tc.weight_decay,
                                           total_steps=steps * tc.epochs, warmup_ratio=tc.warmup_ratio)
@@ -290,7 +274,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                   "samples_per_s": n_local * world / max(seconds, 1e-9),
                                   "epoch_seconds": seconds}
         decision = [False, False]  # improved, stop: rank 0 decides, every rank follows
-        by_group = None
+        by_group = overall = None
         if rank == 0:
             if val_df is not None:
                 scores = predict_frame(unwrap(module).model, val_df, pad_id=pad_id, token_type_ids=token_types,
@@ -299,10 +283,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     val_df["label"].to_numpy(), scores, membership_matrix(val_df, group_cols), group_cols,
                     threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
                 record.update(overall)
-                score = selection_score(overall, tc.selection_metric)
-            else:
-                score = -float(record.get("train_loss", 0.0))  # no val split: lower train loss wins
-            record["selection_score"] = score if not math.isnan(score) else _NAN_SCORE
+            record["selection_score"] = epoch_score(overall, objective=tc.selection_metric,
+                                                    train_loss=record.get("train_loss", 0.0))
             decision = list(stopper.update(record["selection_score"], epoch + 1))
             record["best_epoch"] = stopper.best_epoch_
             done = epoch + 1 - start_epoch
@@ -346,13 +328,13 @@ def _reportable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def tokenize_batch(batch, *, model_dir: str, max_length: int):
-    """Ray Data task: :class:`debias.training.core.Tokenize` with the tokenizer cached per process."""
+    """Ray Data task: :class:`debias.training.data.Tokenize` with the tokenizer cached per process."""
     return _tokenizer(model_dir, max_length)(batch)
 
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model_dir: str, max_length: int):
-    from debias.training.core import Tokenize
+    from debias.training.data import Tokenize
 
     return Tokenize(model_dir, max_length=max_length)
 
@@ -361,7 +343,7 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
     import pyarrow.parquet as pq
     import ray.data
 
-    from debias.training.core import add_partner_text, partner_texts
+    from debias.training.data import add_partner_text, partner_texts
 
     fs, train_p = resolve_fs(plan["train_path"])
     tok_kwargs = {"model_dir": plan["model_dir"], "max_length": tc.max_length}
@@ -449,33 +431,32 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
 
 
 def _best_checkpoint(result) -> Any:
-    scored = [(m.get("selection_score", _NAN_SCORE), m.get("epoch", 0), c)
-              for c, m in (result.best_checkpoints or [])]
-    if not scored:
+    from debias.training.selection import best_checkpoint
+
+    best = best_checkpoint(result.best_checkpoints or [])
+    if best is None:
         if result.checkpoint is None:
             raise RuntimeError("training produced no checkpoint")
         return result.checkpoint
-    # best score; on ties the later epoch
-    return max(scored, key=lambda t: (t[0], t[1]))[2]
+    return best
 
 
 def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Load the best checkpoint on the driver and export the classifier with its model card."""
     import pandas as pd
 
-    from debias.training.core import FairClassifier, load_training_state, read_training_extra
-    from debias.training.losses import FairnessObjective
-    from debias.training.model import export_model, load_classifier
+    from debias.training.model import export_model
+    from debias.training.module import build_module
+    from debias.training.state import load_training_state, read_training_extra
 
     tc, plan = cfg.train, fitted["plan"]
     result = fitted["result"]
     ckpt = _best_checkpoint(result)
     with result.checkpoint.as_directory() as d:  # the latest holds the whole history
         history = read_training_extra(d)["history"]
-    model, tok = load_classifier(plan["model_dir"])
-    objective = FairnessObjective(tc.losses, n_groups=len(plan["group_cols"]))
-    module = FairClassifier(model, n_groups=len(plan["group_cols"]), adversary=objective.adversary_params,
-                            pad_id=tok.pad_token_id or 0)
+    built = build_module(plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]),
+                         freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers)
+    module, model, tok = built.module, built.module.model, built.tokenizer
     with ckpt.as_directory() as d:
         extra = load_training_state(d, module)
         by_group_path = Path(d) / "val_by_group.json"
