@@ -66,17 +66,15 @@ def load_corpus(rows: int, seed: int):
 
 
 def tokenised(df, model_dir: str, max_length: int):
-    from debias.training.core import Tokenize
+    from debias.training.data import Tokenize
 
     return Tokenize(model_dir, max_length=max_length)(df)
 
 
 def _batches(df, *, batch_size: int, dynamic: bool, seed: int):
-    from debias.training.core import bucket_batches
+    from debias.training.data import window_batches
 
-    if dynamic:
-        return bucket_batches(df, batch_size=batch_size, seed=seed)
-    return [df.iloc[i:i + batch_size] for i in range(0, len(df), batch_size)]
+    return window_batches(df, batch_size=batch_size, dynamic=dynamic, seed=seed)
 
 
 def time_config(model0, tok, df, group_cols, terms, *, batch_size, steps, dynamic, max_length, warmup=2,
@@ -84,8 +82,10 @@ def time_config(model0, tok, df, group_cols, terms, *, batch_size, steps, dynami
     """Samples/s of ``steps`` training steps (after ``warmup``) for one loss configuration."""
     import torch
 
-    from debias.training.core import FairClassifier, make_batch, make_optimizer, train_step
+    from debias.training.data import make_batch
     from debias.training.losses import FairnessObjective
+    from debias.training.module import FairClassifier
+    from debias.training.step import make_optimizer, train_step
 
     torch.manual_seed(0)
     model = copy.deepcopy(model0)
@@ -115,7 +115,7 @@ def objective_ms(df, group_cols, terms, *, batch_size, hidden=384, iters=200):
     without the encoder: a precise, load-insensitive bound on a term's own cost."""
     import torch
 
-    from debias.training.core import make_batch
+    from debias.training.data import make_batch
     from debias.training.losses import FairnessObjective, LossInputs
 
     torch.manual_seed(0)

@@ -5,8 +5,8 @@
    blocks (so each block holds texts of similar length), ``map_batches`` over an actor pool of
    :class:`debias.evaluation.predict.Predictor` (the model loads once per actor; each actor pads a batch
    only to its own longest text), CPU or GPU.
-3. On the driver, from the predictions alone: metrics per suite (``debias.evaluation.suites.suite_metrics``),
-   gate values and checks, the worst cases and their token attributions.
+3. On the driver, from the predictions alone (``debias.evaluation.measure``): the threshold,
+   metrics per suite, gate values and checks, the worst cases and their token attributions.
 4. ``RUN_DIR/evaluate/``: ``predictions/<suite>/part-0.parquet``, ``metrics.json``, manifest.
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from debias.config import EvaluateConfig, PipelineConfig
-from debias.evaluation import suites as S
 from debias.evaluation.build import build_suite
-from debias.evaluation.gates import Gate, check_gates, metric_values, parse_gates
+from debias.evaluation.gates import Gate, parse_gates
+from debias.evaluation.measure import attach_scores, choose_threshold, measure_suites, with_predictions
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
 
@@ -129,99 +129,95 @@ def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig) -> list[d
     return explain_cases(cases, ig=ig, method="integrated_gradients")
 
 
-def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) -> dict[str, Any]:
-    """Score every suite, compute metrics, check gates; write ``RUN_DIR/evaluate/``.
-
-    Returns the manifest dict, including ``"gates": [{"expr", "value", "passed", ...}]``.
-    """
-    ev = cfg.evaluate
-    from jobs.storage import check_run_dir_shared
-
-    parsed, model_dir = preflight(cfg, run_dir, gates=gates)
-    check_run_dir_shared(run_dir)
-    seed = ev.seed if ev.seed is not None else cfg.seed
-    t0 = time.time()
+def _load_suites(cfg: PipelineConfig, run_dir: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Every configured suite as a frame, and each suite's kind (both by suite name)."""
     cache: dict[str, Any] = {}
-    frames = {sc.name: build_suite(sc, cfg, read_split=partial(_read_split, run_dir), cache=cache) for sc in ev.suites}
-    kinds = {sc.name: sc.kind for sc in ev.suites}
-    t_load = time.time() - t0
+    frames = {sc.name: build_suite(sc, cfg, read_split=partial(_read_split, run_dir), cache=cache)
+              for sc in cfg.evaluate.suites}
+    kinds = {sc.name: sc.kind for sc in cfg.evaluate.suites}
     log("suites: " + ", ".join(f"{n} ({kinds[n]}, {len(d):,} rows)" for n, d in frames.items()))
+    return frames, kinds
 
-    # One inference pass over every suite; rows are put back by position.
+
+def _score_suites(frames: dict[str, pd.DataFrame], *, model_dir: str, ev: EvaluateConfig) -> dict[str, pd.DataFrame]:
+    """One inference pass over every suite; the scores go back to their rows by position."""
     texts = [t for df in frames.values() for t in df["text"].tolist()]
-    t1 = time.time()
     log(f"scoring {len(texts):,} texts with {model_dir} on {ev.num_actors} actor(s) x "
         f"{ev.cpus_per_actor} CPU{' + 1 GPU' if ev.use_gpu else ''}")
+    t1 = time.time()
     scores = score_texts(texts, model_dir=model_dir, ev=ev)
     t_infer = time.time() - t1
     log(f"scored in {t_infer:.1f} s ({len(texts) / max(t_infer, 1e-9):.1f} texts/s)")
-    start = 0
-    for df in frames.values():
-        df["y_score"] = scores[start:start + len(df)]
-        start += len(df)
-    threshold, threshold_source = ev.threshold, "config"
-    if ev.tune_threshold:
-        from debias.metrics import best_f1_threshold
+    return attach_scores(frames, scores)
 
-        val = next(n for n in frames if kinds[n] == "val_split")
-        threshold, val_f1 = best_f1_threshold(frames[val]["y_true"], frames[val]["y_score"])
-        threshold_source = f"F1-best on suite {val!r} (F1 {val_f1:.4f})"
-        log(f"threshold {threshold:.4f}: {threshold_source}")
-    for df in frames.values():
-        df["y_pred"] = (df["y_score"] >= threshold).astype("int8")
 
-    t2 = time.time()
-    metrics = {name: S.suite_metrics(df, kind=kinds[name], threshold=threshold, n_boot=ev.n_boot,
-                                     min_group_size=ev.min_group_size, seed=seed)
-               for name, df in frames.items()}
-    values = {name: metric_values(m, min_group_size=ev.min_group_size) for name, m in metrics.items()}
-    gate_results = check_gates(parsed, values)
-    t_metrics = time.time() - t2
+def _write(run_dir: str, ev: EvaluateConfig, frames: dict[str, pd.DataFrame], kinds: dict[str, str],
+           doc: dict[str, Any], *, seed: int, timings: dict[str, float]) -> None:
+    """``RUN_DIR/evaluate/``: predictions per suite, ``metrics.json`` and the manifest."""
+    import pyarrow.parquet as pq
 
-    from debias.evaluation.explain import worst_cases
-
-    t3 = time.time()
-    labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
-    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev)
-    t_explain = time.time() - t3
-
-    doc = {
-        "model_dir": model_dir,
-        "threshold": threshold,
-        "threshold_source": threshold_source,
-        "suites": {n: {**metrics[n], "name": n} for n in frames},
-        "gate_values": values,
-        "gates": gate_results,
-        "worst_cases": cases,
-        "explain_method": ev.explain_method,
-    }
-    from debias.metrics import to_json_safe
-
-    doc = to_json_safe(doc)
+    model_dir, n_scored = doc["model_dir"], sum(len(d) for d in frames.values())
     inputs = [stage_path(run_dir, "preprocess")] if any(
         k in ("test_split", "val_split", "counterfactual_pairs") for k in kinds.values()) else []
     with stage_output(run_dir, "evaluate", config=ev, inputs=[*inputs, model_dir], seed=seed) as w:
         for name, df in frames.items():
             w.fs.create_dir(w.sub("predictions", name), recursive=True)
-            import pyarrow.parquet as pq
-
-            table = to_arrow(df)
-            pq.write_table(table, w.sub("predictions", name, "part-0.parquet"), filesystem=w.fs)
+            pq.write_table(to_arrow(df), w.sub("predictions", name, "part-0.parquet"), filesystem=w.fs)
         w.write_json("metrics.json", doc)
         w.manifest.update({
             "model_dir": model_dir,
             "rows": {n: int(len(d)) for n, d in frames.items()},
-            "rows_scored": int(len(texts)),
-            "timings_s": {"load_suites": round(t_load, 3), "inference": round(t_infer, 3),
-                          "metrics": round(t_metrics, 3), "explain": round(t_explain, 3)},
-            "throughput_texts_per_s": round(len(texts) / t_infer, 1) if t_infer > 0 else None,
-            "gates": gate_results,
+            "rows_scored": int(n_scored),
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "throughput_texts_per_s": round(n_scored / timings["inference"], 1) if timings["inference"] > 0 else None,
+            "gates": doc["gates"],
         })
-    manifest = read_manifest(run_dir, "evaluate")
-    for g in gate_results:
+
+
+def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) -> dict[str, Any]:
+    """Score every suite, compute metrics, check gates; write ``RUN_DIR/evaluate/``.
+
+    Returns the manifest dict, including ``"gates": [{"expr", "value", "passed", ...}]``.
+    """
+    from debias.evaluation.explain import worst_cases
+    from debias.metrics import to_json_safe
+    from jobs.storage import check_run_dir_shared
+
+    ev = cfg.evaluate
+    parsed, model_dir = preflight(cfg, run_dir, gates=gates)
+    check_run_dir_shared(run_dir)
+    seed = ev.seed if ev.seed is not None else cfg.seed
+    clock = [time.time()]
+
+    def lap() -> float:
+        clock.append(time.time())
+        return clock[-1] - clock[-2]
+
+    frames, kinds = _load_suites(cfg, run_dir)
+    timings = {"load_suites": lap()}
+    frames = _score_suites(frames, model_dir=model_dir, ev=ev)
+    timings["inference"] = lap()
+    threshold, threshold_source = choose_threshold(frames, kinds, threshold=ev.threshold, tune=ev.tune_threshold)
+    if ev.tune_threshold:
+        log(f"threshold {threshold:.4f}: {threshold_source}")
+    frames = with_predictions(frames, threshold)
+    measured = measure_suites(frames, kinds, parsed, threshold=threshold, n_boot=ev.n_boot,
+                              min_group_size=ev.min_group_size, seed=seed)
+    timings["metrics"] = lap()
+    labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
+    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev)
+    timings["explain"] = lap()
+    doc = to_json_safe({
+        "model_dir": model_dir, "threshold": threshold, "threshold_source": threshold_source,
+        "suites": {n: {**measured["metrics"][n], "name": n} for n in frames},
+        "gate_values": measured["values"], "gates": measured["gates"],
+        "worst_cases": cases, "explain_method": ev.explain_method,
+    })
+    _write(run_dir, ev, frames, kinds, doc, seed=seed, timings=timings)
+    for g in measured["gates"]:
         log(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['expr']} (value {g['value']})")
     log(f"done: {stage_path(run_dir, 'evaluate')}")
-    return manifest
+    return read_manifest(run_dir, "evaluate")
 
 
 def load_metrics(run_dir: str) -> dict[str, Any]:

@@ -48,10 +48,10 @@ def sweep_configs(cfg: PipelineConfig) -> list[tuple[float, PipelineConfig]]:
 
 def best_metrics(result: Any) -> dict[str, Any]:
     """Metrics of the best reported checkpoint (by ``selection_score``; ties: later epoch)."""
-    scored = [m for _, m in (result.best_checkpoints or [])]
-    if not scored:
-        return dict(result.metrics or {})
-    return max(scored, key=lambda m: (m.get("selection_score", float("-inf")), m.get("epoch", 0)))
+    from debias.training.selection import best_checkpoint
+
+    best = best_checkpoint([(m, m) for _, m in (result.best_checkpoints or [])])
+    return dict(result.metrics or {}) if best is None else best
 
 
 def _markdown(df: pd.DataFrame, x: str, y: str) -> str:
@@ -91,7 +91,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, x: str = "val_auc", y: str = "val_
     """Train one run per weight, then write the Pareto table, JSON and plot to ``RUN_DIR/sweep``."""
     import tempfile
 
-    from debias.training.core import pareto_front
+    from debias.training.selection import pareto_front
     from jobs import train
 
     points = sweep_configs(cfg)

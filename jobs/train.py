@@ -6,8 +6,9 @@
    counterfactual logit pairing is on, tokenises (unpadded) and materialises once, before the
    workers take every CPU. Each worker gets an equal streaming shard of train; it cuts windows
    of ``bucket_window`` batches, sorts each window by length and pads every batch only to its
-   own longest row (:func:`debias.training.core.bucket_batches`).
-3. ``train_loop_per_worker``: the model, losses and one step from ``debias``; DDP via
+   own longest row (:func:`debias.training.data.bucket_batches`).
+3. ``train_loop_per_worker``: the model, losses and the epoch of steps from ``debias``
+   (``debias.training.module`` and ``step``); DDP via
    ``prepare_model`` (gloo on CPU, nccl + bf16 autocast on GPU); group statistics in the
    penalties are all-reduced inside the loss. Rank 0 validates after each epoch and
    checkpoints (weights as safetensors, optimiser, scheduler, DRO weights, early stopping);
@@ -29,6 +30,7 @@ import os
 import secrets
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,6 @@ from debias.runs import join, resolve_fs, stage_output, stage_path
 log = logging.getLogger("debias.train")
 CHECKPOINT_DIR = "train_checkpoints"
 LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --resume)
-_NAN_SCORE = -1e9  # what a NaN validation objective counts as when ranking checkpoints
 PROGRESS_EVERY_S = 60.0  # within-epoch progress lines from rank 0: about one a minute
 
 
@@ -66,9 +67,9 @@ def _split_columns(path: str) -> tuple[list[str], int]:
 def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Check everything a run needs before any cluster work; return the plan."""
     from debias.schema import membership_columns
-    from debias.training.core import VAL_METRICS, parse_objective
     from debias.training.losses import FairnessObjective
     from debias.training.model import check_model_dir, default_model_dir
+    from debias.training.selection import VAL_METRICS, parse_objective
 
     tc = cfg.train
     model_dir = str(check_model_dir(tc.model or default_model_dir()))
@@ -169,172 +170,206 @@ def _quiet_worker() -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def _fmt_eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+@dataclass
+class _Worker:
+    """What one Ray Train worker holds from epoch to epoch."""
+
+    tc: TrainConfig
+    config: dict[str, Any]  # the train_loop_config: plan, steps_per_epoch, seed, run_name, fault
+    rank: int
+    world: int
+    device: Any
+    module: Any  # the DDP-prepared FairClassifier
+    objective: Any
+    optimizer: Any
+    scheduler: Any
+    pad_id: int
+    token_types: bool
+    stopper: Any
+    val_df: Any = None  # rank 0 only, when there is a val split
+    start_epoch: int = 0
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_started: float = 0.0
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        return self.config["plan"]
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train worker: build, (resume), train epochs, validate and checkpoint on rank 0."""
-    _quiet_worker()
+def _setup_worker(config: dict[str, Any]) -> _Worker:
+    """Build model + objective + optimiser on this rank, resume from Ray's checkpoint if any,
+    and (rank 0) load the validation split."""
     import pandas as pd
     import ray.train
     import ray.train.torch
-    import torch
-    import torch.distributed as dist
 
-    from debias.training.core import (
-        EarlyStopping,
-        FairClassifier,
-        bucket_batches,
-        load_training_state,
-        make_batch,
-        make_optimizer,
-        membership_matrix,
-        predict_frame,
-        save_training_state,
-        selection_score,
-        train_step,
-        validation_metrics,
-    )
-    from debias.training.losses import FairnessObjective
-    from debias.training.model import freeze, load_classifier, unwrap
+    from debias.training.module import build_module
+    from debias.training.selection import EarlyStopping
+    from debias.training.step import make_optimizer
 
     tc = TrainConfig.model_validate(config["train"])
-    plan = config["plan"]
+    plan, steps = config["plan"], int(config["steps_per_epoch"])
     ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    group_cols = plan["group_cols"]
-    steps = int(config["steps_per_epoch"])
-    seed = int(config["seed"])
-    fault = config.get("fault")
-
-    torch.manual_seed(seed)  # identical heads on every rank (DDP also broadcasts rank 0's)
-    model, tok = load_classifier(plan["model_dir"])
-    freeze(model, embeddings=tc.freeze_embeddings, layers=tc.freeze_layers)
-    objective = FairnessObjective(tc.losses, n_groups=len(group_cols))
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    token_types = "token_type_ids" in getattr(tok, "model_input_names", ())
-    module = FairClassifier(model, n_groups=len(group_cols), adversary=objective.adversary_params,
-                            pad_id=pad_id)
+    # seed: identical heads on every rank (DDP also broadcasts rank 0's)
+    module, objective, _, pad_id, token_types = build_module(
+        plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]),
+        freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers, seed=int(config["seed"]))
     module = ray.train.torch.prepare_model(module)
     optimizer, scheduler = make_optimizer(module, lr=tc.lr, weight_decay=tc.weight_decay,
                                           total_steps=steps * tc.epochs, warmup_ratio=tc.warmup_ratio)
-    start_epoch, global_step, history = 0, 0, []
-    stopper = EarlyStopping(tc.early_stopping_patience)
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            extra = load_training_state(d, unwrap(module), optimizer=optimizer, scheduler=scheduler,
-                                        objective=objective)
-        start_epoch, global_step, history = extra["epoch"] + 1, extra["global_step"], extra["history"]
-        stopper.load_state_dict(extra["early_stopping"])
-        if rank == 0:
-            _say(f"resumed from epoch {extra['epoch'] + 1} (step {global_step})")
-        if extra.get("stopped"):
-            start_epoch = tc.epochs
-
-    pad_to = tc.max_length if tc.padding == "fixed" else None
-    window_batches = tc.bucket_window if tc.padding == "dynamic" else 1
-    val_df = None
-    if rank == 0 and plan["n_val"] > 0:
-        val_df = pd.concat(list(ray.train.get_dataset_shard("val").iter_batches(
+    w = _Worker(tc=tc, config=config, rank=ctx.get_world_rank(), world=ctx.get_world_size(), device=device,
+                module=module, objective=objective, optimizer=optimizer, scheduler=scheduler, pad_id=pad_id,
+                token_types=token_types, stopper=EarlyStopping(tc.early_stopping_patience))
+    _resume(w, ray.train.get_checkpoint())
+    if w.rank == 0 and plan["n_val"] > 0:
+        w.val_df = pd.concat(list(ray.train.get_dataset_shard("val").iter_batches(
             batch_size=4096, batch_format="pandas")), ignore_index=True)
+    w.run_started = time.time()
+    return w
 
-    run_started = time.time()
-    for epoch in range(start_epoch, tc.epochs):
-        t0 = last_say = time.time()
-        sums: dict[str, float] = {}
-        n_local, step = 0, 0
-        shard = ray.train.get_dataset_shard("train")
-        window_rows = tc.batch_size * window_batches
-        for w_i, window in enumerate(shard.iter_batches(
-                batch_size=window_rows, batch_format="pandas", local_shuffle_buffer_size=window_rows,
-                local_shuffle_seed=seed * 7919 + epoch * 31 + rank)):
-            if tc.padding == "dynamic":
-                batches = bucket_batches(window, batch_size=tc.batch_size,
-                                         seed=seed * 1_000_003 + epoch * 10_007 + rank * 101 + w_i)
-            else:
-                batches = [window.iloc[i:i + tc.batch_size] for i in range(0, len(window), tc.batch_size)]
-            for bdf in batches:
-                if step >= steps:
-                    break
-                batch = make_batch(bdf, group_cols=group_cols, pad_id=pad_id, token_type_ids=token_types,
-                                   pad_to=pad_to, counterfactuals=plan["counterfactuals"])
-                out = train_step(module, batch, objective, optimizer, scheduler, device=device,
-                                 grad_clip=tc.grad_clip)
-                for k, v in out.items():
-                    if k != "n":
-                        sums[k] = sums.get(k, 0.0) + v
-                n_local += out["n"]
-                step += 1
-                global_step += 1
-                if rank == 0 and (time.time() - last_say >= PROGRESS_EVERY_S) and step < steps:
-                    last_say = time.time()
-                    rate = step / max(last_say - t0, 1e-9)
-                    _say(f"{config['run_name']} epoch {epoch + 1}/{tc.epochs} step {step}/{steps} | "
-                         f"loss {sums.get('loss', 0.0) / step:.4f} | {n_local * world / (last_say - t0):.1f} samples/s | "
-                         f"epoch ETA {_fmt_eta((steps - step) / rate)}")
-                if fault and rank == fault["rank"] and global_step == fault["step"] \
-                        and not os.path.exists(fault["marker"]):
-                    Path(fault["marker"]).write_text(str(os.getpid()))
-                    os._exit(1)  # a hard worker death, as on a lost node
-            if step >= steps:
-                break
-        if step < steps:
-            raise RuntimeError(f"rank {rank} ran out of data after {step} of {steps} steps")
-        seconds = time.time() - t0
-        train_metrics = {f"train_{k}": v / max(step, 1) for k, v in sums.items()}
-        record: dict[str, Any] = {"epoch": epoch + 1, "global_step": global_step, **train_metrics,
-                                  "samples_per_s": n_local * world / max(seconds, 1e-9),
-                                  "epoch_seconds": seconds}
-        decision = [False, False]  # improved, stop: rank 0 decides, every rank follows
-        by_group = None
-        if rank == 0:
-            if val_df is not None:
-                scores = predict_frame(unwrap(module).model, val_df, pad_id=pad_id, token_type_ids=token_types,
-                                       batch_size=max(tc.batch_size, 64), device=device)
-                overall, by_group = validation_metrics(
-                    val_df["label"].to_numpy(), scores, membership_matrix(val_df, group_cols), group_cols,
-                    threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
-                record.update(overall)
-                score = selection_score(overall, tc.selection_metric)
-            else:
-                score = -float(record.get("train_loss", 0.0))  # no val split: lower train loss wins
-            record["selection_score"] = score if not math.isnan(score) else _NAN_SCORE
-            decision = list(stopper.update(record["selection_score"], epoch + 1))
-            record["best_epoch"] = stopper.best_epoch_
-            done = epoch + 1 - start_epoch
-            eta = (time.time() - run_started) / done * (tc.epochs - epoch - 1)
-            terms = " ".join(f"{k[6:]}={v:.4f}" for k, v in train_metrics.items())
-            val = " ".join(f"{k}={record[k]:.4f}" for k in ("val_auc", "val_accuracy", "val_eo_difference")
-                           if k in record)
-            _say(f"{config['run_name']} epoch {epoch + 1}/{tc.epochs} step {global_step} | {terms} | "
-                 f"{val} score={record['selection_score']:.4f} | {record['samples_per_s']:.1f} samples/s | "
-                 f"ETA {_fmt_eta(eta)}")
-        if world > 1:
-            dist.broadcast_object_list(decision, src=0)  # identical early-stopping decision everywhere
-            holder = [record]
-            dist.broadcast_object_list(holder, src=0)
-            record = holder[0]
-        stop = bool(decision[1])
-        stopped = epoch + 1 == tc.epochs  # the last epoch ends the run anyway
-        history.append(record)
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                save_training_state(tmp, unwrap(module), optimizer=optimizer, scheduler=scheduler,
-                                    objective=objective,
-                                    extra={"epoch": epoch, "global_step": global_step, "history": history,
-                                           "early_stopping": stopper.state_dict(), "stopped": bool(stop)})
-                if by_group is not None:
-                    (Path(tmp) / "val_by_group.json").write_text(by_group.to_json(orient="records"))
-                ray.train.report(_reportable(record), checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        else:
-            ray.train.report(_reportable(record))
-        if stop and not stopped:
-            if rank == 0:
-                _say(f"early stopping after epoch {epoch + 1}; best epoch {stopper.best_epoch_}")
+
+def _resume(w: _Worker, ckpt: Any) -> None:
+    """Restore weights, optimiser, scheduler, loss state, history and early stopping."""
+    from debias.training.model import unwrap
+    from debias.training.state import load_training_state
+
+    if ckpt is None:
+        return
+    with ckpt.as_directory() as d:
+        extra = load_training_state(d, unwrap(w.module), optimizer=w.optimizer, scheduler=w.scheduler,
+                                    objective=w.objective)
+    w.start_epoch, w.global_step, w.history = extra["epoch"] + 1, extra["global_step"], extra["history"]
+    w.stopper.load_state_dict(extra["early_stopping"])
+    if w.rank == 0:
+        _say(f"resumed from epoch {extra['epoch'] + 1} (step {w.global_step})")
+    if extra.get("stopped"):
+        w.start_epoch = w.tc.epochs
+
+
+def _maybe_fail(fault: dict[str, Any] | None, *, rank: int, global_step: int) -> None:
+    """Tests only: a hard worker death (as on a lost node) at ``fault``'s rank and step, once."""
+    if fault and rank == fault["rank"] and global_step == fault["step"] and not os.path.exists(fault["marker"]):
+        Path(fault["marker"]).write_text(str(os.getpid()))
+        os._exit(1)
+
+
+def _train_one_epoch(w: _Worker, epoch: int) -> dict[str, Any]:
+    """This rank's shard, cut into (bucketed) batches, through :func:`debias.training.step.train_epoch`."""
+    import ray.train
+
+    from debias.training.data import iter_train_batches
+    from debias.training.step import EpochProgress, train_epoch
+
+    tc, seed, rank = w.tc, int(w.config["seed"]), w.rank
+    dynamic = tc.padding == "dynamic"
+    window_rows = tc.batch_size * (tc.bucket_window if dynamic else 1)
+    windows = ray.train.get_dataset_shard("train").iter_batches(
+        batch_size=window_rows, batch_format="pandas", local_shuffle_buffer_size=window_rows,
+        local_shuffle_seed=seed * 7919 + epoch * 31 + rank)
+    batches = iter_train_batches(
+        windows, batch_size=tc.batch_size, dynamic=dynamic, seed=seed * 1_000_003 + epoch * 10_007 + rank * 101,
+        group_cols=w.plan["group_cols"], pad_id=w.pad_id, token_type_ids=w.token_types,
+        pad_to=tc.max_length if tc.padding == "fixed" else None, counterfactuals=w.plan["counterfactuals"])
+    steps = int(w.config["steps_per_epoch"])
+    progress = None if rank != 0 else EpochProgress(
+        steps, label=f"{w.config['run_name']} epoch {epoch + 1}/{tc.epochs}", say=_say,
+        every_s=PROGRESS_EVERY_S, world=w.world)
+    start = w.global_step
+
+    def on_step(done: int) -> None:
+        w.global_step = start + done
+        _maybe_fail(w.config.get("fault"), rank=rank, global_step=w.global_step)
+
+    res = train_epoch(w.module, batches, w.objective, w.optimizer, w.scheduler, steps=steps, device=w.device,
+                      grad_clip=tc.grad_clip, progress=progress, on_step=on_step, who=f"rank {rank}")
+    return {"epoch": epoch + 1, "global_step": w.global_step, **res.means(),
+            "samples_per_s": res.rows * w.world / max(res.seconds, 1e-9), "epoch_seconds": res.seconds}
+
+
+def _judge_epoch(w: _Worker, epoch: int, record: dict[str, Any]) -> tuple[list[bool], Any]:
+    """Rank 0: validate, score the epoch into ``record`` and decide ``[improved, stop]``; other
+    ranks return ``[False, False]`` and follow rank 0's decision (:func:`_agree`)."""
+    from debias.training.data import membership_matrix
+    from debias.training.model import unwrap
+    from debias.training.selection import epoch_score, predict_frame, validation_metrics
+
+    if w.rank != 0:
+        return [False, False], None
+    tc, by_group, overall = w.tc, None, None
+    if w.val_df is not None:
+        scores = predict_frame(unwrap(w.module).model, w.val_df, pad_id=w.pad_id, token_type_ids=w.token_types,
+                               batch_size=max(tc.batch_size, 64), device=w.device)
+        overall, by_group = validation_metrics(
+            w.val_df["label"].to_numpy(), scores, membership_matrix(w.val_df, w.plan["group_cols"]),
+            w.plan["group_cols"], threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
+        record.update(overall)
+    record["selection_score"] = epoch_score(overall, objective=tc.selection_metric,
+                                            train_loss=record.get("train_loss", 0.0))
+    decision = list(w.stopper.update(record["selection_score"], epoch + 1))
+    record["best_epoch"] = w.stopper.best_epoch_
+    _say_epoch(w, epoch, record)
+    return decision, by_group
+
+
+def _say_epoch(w: _Worker, epoch: int, record: dict[str, Any]) -> None:
+    from debias.training.step import fmt_eta
+
+    tc = w.tc
+    eta = (time.time() - w.run_started) / (epoch + 1 - w.start_epoch) * (tc.epochs - epoch - 1)
+    terms = " ".join(f"{k[6:]}={v:.4f}" for k, v in record.items() if k.startswith("train_"))
+    val = " ".join(f"{k}={record[k]:.4f}" for k in ("val_auc", "val_accuracy", "val_eo_difference") if k in record)
+    _say(f"{w.config['run_name']} epoch {epoch + 1}/{tc.epochs} step {w.global_step} | {terms} | "
+         f"{val} score={record['selection_score']:.4f} | {record['samples_per_s']:.1f} samples/s | "
+         f"ETA {fmt_eta(eta)}")
+
+
+def _agree(w: _Worker, record: dict[str, Any], decision: list[bool]) -> tuple[dict[str, Any], bool]:
+    """Rank 0's record and early-stopping decision on every rank; returns ``(record, stop)``."""
+    if w.world > 1:
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(decision, src=0)  # identical early-stopping decision everywhere
+        holder = [record]
+        dist.broadcast_object_list(holder, src=0)
+        record = holder[0]
+    return record, bool(decision[1])
+
+
+def _checkpoint_and_report(w: _Worker, epoch: int, record: dict[str, Any], by_group: Any, *, stop: bool) -> None:
+    """Rank 0 saves the state (and the per-group table) as the epoch's checkpoint; all report."""
+    import ray.train
+
+    from debias.training.model import unwrap
+    from debias.training.state import save_training_state
+
+    if w.rank != 0:
+        ray.train.report(_reportable(record))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save_training_state(tmp, unwrap(w.module), optimizer=w.optimizer, scheduler=w.scheduler,
+                            objective=w.objective,
+                            extra={"epoch": epoch, "global_step": w.global_step, "history": w.history,
+                                   "early_stopping": w.stopper.state_dict(), "stopped": bool(stop)})
+        if by_group is not None:
+            (Path(tmp) / "val_by_group.json").write_text(by_group.to_json(orient="records"))
+        ray.train.report(_reportable(record), checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker: build, (resume), then per epoch train, judge on rank 0, agree, checkpoint."""
+    _quiet_worker()
+    w = _setup_worker(config)
+    for epoch in range(w.start_epoch, w.tc.epochs):
+        record = _train_one_epoch(w, epoch)
+        decision, by_group = _judge_epoch(w, epoch, record)
+        record, stop = _agree(w, record, decision)
+        w.history.append(record)
+        _checkpoint_and_report(w, epoch, record, by_group, stop=stop)
+        if stop and epoch + 1 != w.tc.epochs:  # the last epoch ends the run anyway
+            if w.rank == 0:
+                _say(f"early stopping after epoch {epoch + 1}; best epoch {w.stopper.best_epoch_}")
             break
 
 
@@ -346,13 +381,13 @@ def _reportable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def tokenize_batch(batch, *, model_dir: str, max_length: int):
-    """Ray Data task: :class:`debias.training.core.Tokenize` with the tokenizer cached per process."""
+    """Ray Data task: :class:`debias.training.data.Tokenize` with the tokenizer cached per process."""
     return _tokenizer(model_dir, max_length)(batch)
 
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model_dir: str, max_length: int):
-    from debias.training.core import Tokenize
+    from debias.training.data import Tokenize
 
     return Tokenize(model_dir, max_length=max_length)
 
@@ -361,7 +396,7 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
     import pyarrow.parquet as pq
     import ray.data
 
-    from debias.training.core import add_partner_text, partner_texts
+    from debias.training.data import add_partner_text, partner_texts
 
     fs, train_p = resolve_fs(plan["train_path"])
     tok_kwargs = {"model_dir": plan["model_dir"], "max_length": tc.max_length}
@@ -449,33 +484,32 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
 
 
 def _best_checkpoint(result) -> Any:
-    scored = [(m.get("selection_score", _NAN_SCORE), m.get("epoch", 0), c)
-              for c, m in (result.best_checkpoints or [])]
-    if not scored:
+    from debias.training.selection import best_checkpoint
+
+    best = best_checkpoint(result.best_checkpoints or [])
+    if best is None:
         if result.checkpoint is None:
             raise RuntimeError("training produced no checkpoint")
         return result.checkpoint
-    # best score; on ties the later epoch
-    return max(scored, key=lambda t: (t[0], t[1]))[2]
+    return best
 
 
 def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Load the best checkpoint on the driver and export the classifier with its model card."""
     import pandas as pd
 
-    from debias.training.core import FairClassifier, load_training_state, read_training_extra
-    from debias.training.losses import FairnessObjective
-    from debias.training.model import export_model, load_classifier
+    from debias.training.model import export_model
+    from debias.training.module import build_module
+    from debias.training.state import load_training_state, read_training_extra
 
     tc, plan = cfg.train, fitted["plan"]
     result = fitted["result"]
     ckpt = _best_checkpoint(result)
     with result.checkpoint.as_directory() as d:  # the latest holds the whole history
         history = read_training_extra(d)["history"]
-    model, tok = load_classifier(plan["model_dir"])
-    objective = FairnessObjective(tc.losses, n_groups=len(plan["group_cols"]))
-    module = FairClassifier(model, n_groups=len(plan["group_cols"]), adversary=objective.adversary_params,
-                            pad_id=tok.pad_token_id or 0)
+    built = build_module(plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]),
+                         freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers)
+    module, model, tok = built.module, built.module.model, built.tokenizer
     with ckpt.as_directory() as d:
         extra = load_training_state(d, module)
         by_group_path = Path(d) / "val_by_group.json"
