@@ -46,7 +46,7 @@ CARD_KEY = "optimized"
 ONNX_FILE = "model.onnx"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
-__all__ = ["CARD_KEY", "METHODS", "OnnxClassifier", "export_optimized", "load_optimized",
+__all__ = ["CARD_KEY", "METHODS", "OnnxClassifier", "export_optimized", "load_optimized", "require_onnx",
            "optimized_spec", "weights_sha256", "write_card"]
 
 
@@ -86,7 +86,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _require_onnx() -> None:
+def require_onnx() -> None:
     missing = [n for n in ("onnx", "onnxruntime") if importlib.util.find_spec(n) is None]
     if missing:
         raise ImportError(f"--optimize onnx / onnx-int8 needs {' and '.join(missing)}: "
@@ -165,7 +165,7 @@ def export_optimized(src: str | os.PathLike, out: str | os.PathLike, *, method: 
             raise ValueError(f"output dir {out_path} exists and is not empty; pick a new folder")
         shutil.rmtree(out_path)
     if method.startswith("onnx"):
-        _require_onnx()
+        require_onnx()
     t0 = time.perf_counter()
     model, tok = load_classifier(src_path, optimized=False)
     model.eval()
@@ -215,7 +215,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike, *, config: Any = None, device: str = "cpu",
                  num_threads: int | None = None) -> None:
-        _require_onnx()
+        require_onnx()
         import onnxruntime as ort
 
         so = ort.SessionOptions()
