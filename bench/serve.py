@@ -90,11 +90,12 @@ async def _load(url: str, texts: list[str], *, path: str, concurrency: int, warm
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60.0)
     async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as client:
-        async def one(text: str) -> tuple[float, bool]:
+        async def one(text: str | list[str]) -> tuple[float, bool]:
+            batch = text if isinstance(text, list) else [text]  # a client-side batch: `texts` list
             t0 = time.perf_counter()
             try:
-                async with client.post(path, json={"texts": [text]}) as r:
-                    ok = r.status == 200 and len((await r.json())["scores"]) == 1
+                async with client.post(path, json={"texts": batch}) as r:
+                    ok = r.status == 200 and len((await r.json())["scores"]) == len(batch)
             except Exception:  # noqa: BLE001 - every failure is counted as an error
                 ok = False
             return time.perf_counter() - t0, ok
@@ -138,18 +139,22 @@ async def _load(url: str, texts: list[str], *, path: str, concurrency: int, warm
 
 def client_main(args: argparse.Namespace) -> None:
     texts = json.loads(Path(args.texts_file).read_text())
+    k = args.texts_per_request
+    if k > 1:  # requests of k texts each (warm-up counts requests too)
+        texts = [texts[i:i + k] for i in range(0, len(texts) - k + 1, k)]
     res = asyncio.run(_load(args.client, texts, path="/v1/classify", concurrency=args.concurrency,
                             warmup=args.warmup, seconds=args.seconds))
     Path(args.result_file).write_text(json.dumps(res))
 
 
 def run_client(url: str, texts_file: Path, *, concurrency: int, warmup: int,
-               seconds: float | None = None) -> dict:
+               seconds: float | None = None, texts_per_request: int = 1) -> dict:
     import numpy as np
 
     out = texts_file.with_suffix(".result.json")
     cmd = [sys.executable, __file__, "--client", url, "--texts-file", str(texts_file),
-           "--result-file", str(out), "--concurrency", str(concurrency), "--warmup", str(warmup)]
+           "--result-file", str(out), "--concurrency", str(concurrency), "--warmup", str(warmup),
+           "--texts-per-request", str(texts_per_request)]
     if seconds:
         cmd += ["--seconds", str(seconds)]
     load_before = os.getloadavg()[0]
@@ -157,7 +162,8 @@ def run_client(url: str, texts_file: Path, *, concurrency: int, warmup: int,
     res = json.loads(out.read_text())
     res["loadavg_1m"] = [load_before, os.getloadavg()[0]]  # other work on the machine
     lat = np.asarray(res.pop("latencies"))
-    res["throughput"] = res["ok"] / res["wall_s"]
+    res["texts_per_request"] = texts_per_request
+    res["throughput"] = res["ok"] * texts_per_request / res["wall_s"]  # texts/s
     for q in (50, 95, 99):
         res[f"p{q}_ms"] = float(np.percentile(lat, q) * 1000) if len(lat) else float("nan")
     return res
@@ -216,7 +222,7 @@ def bench_plain(model_dir: str, texts_file: Path, args: argparse.Namespace) -> d
     try:
         _wait_http(f"http://127.0.0.1:{port}")
         return run_client(f"http://127.0.0.1:{port}", texts_file, concurrency=args.concurrency,
-                          warmup=args.warmup)
+                          warmup=args.warmup, texts_per_request=args.texts_per_request)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -304,9 +310,12 @@ def bench_service(model_dir: str, texts_file: Path, args: argparse.Namespace) ->
     url = f"http://127.0.0.1:{port}"
     try:
         for name, over in SERVICE_VARIANTS:
+            if args.variants and name not in args.variants:
+                continue
             deploy(_settings(model_dir, port, **over), name="bench")
             before = httpx.get(url + "/v1/monitor", timeout=30).json()["batch_sizes"]
-            out[name] = run_client(url, texts_file, concurrency=args.concurrency, warmup=args.warmup)
+            out[name] = run_client(url, texts_file, concurrency=args.concurrency, warmup=args.warmup,
+                                   texts_per_request=args.texts_per_request)
             time.sleep(1.0)
             after = httpx.get(url + "/v1/monitor", timeout=30).json()["batch_sizes"]
             sizes = {int(k): v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
@@ -368,6 +377,11 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model dir; default: packaged MiniLM")
     ap.add_argument("--autoscale-seconds", type=float, default=40.0)
     ap.add_argument("--skip-autoscale", action="store_true")
+    ap.add_argument("--texts-per-request", type=int, default=1,
+                    help="texts per request (client-side batching); --requests counts texts")
+    ap.add_argument("--variants", nargs="+", default=None, choices=[k for k, _ in SERVICE_VARIANTS],
+                    help="service layouts to run (default: all)")
+    ap.add_argument("--skip-plain", action="store_true", help="no plain per-request server")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve.json"))
     # client mode (internal)
     ap.add_argument("--client", default=None, help=argparse.SUPPRESS)
@@ -396,8 +410,9 @@ def main() -> None:
     print("offline ceiling ...", flush=True)
     results["offline"] = bench_offline(model_dir, texts, args)
     results.update(bench_served_batches(model_dir, texts, args))
-    print("plain FastAPI + uvicorn ...", flush=True)
-    results["plain"] = bench_plain(model_dir, texts_file, args)
+    if not args.skip_plain:
+        print("plain FastAPI + uvicorn ...", flush=True)
+        results["plain"] = bench_plain(model_dir, texts_file, args)
     print("Ray Serve (" + ", ".join(k for k, _ in SERVICE_VARIANTS) + ", autoscaling) ...", flush=True)
     results.update(bench_service(model_dir, texts_file, args))
     texts_file.unlink(missing_ok=True)
@@ -413,20 +428,26 @@ def main() -> None:
             ("serve_batched", "Serve 1x2 threads, greedy batcher 32"),
             ("serve_batch1_2r", "Serve 2 replicas x1 thread, batch 1"),
             ("serve_batched_2r", "Serve 2 replicas x1 thread, greedy 32")]
-    print(f"\n{args.requests} single-text requests, {args.concurrency} concurrent clients, "
+    print(f"\n{args.requests} texts in requests of {args.texts_per_request}, {args.concurrency} concurrent clients, "
           f"{args.threads} torch threads, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
     print(f"{'mode':<46} {'texts/s':>8} {'x ceil':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'client CPU ms/req':>17} {'load 1m':>11}")
     for key, label in rows:
+        if key not in results:
+            continue
         r = results[key]
         print(f"{label:<46} {r['throughput']:8.1f} {r['throughput'] / ceiling:7.2f} "
               f"{r.get('p50_ms', float('nan')):8.0f} {r.get('p95_ms', float('nan')):8.0f} "
               f"{r.get('p99_ms', float('nan')):8.0f} {r['errors']:6d} "
               f"{r.get('client_cpu_ms_per_request', float('nan')):17.2f} "
               f"{r['loadavg_1m'][0]:5.1f}-{r['loadavg_1m'][1]:<5.1f}")
+    plain_tp = results["plain"]["throughput"] if "plain" in results else float("nan")
     for key in ("serve_rbatch", "serve_batched", "serve_batched_2r"):
+        if key not in results:
+            continue
         b = results[key]
-        print(f"{key} vs plain: {b['throughput'] / max(results['plain']['throughput'], 1e-9):.2f}x; "
+        print(f"{key} vs plain: {b['throughput'] / max(plain_tp, 1e-9):.2f}x; "
+              f"vs offline ceiling: {b['throughput'] / ceiling:.2f}; "
               f"mean batch {b['mean_batch']:.1f}; batch sizes {dict(sorted(b['batch_sizes'].items()))}")
     if "autoscale" in results:
         a = results["autoscale"]
@@ -434,7 +455,7 @@ def main() -> None:
               f"load ended {a['load_end_s']} s, back to 1 at {a['back_to_1_s']} s; "
               f"{a['load']['throughput']:.1f} texts/s, p99 {a['load']['p99_ms']:.0f} ms, "
               f"errors {a['load']['errors']}")
-    meta = {"requests": args.requests, "concurrency": args.concurrency, "threads": args.threads,
+    meta = {"requests": args.requests, "texts_per_request": args.texts_per_request, "concurrency": args.concurrency, "threads": args.threads,
             "model_dir": model_dir, "cpus": os.cpu_count(), "python": platform.python_version(),
             "load_avg_end": os.getloadavg(), "wall_s": time.time() - t_start}
     out_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))

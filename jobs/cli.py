@@ -2,7 +2,8 @@
 
     debias preprocess --config configs/demo.yaml --run-dir runs/demo [--set a.b=c ...]
     debias train      ...  [--resume]
-    debias evaluate   ...  [--gate "bnsp_auc.min>=0.9" ...]
+    debias evaluate   ...  [--gate "bnsp_auc.min>=0.9" ...] [--compare MODEL_A MODEL_B]
+    debias export     ...  --optimize {int8,onnx,onnx-int8} [--model SRC] [--out DIR] [--no-parity]
     debias report     --run-dir OUT RUN_A [RUN_B ...]
     debias pipeline   ...  (preprocess, train, evaluate, report)
     debias serve      ...
@@ -51,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("evaluate", "pipeline"):
             sp.add_argument("--gate", action="append", default=[], metavar="EXPR",
                             help='fail (exit 1) unless the metric condition holds, e.g. "bnsp_auc.min>=0.9"')
+        if name == "evaluate":
+            sp.add_argument("--compare", nargs=2, metavar=("MODEL_A", "MODEL_B"), default=None,
+                            help="fairness parity of model B against model A on the suites "
+                                 "(RUN_DIR/compare/metrics.json; exit 1 when a bias metric gets worse)")
+    sp = sub.add_parser("export", help="an optimised copy of a model (int8, ONNX) with a parity check")
+    common(sp)
+    sp.add_argument("--optimize", required=True, choices=["int8", "onnx", "onnx-int8"])
+    sp.add_argument("--model", default=None, help="source model dir (default: evaluate.model or RUN_DIR/train/model)")
+    sp.add_argument("--out", default=None, help="output dir (default: RUN_DIR/export/<method>)")
+    sp.add_argument("--no-parity", action="store_true", help="skip the fairness parity check")
+    sp.add_argument("--overwrite", action="store_true", help="replace a non-empty output dir")
     sp = sub.add_parser("report", help="write the HTML report for one or more runs")
     common(sp)
     sp.add_argument("runs", nargs="*", help="run directories to compare (default: --run-dir)")
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cfg = _load(args)
         return _dispatch(args, cfg)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, ImportError) as e:  # ImportError: a missing extra
         print(f"debias {args.command}: error: {e}", file=sys.stderr)
         return 2
 
@@ -99,6 +111,13 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
         print(f"\nReport: {report.run(cfg, args.runs or [args.run_dir], out_run_dir=args.run_dir)}")
         return 0
+    if args.command == "export" or getattr(args, "compare", None) is not None:
+        from jobs import compare
+
+        return compare.main(cfg, args.run_dir, compare=getattr(args, "compare", None),
+                            method=getattr(args, "optimize", None), source=getattr(args, "model", None),
+                            out=getattr(args, "out", None), parity=not getattr(args, "no_parity", False),
+                            overwrite=getattr(args, "overwrite", False))
     gates = getattr(args, "gate", [])
     cfg = pipeline.preflight(args.command, cfg, args.run_dir, gates=gates)
     return pipeline.run(args.command, cfg, args.run_dir, gates=gates, resume=getattr(args, "resume", False),

@@ -100,6 +100,7 @@ class Predictor:
         self.max_length = int(max_length)
         self.padding_aware = bool(padding_aware)
         self.device = torch.device(device)
+        self.autocast = self.device.type == "cuda"  # bf16 autocast on CUDA (False: as loaded)
         self.model, self.tokenizer = load_classifier(model_dir, device=str(self.device))
         self.model.eval()
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -112,7 +113,7 @@ class Predictor:
         if not texts:
             return scores
         ids = encode(texts, self.tokenizer, max_length=self.max_length)
-        autocast = self.device.type == "cuda"
+        autocast = self.autocast and self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=autocast):
             cut = padding_aware_batches if self.padding_aware else length_sorted_batches

@@ -103,7 +103,7 @@ def load_tokenizer(model_dir: str | os.PathLike):
 
 
 def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: int = 2,
-                    device: str = "cpu") -> tuple[torch.nn.Module, Any]:
+                    device: str = "cpu", optimized: bool = True) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)``: a sequence classifier with ``num_labels`` outputs.
 
     A base encoder without a classification head gets a freshly initialised one (transformers
@@ -114,11 +114,20 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
     model_dir : local HF directory; None means :func:`default_model_dir`.
     num_labels : size of the classification head.
     device : torch device string, e.g. ``"cpu"`` or ``"cuda"``.
+    optimized : for a ``debias export --optimize`` directory, return the optimised model (int8
+        or an ONNX Runtime session, :mod:`debias.serving.export`); False: its fp32 weights
+        (gradients, integrated gradients).
     """
     from transformers import AutoModelForSequenceClassification
 
     path = check_model_dir(model_dir or default_model_dir())
     tokenizer = load_tokenizer(path)
+    if optimized:
+        from debias.serving.export import load_optimized, optimized_spec
+
+        spec = optimized_spec(read_model_card(path))
+        if spec is not None:
+            return load_optimized(path, spec, num_labels=num_labels, device=device), tokenizer
     with _quiet_hf():  # the new-head LOAD REPORT and progress bars are noise on every worker
         model = AutoModelForSequenceClassification.from_pretrained(
             str(path), num_labels=num_labels, use_safetensors=True, local_files_only=True
