@@ -24,7 +24,9 @@ from debias.metrics._compute import count_table, hist_auc, metric_arrays
 from debias.metrics._input import INTERSECTION_SEP, OVERALL, UNKNOWN, encode
 from debias.metrics._rates import COUNT_METRICS
 from debias.metrics.auc import auc_exact
-from debias.metrics.bootstrap import bootstrap_metrics, percentile_interval
+from debias.metrics.intervals import extremum_interval
+from debias.metrics.bootstrap import bootstrap_metrics
+from debias.metrics.group_intervals import BOOTSTRAP_METRICS, disparity_intervals, metric_limits
 from debias.metrics.stats import GroupStats
 
 METRICS = (*COUNT_METRICS, "roc_auc", "brier", "ece")
@@ -100,10 +102,14 @@ def evaluate(
             frame[m] = values.get(m, np.full(len(names), np.nan))
     replicates = None
     if ci:
-        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, metrics=metrics)
+        # closed-form intervals where there is one (group_intervals); the bootstrap only for the rest
+        boot = [m for m in metrics if m in BOOTSTRAP_METRICS]
+        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, metrics=boot) if boot else {}
         for m in metrics:
-            if m in replicates:
-                frame[f"{m}_lo"], frame[f"{m}_hi"] = percentile_interval(replicates[m], confidence)
+            if m in BOOTSTRAP_METRICS and m not in replicates:
+                continue
+            frame[f"{m}_lo"], frame[f"{m}_hi"] = metric_limits(stats, names, frame[m].to_numpy(dtype=float), m,
+                                                               confidence=confidence, replicates=replicates)
     return Evaluation(frame, replicates, stats, confidence)
 
 
@@ -231,12 +237,17 @@ def disparities(
         else:
             row.update(min_group=None, min_value=np.nan, max_group=None, max_value=np.nan, difference=np.nan,
                        ratio=np.nan, difference_to_overall=np.nan, ratio_to_overall=np.nan)
-        if ev.replicates is not None and m in ev.replicates and use.any():
-            rep = ev.replicates[m]
-            for k, x in disparity_values(rep[:, use], rep[:, overall_row]).items():
-                row[f"{k}_lo"], row[f"{k}_hi"] = (float(a) for a in percentile_interval(x, ev.confidence))
+        if ev.replicates is not None and f"{m}_lo" in frame.columns and use.any():
+            for k, x in _disparity_ci(ev, m, use, overall_row, ev.confidence).items():
+                row[f"{k}_lo"], row[f"{k}_hi"] = (float(a) for a in x)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _disparity_ci(ev: Evaluation, m: str, use: np.ndarray, overall_row: int, confidence: float) -> dict:
+    frame = ev.frame
+    return disparity_intervals(ev.stats, frame["group"].tolist(), frame[m].to_numpy(dtype=float), m, use,
+                               overall_row, confidence=confidence, replicates=ev.replicates)
 
 
 # ---------------------------------------------------------------------- named criteria
@@ -278,17 +289,21 @@ def _criterion(data, name: str, metrics: tuple[str, ...], stat: str, *, method: 
     vals = table[key].to_numpy(dtype=float)
     pick = int(np.nanargmax(vals) if agg == "max" else np.nanargmin(vals)) if not np.isnan(vals).all() else 0
     lo = hi = None
-    if ev.replicates is not None:
-        # the criterion is recomputed in every replicate (worst metric per replicate)
+    if ev.replicates is not None and not np.isnan(vals).all():
+        # worst of several metrics: an extremum interval over the metrics' own disparity intervals
         frame = ev.frame
         use = _eligible(frame, include_small)
         overall_row = int(np.flatnonzero(frame["kind"].to_numpy() == "overall")[0])
-        per_metric = []
-        for m in metrics:
-            rep = ev.replicates[m]
-            per_metric.append(disparity_values(rep[:, use], rep[:, overall_row])[key])
-        comb = np.nanmax(per_metric, axis=0) if agg == "max" else np.nanmin(per_metric, axis=0)
-        lo, hi = (float(x) for x in percentile_interval(comb, ev.confidence))
+
+        def per_metric(c: float) -> tuple[np.ndarray, np.ndarray]:
+            iv = []
+            for m, v in zip(metrics, vals, strict=True):
+                ok = use & frame[m].notna().to_numpy()
+                iv.append(_disparity_ci(ev, m, ok, overall_row, c)[key] if ok.any() and np.isfinite(v)
+                          else (np.nan, np.nan))
+            return np.array([x[0] for x in iv]), np.array([x[1] for x in iv])
+
+        _, lo, hi = extremum_interval(vals, per_metric, kind=agg, confidence=ev.confidence)
     value = float(vals[pick])
     passed = None if threshold is None or np.isnan(value) else bool(value >= threshold)
     return Criterion(name, value, method, metrics, table["min_group"].iloc[pick], table["max_group"].iloc[pick],

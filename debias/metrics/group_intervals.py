@@ -1,0 +1,119 @@
+"""Which interval each group metric and disparity gets, computed from GroupStats.
+
+Per group: Wilson for the proportions, DeLong logit for ROC AUC, a percentile bootstrap
+(clipped to contain the estimate) for F1, Brier score and ECE, which are not proportions.
+Disparities: extremum intervals for the worst and best group, MOVER for the gap and the
+ratio between them and for each group against ``overall``. See
+:mod:`debias.metrics.intervals` for the methods and their references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from debias.metrics._compute import count_table
+from debias.metrics._rates import RATE_CELLS, rate_parts
+from debias.metrics.bootstrap import percentile_interval
+from debias.metrics.intervals import (
+    auc_interval,
+    extremum_interval,
+    fold_abs,
+    fold_ratio,
+    mover_difference,
+    mover_ratio,
+    wilson_interval,
+)
+from debias.metrics.stats import GroupStats
+
+BOOTSTRAP_METRICS = ("f1", "brier", "ece")
+
+INTERVAL_METHODS: dict[str, str] = {
+    "proportion": "Wilson score interval (selection rate, base rate, accuracy, precision, TPR, FPR, FNR, TNR, "
+                  "flip rate)",
+    "roc_auc": "DeLong variance, Wald interval on the logit scale (subgroup, BPSN, BNSP and group AUCs); "
+               "Clopper-Pearson on min(positives, negatives) pairs at AUC 0 or 1",
+    "bootstrap": "percentile bootstrap over rows (F1, Brier score, ECE, mean score gaps)",
+    "difference": "MOVER (Newcombe's hybrid score interval on Wilson limits) between the two groups' own "
+                  "intervals, treated as independent (conservative when they overlap)",
+    "ratio": "MOVER on the log scale between the two groups' own intervals",
+    "extremum": "worst / best group and the largest gap: the extreme group's own bound on one side, "
+                "Bonferroni over the groups that could be the extreme on the other",
+}
+
+
+def metric_limits(stats: GroupStats, names: Sequence[str], values: np.ndarray, metric: str, *,
+                  confidence: float, replicates: dict[str, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-name interval of ``metric`` at ``confidence`` (arrays of ``len(names)``).
+
+    ``values`` are the point values per name (the interval's centre for AUC, and the
+    estimate a bootstrap interval is widened to contain).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if metric in RATE_CELLS:
+        _, n = rate_parts(count_table(stats, names), metric)  # rows in the denominator
+        return wilson_interval(values * n, n, confidence=confidence)
+    if metric == "roc_auc":
+        if not stats.has_score:
+            nan = np.full(len(names), np.nan)
+            return nan, nan.copy()
+        h = np.stack([stats.hist_for(g) for g in names])
+        return auc_interval(h[:, 1], h[:, 0], point=values, confidence=confidence)
+    if replicates is None or metric not in replicates:
+        raise ValueError(f"metric {metric!r} needs bootstrap replicates; have: {sorted(replicates or {})}")
+    lo, hi = percentile_interval(replicates[metric], confidence)
+    ok = np.isfinite(values)
+    return np.where(ok, np.fmin(lo, values), np.nan), np.where(ok, np.fmax(hi, values), np.nan)
+
+
+def disparity_intervals(stats: GroupStats, names: Sequence[str], values: np.ndarray, metric: str,
+                        use: np.ndarray, overall_row: int, *, confidence: float,
+                        replicates: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
+    """Intervals of the disparity statistics of one metric over the groups ``use``.
+
+    Returns ``{key: (lo, hi)}`` for ``min_value``, ``max_value``, ``difference``, ``ratio``,
+    ``difference_to_overall`` and ``ratio_to_overall`` (the keys of
+    :func:`debias.metrics.group.disparity_values`).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    vu, o = values[use], values[overall_row]
+    cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def lim(c: float) -> tuple[np.ndarray, np.ndarray]:
+        if c not in cache:
+            cache[c] = metric_limits(stats, names, values, metric, confidence=c, replicates=replicates)
+        return cache[c]
+
+    def groups(c):
+        lo, hi = lim(c)
+        return lo[use], hi[use]
+
+    out: dict[str, tuple[float, float]] = {}
+    mx, mx_lo, mx_hi = extremum_interval(vu, groups, kind="max", confidence=confidence)
+    mn, mn_lo, mn_hi = extremum_interval(vu, groups, kind="min", confidence=confidence)
+    out["max_value"], out["min_value"] = (mx_lo, mx_hi), (mn_lo, mn_hi)
+    if int(np.isfinite(vu).sum()) == 1:  # one group: no gap by definition
+        out["difference"], out["ratio"] = (0.0, 0.0), ((1.0, 1.0) if mx > 0 else (np.nan, np.nan))
+    else:
+        d_lo, d_hi = mover_difference(mx, mx_lo, mx_hi, mn, mn_lo, mn_hi)
+        out["difference"] = (float(max(d_lo, 0.0)), float(d_hi))
+        r_lo, r_hi = mover_ratio(mn, mn_lo, mn_hi, mx, mx_lo, mx_hi)
+        out["ratio"] = ((float(np.clip(r_lo, 0, 1)), float(np.clip(r_hi, 0, 1))) if mx > 0
+                        else (np.nan, np.nan))
+
+    def to_overall(c, ratio: bool):
+        lo, hi = lim(c)
+        args = (vu, lo[use], hi[use], o, lo[overall_row], hi[overall_row])
+        return fold_ratio(*mover_ratio(*args)) if ratio else fold_abs(*mover_difference(*args))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_est = np.abs(vu - o)
+        r = vu / o
+        r_est = np.where(r > 1, 1 / r, r)
+    _, a, b = extremum_interval(d_est, lambda c: to_overall(c, False), kind="max", confidence=confidence)
+    out["difference_to_overall"] = (a, b)
+    _, a, b = extremum_interval(r_est, lambda c: to_overall(c, True), kind="min", confidence=confidence)
+    out["ratio_to_overall"] = (a, b)
+    return out
