@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats as _st
 
 from debias.metrics._compute import count_table
 from debias.metrics._rates import RATE_CELLS, rate_parts
@@ -63,7 +64,15 @@ def metric_limits(stats: GroupStats, names: Sequence[str], values: np.ndarray, m
         return auc_interval(h[:, 1], h[:, 0], point=values, confidence=confidence)
     if replicates is None or metric not in replicates:
         raise ValueError(f"metric {metric!r} needs bootstrap replicates; have: {sorted(replicates or {})}")
-    lo, hi = percentile_interval(replicates[metric], confidence)
+    # Hesterberg's (2015) expanded percentile interval: the percentile interval undercovers in
+    # small samples (it is too narrow by about sqrt((n - 1) / n) and z for t); widen alpha
+    n = np.maximum(count_table(stats, names).sum(axis=(1, 2)), 2.0)
+    q = _st.t.ppf(0.5 + confidence / 2, n - 1) * np.sqrt(n / (n - 1))
+    wide = 2 * _st.norm.cdf(q) - 1  # per name
+    lo, hi = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    for c in np.unique(wide):
+        sel = wide == c
+        lo[sel], hi[sel] = (x[sel] for x in percentile_interval(replicates[metric], float(min(c, 0.9999))))
     ok = np.isfinite(values)
     return np.where(ok, np.fmin(lo, values), np.nan), np.where(ok, np.fmax(hi, values), np.nan)
 
@@ -97,16 +106,42 @@ def disparity_intervals(stats: GroupStats, names: Sequence[str], values: np.ndar
     if int(np.isfinite(vu).sum()) == 1:  # one group: no gap by definition
         out["difference"], out["ratio"] = (0.0, 0.0), ((1.0, 1.0) if mx > 0 else (np.nan, np.nan))
     else:
-        d_lo, d_hi = mover_difference(mx, mx_lo, mx_hi, mn, mn_lo, mn_hi)
-        out["difference"] = (float(max(d_lo, 0.0)), float(d_hi))
-        r_lo, r_hi = mover_ratio(mn, mn_lo, mn_hi, mx, mx_lo, mx_hi)
-        out["ratio"] = ((float(np.clip(r_lo, 0, 1)), float(np.clip(r_hi, 0, 1))) if mx > 0
-                        else (np.nan, np.nan))
+        # max - min is the largest of the pairwise gaps v_i - v_j, min / max the smallest of the
+        # pairwise ratios: extremum intervals over the ordered pairs' own MOVER intervals
+        i, j = (x.ravel() for x in np.meshgrid(np.arange(len(vu)), np.arange(len(vu)), indexing="ij"))
+        i, j = i[i != j], j[i != j]
+
+        def pairs(c, ratio: bool):
+            lo, hi = groups(c)
+            f = mover_ratio if ratio else mover_difference
+            return f(vu[i], lo[i], hi[i], vu[j], lo[j], hi[j])
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            _, a, b = extremum_interval(vu[i] - vu[j], lambda c: pairs(c, False), kind="max", confidence=confidence)
+            out["difference"] = (max(a, 0.0), b)
+            rat = np.where(vu[j] > 0, vu[i] / np.where(vu[j] > 0, vu[j], 1), np.nan)
+            _, a, b = extremum_interval(rat, lambda c: pairs(c, True), kind="min", confidence=confidence)
+        out["ratio"] = (float(np.clip(a, 0, 1)), float(np.clip(b, 0, 1))) if mx > 0 else (np.nan, np.nan)
+
+    rest = _rest_of_overall(stats, names, values, metric, use, overall_row)
 
     def to_overall(c, ratio: bool):
         lo, hi = lim(c)
         args = (vu, lo[use], hi[use], o, lo[overall_row], hi[overall_row])
-        return fold_ratio(*mover_ratio(*args)) if ratio else fold_abs(*mover_difference(*args))
+        a, b = mover_ratio(*args) if ratio else mover_difference(*args)  # as if independent: conservative
+        if rest is not None:  # a proportion: overall = s * group + (1 - s) * the disjoint rest
+            share, p_n, n_n = rest
+            ln, un = wilson_interval(p_n * n_n, n_n, confidence=c)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if ratio:  # p_g / p_o = x / (s x + 1 - s), increasing in x = p_g / p_n
+                    xa, xb = mover_ratio(vu, lo[use], hi[use], p_n, ln, un)
+                    fa, fb = (np.where(np.isinf(x), 1 / share, x / (share * x + 1 - share)) for x in (xa, xb))
+                else:  # p_g - p_o = (1 - s) (p_g - p_n)
+                    xa, xb = mover_difference(vu, lo[use], hi[use], p_n, ln, un)
+                    fa, fb = (1 - share) * xa, (1 - share) * xb
+            ok = np.isfinite(fa) & np.isfinite(fb) & (n_n > 0)
+            a, b = np.where(ok, fa, a), np.where(ok, fb, b)
+        return fold_ratio(a, b) if ratio else fold_abs(a, b)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         d_est = np.abs(vu - o)
@@ -117,3 +152,19 @@ def disparity_intervals(stats: GroupStats, names: Sequence[str], values: np.ndar
     _, a, b = extremum_interval(r_est, lambda c: to_overall(c, True), kind="min", confidence=confidence)
     out["ratio_to_overall"] = (a, b)
     return out
+
+
+def _rest_of_overall(stats: GroupStats, names: Sequence[str], values: np.ndarray, metric: str,
+                     use: np.ndarray, overall_row: int):
+    """For a proportion: each group's share ``s`` of the overall denominator, and the rate and
+    denominator of the rows of ``overall`` outside the group (disjoint from it), so that
+    ``p_overall = s * p_group + (1 - s) * p_rest`` (exact unweighted). None for other metrics."""
+    if metric not in RATE_CELLS:
+        return None
+    _, n = rate_parts(count_table(stats, names), metric)
+    n_g, n_o = n[use], n[overall_row]
+    n_n = n_o - n_g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_n = np.clip((values[overall_row] * n_o - values[use] * n_g) / n_n, 0.0, 1.0)
+        share = n_g / n_o
+    return share, np.where(n_n > 0, p_n, np.nan), np.maximum(n_n, 0.0)
