@@ -20,6 +20,7 @@ import pandas as pd
 
 from debias.evaluation.gates import METRICS
 from debias.evaluation.report import plots
+from debias.metrics.group_intervals import INTERVAL_METHODS
 from debias.schema import NO_GROUP
 
 HERE = Path(__file__).parent
@@ -176,7 +177,7 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
         ):
             if any(r.get(metric) is not None for r in shown):
                 ctx["figures"].append({
-                    "title": title, "caption": f"Dots: value per group; bars: 95% bootstrap interval; dashed: all rows. "
+                    "title": title, "caption": f"Dots: value per group; bars: 95% interval (Wilson); dashed: all rows. "
                                                f"Groups under {min_group_size} rows are hollow.",
                     "uri": plots.interval_plot(shown, metric=metric, title=title, xlabel=xlabel,
                                                overall=(overall or {}).get(metric))})
@@ -377,7 +378,8 @@ def render_report(runs: list[RunInput], *, title: str = "Fairness report") -> st
     return env.get_template("report.html.j2").render(
         title=title, css=(HERE / "report.css").read_text(encoding="utf-8"),
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        runs=[_run_context(r) for r in runs], comparison=_comparison(runs), glossary=glossary)
+        runs=[_run_context(r) for r in runs], comparison=_comparison(runs), glossary=glossary,
+        interval_methods=INTERVAL_METHODS)
 
 
 def report_metrics(runs: list[RunInput]) -> dict[str, Any]:
