@@ -168,3 +168,55 @@ def _rest_of_overall(stats: GroupStats, names: Sequence[str], values: np.ndarray
         p_n = np.clip((values[overall_row] * n_o - values[use] * n_g) / n_n, 0.0, 1.0)
         share = n_g / n_o
     return share, np.where(n_n > 0, p_n, np.nan), np.maximum(n_n, 0.0)
+
+
+def worst_bias_auc(data, *, group_col: str = "groups", min_group_size: int = 0, confidence: float = 0.95
+                   ) -> dict[str, dict]:
+    """The lowest subgroup, BPSN and BNSP AUC over groups, each with an extremum interval.
+
+    Parameters
+    ----------
+    data : DataFrame or GroupStats
+        What :func:`debias.metrics.bias_auc` accepts (rows give exact point values).
+    min_group_size : int
+        Only groups with at least this many rows compete for the minimum.
+
+    Returns
+    -------
+    dict
+        ``{"subgroup_auc": {"value", "lo", "hi", "group"}, "bpsn_auc": ..., "bnsp_auc": ...}``;
+        the interval is :func:`debias.metrics.intervals.extremum_interval` over the groups'
+        DeLong logit intervals (it contains the value, unlike a percentile bootstrap of a min).
+    """
+    import pandas as pd
+
+    from debias.metrics._input import OVERALL
+    from debias.metrics.auc import BIAS_AUCS, bias_auc, bias_auc_intervals
+
+    point = bias_auc(data) if isinstance(data, GroupStats) else bias_auc(data, group_col=group_col)
+    if isinstance(data, GroupStats):
+        stats = data
+    elif isinstance(data, pd.DataFrame):
+        stats = GroupStats.from_batch(data, group_col=group_col, y_pred_col="\0absent",
+                                      groups=[g for g in point["group"] if g != OVERALL])
+    else:
+        raise TypeError(f"expected a DataFrame or GroupStats; found {type(data).__name__}")
+    g = point[(point["group"] != OVERALL) & (point["n"] >= min_group_size)].set_index("group")
+    names = list(g.index)
+    cache: dict[float, pd.DataFrame] = {}
+
+    def table(c: float) -> pd.DataFrame:
+        if c not in cache:
+            cache[c] = bias_auc_intervals(stats, names, point=g, confidence=c).set_index("group").loc[names]
+        return cache[c]
+
+    out: dict[str, dict] = {}
+    for m in BIAS_AUCS:
+        v = g[m].to_numpy(dtype=float)
+        if not names or np.isnan(v).all():
+            out[m] = {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "group": None}
+            continue
+        est, lo, hi = extremum_interval(v, lambda c, m=m: (table(c)[f"{m}_lo"].to_numpy(), table(c)[f"{m}_hi"].to_numpy()),
+                                        kind="min", confidence=confidence)
+        out[m] = {"value": est, "lo": lo, "hi": hi, "group": str(names[int(np.nanargmin(v))])}
+    return out
