@@ -24,9 +24,9 @@ from debias.metrics._compute import count_table, hist_auc, metric_arrays
 from debias.metrics._input import INTERSECTION_SEP, OVERALL, UNKNOWN, encode
 from debias.metrics._rates import COUNT_METRICS
 from debias.metrics.auc import auc_exact
-from debias.metrics.intervals import extremum_interval
 from debias.metrics.bootstrap import bootstrap_metrics
 from debias.metrics.group_intervals import BOOTSTRAP_METRICS, disparity_intervals, metric_limits
+from debias.metrics.intervals import extremum_interval
 from debias.metrics.stats import GroupStats
 
 METRICS = (*COUNT_METRICS, "roc_auc", "brier", "ece")
