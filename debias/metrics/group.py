@@ -36,7 +36,9 @@ Data = "pd.DataFrame | GroupStats"
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Point values (``frame``) and, when asked for, bootstrap replicates per metric."""
+    """Point values (``frame``) and, when asked for (``ci=True``), the bootstrap replicates of the
+    metrics whose interval is a bootstrap (F1, Brier, ECE; a dict, empty when none was asked for).
+    The other intervals are closed form; see :mod:`debias.metrics.group_intervals`."""
 
     frame: pd.DataFrame
     replicates: dict[str, np.ndarray] | None
@@ -154,7 +156,9 @@ def group_metrics(data: pd.DataFrame | GroupStats, **kwargs) -> pd.DataFrame:
         ``count`` (rows), ``weight`` (if weighted), ``small_group``, then
         ``selection_rate, base_rate, accuracy, precision, tpr`` (recall), ``fpr, fnr,
         tnr, f1, roc_auc, brier, ece`` (weighted by ``sample_weight`` when given), and
-        with ``ci=True`` a ``<metric>_lo`` / ``<metric>_hi`` pair per metric. From
+        with ``ci=True`` a ``<metric>_lo`` / ``<metric>_hi`` pair per metric (Wilson for
+        proportions, DeLong logit for AUC, expanded percentile bootstrap for F1, Brier and
+        ECE; see :mod:`debias.metrics.group_intervals`). From
         GroupStats, ``roc_auc`` is the histogram AUC and ``roc_auc_error_bound`` bounds
         its distance to the exact value. Undefined metrics (empty denominator) are NaN.
     """
@@ -216,7 +220,10 @@ def disparities(
         One row per metric: ``metric``, ``n_groups`` compared, ``excluded`` (groups left
         out as small or undefined), ``min_group``, ``min_value``, ``max_group``,
         ``max_value``, ``difference``, ``ratio``, ``difference_to_overall``,
-        ``ratio_to_overall``, and the interval columns when replicates exist.
+        ``ratio_to_overall``, and with ``ci=True`` a ``<key>_lo`` / ``<key>_hi`` pair for
+        each of ``min_value``, ``max_value`` and the four disparities: extremum intervals
+        (they contain the estimate and cover at least nominally; see
+        :mod:`debias.metrics.intervals`).
     """
     ev = data if isinstance(data, Evaluation) else evaluate(data, **kwargs)
     frame = ev.frame

@@ -179,3 +179,23 @@ def test_flip_rate_interval_is_wilson_even_with_no_flips():
     r = counterfactual_metrics(df, ci=True, n_boot=50, seed=0)
     assert r.flip_rate == 0 and r.flip_rate_ci == pytest.approx([float(x) for x in wilson_interval(0, 40)])
     assert r.flip_rate_ci[1] > 0.05
+
+
+def test_worst_bias_auc_contains_its_estimate_and_is_the_worst_groups_own_when_it_stands_apart():
+    from debias.metrics import worst_bias_auc
+
+    rng = np.random.default_rng(5)
+    parts = []
+    for g, n, shift in (("weak", 120, 0.05), ("b", 600, 0.45), ("c", 600, 0.45)):
+        y = rng.integers(0, 2, n)
+        parts.append(pd.DataFrame({"y_true": y, "y_score": np.clip(rng.normal(0.3 + shift * y, 0.15), 0, 1),
+                                   "groups": [[g]] * n}))
+    df = pd.concat(parts, ignore_index=True)
+    w = worst_bias_auc(df, min_group_size=50)
+    ba = bias_auc(df, n_boot=1).set_index("group")
+    assert w["subgroup_auc"]["group"] == "weak"
+    assert w["subgroup_auc"]["value"] == pytest.approx(ba.loc[["weak", "b", "c"], "subgroup_auc"].min())
+    assert (w["subgroup_auc"]["lo"], w["subgroup_auc"]["hi"]) == pytest.approx(
+        (ba.loc["weak", "subgroup_auc_lo"], ba.loc["weak", "subgroup_auc_hi"]))
+    for m, r in w.items():
+        assert r["lo"] <= r["value"] <= r["hi"], m
