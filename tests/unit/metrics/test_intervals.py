@@ -1,5 +1,6 @@
-"""Closed-form intervals against independent oracles (scipy, statsmodels, a direct DeLong), and
-what every caller sees: in range, containing the estimate, never zero-width at 0 or 1."""
+"""Closed-form intervals against independent oracles (Newcombe 1998 Table II, scipy, statsmodels,
+a direct DeLong), and what every caller sees: in range, containing the estimate, never
+zero-width at 0 or 1."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ from debias.metrics.intervals import (
 )
 
 
+def _statsmodels_2indep():
+    sm = pytest.importorskip("statsmodels.stats.proportion",
+                             reason="statsmodels (the test extra) is the oracle for two-proportion intervals")
+    return sm.confint_proportions_2indep
+
+
 def test_wilson_matches_scipy():
     for n in (1, 7, 38, 250):
         k = np.arange(n + 1)
@@ -39,8 +46,30 @@ def test_wilson_matches_scipy():
     assert np.isnan(wilson_interval(0, 0)[0])
 
 
+# Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (hybrid score, no
+# continuity correction): the published 95% limits, to the 4 decimals printed there
+NEWCOMBE_TABLE_II = [
+    ((56, 70, 48, 80), (0.0524, 0.3339)),
+    ((9, 10, 3, 10), (0.1705, 0.8090)),
+    ((6, 7, 2, 7), (0.0582, 0.8062)),
+    ((5, 56, 0, 29), (-0.0381, 0.1926)),
+    ((0, 10, 0, 20), (-0.1611, 0.2775)),
+    ((0, 10, 0, 10), (-0.2775, 0.2775)),
+    ((10, 10, 0, 20), (0.6791, 1.0000)),
+    ((10, 10, 0, 10), (0.6075, 1.0000)),
+]
+
+
+@pytest.mark.parametrize("counts,published", NEWCOMBE_TABLE_II)
+def test_mover_difference_reproduces_newcombe_table_ii(counts, published):
+    k1, n1, k2, n2 = counts
+    (l1, u1), (l2, u2) = wilson_interval(k1, n1), wilson_interval(k2, n2)
+    lo, hi = mover_difference(k1 / n1, l1, u1, k2 / n2, l2, u2)
+    assert (round(float(lo), 4), round(float(hi), 4)) == published
+
+
 def test_newcombe_difference_matches_statsmodels():
-    from statsmodels.stats.proportion import confint_proportions_2indep
+    confint_proportions_2indep = _statsmodels_2indep()
 
     for k1, n1, k2, n2 in ((5, 40, 12, 50), (0, 38, 3, 20), (10, 10, 0, 15), (1, 200, 2, 300)):
         (l1, u1), (l2, u2) = wilson_interval(k1, n1), wilson_interval(k2, n2)
@@ -50,7 +79,7 @@ def test_newcombe_difference_matches_statsmodels():
 
 
 def test_mover_ratio_is_symmetric_and_near_the_score_interval():
-    from statsmodels.stats.proportion import confint_proportions_2indep
+    confint_proportions_2indep = _statsmodels_2indep()
 
     for k1, n1, k2, n2 in ((5, 40, 12, 50), (30, 100, 45, 120), (3, 20, 9, 25)):
         (l1, u1), (l2, u2) = wilson_interval(k1, n1), wilson_interval(k2, n2)
