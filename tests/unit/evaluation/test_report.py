@@ -130,6 +130,19 @@ def test_report_metrics_json(two_runs):
     assert m["runs"][0]["headline"]["test"]["auc"] == pytest.approx(two_runs[0].metrics["gate_values"]["test"]["auc"])
 
 
+def test_glossary_names_the_interval_method_of_each_statistic(html_one):
+    import html as html_lib
+
+    from debias.metrics import INTERVAL_METHODS
+
+    text = html_lib.unescape(html_one)
+    assert "95% bootstrap confidence intervals" not in text  # rates and AUCs are no longer bootstrapped
+    for name, method in INTERVAL_METHODS.items():
+        assert f"<tr><td>{name}</td><td>{method}</td></tr>" in text, name
+    for method in ("Wilson score", "DeLong", "MOVER", "Bonferroni"):
+        assert method in text, method
+
+
 def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])
