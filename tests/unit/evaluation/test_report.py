@@ -143,6 +143,22 @@ def test_glossary_names_the_interval_method_of_each_statistic(html_one):
         assert method in text, method
 
 
+def test_class_names_come_from_the_caller_not_a_hard_coded_task(two_runs, html_one, monkeypatch):
+    from debias.evaluation.report import plots
+
+    axis_labels = []
+    for f in ("roc_curves", "score_distributions"):
+        real = getattr(plots, f)
+        monkeypatch.setattr(plots, f, lambda *a, _real=real, **k: (axis_labels.append(k["class_names"]), _real(*a, **k))[1])
+    html = render_report(two_runs[:1], class_names=("negative", "positive"))
+    assert "toxic" not in html.lower()  # every word about the classes follows the names given
+    assert "<th>positive share (labels)</th>" in html and "labelled <i>positive</i>" in html
+    assert axis_labels and set(axis_labels) == {("negative", "positive")}  # the figures' axes too
+    assert "<th>toxic share (labels)</th>" in html_one  # the default is the toxicity task's
+    with pytest.raises(ValueError, match="class_names must be two non-empty names"):
+        render_report(two_runs[:1], class_names=("only one",))
+
+
 def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])
