@@ -161,7 +161,8 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
     kind = m.get("kind", "")
     neg, pos = class_names
     ctx: dict[str, Any] = {"name": name, "kind": kind, "kind_text": SUITE_KIND_TEXT.get(kind, "").format(neg=neg, pos=pos),
-                           "n_rows": fmt(m.get("n_rows")), "headline": _headline_rows(values, class_names), "figures": []}
+                           "n_rows": fmt(m.get("n_rows")), "headline": _headline_rows(values, class_names), "figures": [],
+                           "min_group_size": min_group_size}
     s = m.get("summary")
     if s:
         rows, overall = _group_rows(s)

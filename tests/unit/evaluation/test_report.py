@@ -159,6 +159,24 @@ def test_class_names_come_from_the_caller_not_a_hard_coded_task(two_runs, html_o
         render_report(two_runs[:1], class_names=("only one",))
 
 
+def test_small_groups_are_folded_under_a_toggle():
+    run = _run("tiny", 2, 0.1)
+    suite = run.metrics["suites"]["test"]["summary"]
+    rows = [r for r in suite["by_group"] if r.get("kind") == "group"]
+    assert rows
+    small = dict(rows[0], group="tiny_group", count=4, small_group=True)
+    suite["by_group"] = [*suite["by_group"], small]
+    html = render_report([run])
+    table = html[html.index('id="run-1-suite-test-groups"'):]
+    table = table[:table.index("<h4", 10) if "<h4" in table[10:] else len(table)]
+    folded = re.search(r'<details class="small-groups"><summary>(\d+) small groups?.*?</details>', table, re.S)
+    assert folded and int(folded.group(1)) == sum(bool(r.get("small_group")) for r in suite["by_group"]
+                                                  if r.get("kind") in ("group", "intersection") and r.get("count"))
+    assert "<td>tiny_group</td>" in folded.group(0)
+    big = [r["group"] for r in rows if not r.get("small_group")]
+    assert big and all(f"<td>{g}</td>" in table.replace(folded.group(0), "") for g in big)
+
+
 def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])
