@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from debias.evaluation.gates import METRICS
+from debias.evaluation.gates import METRICS, parse_gates
 from debias.evaluation.report import plots
 from debias.metrics.group_intervals import INTERVAL_METHODS
 from debias.schema import NO_GROUP
@@ -43,6 +43,9 @@ SUITE_KIND_TEXT = {
 HEADLINE = ("auc", "final_bias_metric", "bnsp_auc.min", "bpsn_auc.min", "subgroup_auc.min", "dp_difference",
             "eo_difference", "fpr_difference", "fnr_difference", "cf_gap_mean", "cf_flip_rate",
             "pair_gap_mean", "pair_first_higher_rate")
+# The verdict's table: the headline bias metrics, per suite that reports them
+VERDICT = ("bnsp_auc.min", "bpsn_auc.min", "subgroup_auc.min", "dp_difference", "eo_difference", "cf_flip_rate",
+           "pair_first_higher_rate")
 
 
 @dataclass
@@ -288,6 +291,40 @@ def _audit_context(audit: dict | None, manifest: dict | None) -> dict[str, Any] 
     return out
 
 
+def _gate_key(expr: str) -> str | None:
+    try:
+        return parse_gates([expr])[0].key
+    except ValueError:  # a gate the metrics file carries but this version cannot parse
+        return None
+
+
+def _verdict(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
+    """The report's first word on a run: how many gates passed, which failed, and the headline
+    bias metrics per suite with the result of the gate set on each (if any)."""
+    gates = run.metrics.get("gates", [])
+    keyed = [(_gate_key(g.get("expr", "")), g) for g in gates]
+    rows = []
+    for suite, vals in run.metrics.get("gate_values", {}).items():
+        for key in VERDICT:
+            v = headline_value(vals, key)
+            if v is None:
+                continue
+            label, better = headline_label(key, class_names)
+            hit = [g for k, g in keyed if k == key and g.get("suite") == suite]
+            gate = "" if not hit else ("PASS" if all(g["passed"] for g in hit) else "FAIL")
+            rows.append({"suite": suite, "label": label, "value": fmt(v), "better": _direction(better),
+                         "gate": gate, "gates": ", ".join(g["expr"] for g in hit)})
+    failed = [g["expr"] for g in gates if not g["passed"]]
+    if not gates:
+        text = "No gates were set, so nothing passed or failed; the headline bias metrics are below."
+    elif failed:
+        text = (f"{len(gates) - len(failed)} of {len(gates)} gates passed; "
+                f"failed: {', '.join(failed)}.")
+    else:
+        text = f"All {len(gates)} gate{'s' if len(gates) != 1 else ''} passed."
+    return {"name": run.name, "text": text, "failed": bool(failed), "rows": rows}
+
+
 def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
     m = run.metrics
     cfg = (run.evaluate_manifest or {}).get("config") or {}
@@ -312,6 +349,7 @@ def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
             "gates_failed": sum(not g["passed"] for g in gates),
             "explain_method": (m.get("explain_method") or "").replace("_", " "),
             "audit": _audit_context(run.audit, run.preprocess_manifest),
+            "verdict": _verdict(run, class_names),
             "card": {k: card[k] for k in list(card)[:12] if not isinstance(card[k], (dict, list))}}
 
 

@@ -177,6 +177,25 @@ def test_small_groups_are_folded_under_a_toggle():
     assert big and all(f"<td>{g}</td>" in table.replace(folded.group(0), "") for g in big)
 
 
+def test_report_starts_with_a_verdict(two_runs, html_one):
+    import html as html_lib
+
+    html = html_one
+    assert html.index('id="verdict"') < html.index('id="how-to-read"') < html.index('id="run-1"')
+    verdict = html_lib.unescape(html[html.index('id="verdict"'):html.index('id="how-to-read"')])
+    assert "1 of 2 gates passed; failed: dp_difference<=0.0001." in verdict
+    rows = re.findall(r"<tr><td>(\w+)</td><td>([^<]+)</td><td class=\"num\">([^<]*)</td><td>[^<]*</td>\n<td[^>]*>(\w+|–)</td></tr>",
+                      verdict)
+    by = {(suite, label): (value, gate) for suite, label, value, gate in rows}
+    dp = by[("test", "Largest gap in flagged rate between groups (demographic parity)")]
+    values = two_runs[0].metrics["gate_values"]["test"]
+    assert dp == (fmt(headline_value(values, "dp_difference")), "FAIL")
+    bnsp = by[("test", "Worst group: BNSP AUC: group's toxic rows vs other groups' non-toxic rows (low = false negatives)")]
+    assert bnsp == (fmt(headline_value(values, "bnsp_auc.min")), "–")  # no gate on it
+    no_gates = render_report([_run("ungated", 3, 0.0, gates=())])
+    assert "No gates were set, so nothing passed or failed" in no_gates[:no_gates.index('id="how-to-read"')]
+
+
 def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])
