@@ -9,7 +9,8 @@ Evaluation: the in-domain test split; bias-madlibs (identity templates, toxic an
 split's counterfactual pairs; CrowS-Pairs (score gap between the two sentences of each pair).
 Every variant runs the real pipeline (`jobs.preprocess`, `jobs.train`, `jobs.evaluate`) in one
 Ray session; the table's metrics and their 95% intervals are computed here from the written
-predictions with a row bootstrap. Writes bench/results/fairness/results.json (after every
+predictions with a row bootstrap (the worst-group AUCs: extremum intervals over the groups' DeLong
+intervals, see debias.metrics.intervals). Writes bench/results/fairness/results.json (after every
 variant; --resume picks up where a run stopped) and prints the table for docs/RESULTS.md;
 --plot PNG draws the Pareto plot (in-domain AUC vs worst-group BPSN AUC) from that file.
 """
@@ -172,7 +173,7 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
     out["test_f1"] = _boot(_f1, [test], n_boot, seed)
     out["madlibs_auc"] = _boot(_auc, [mad], n_boot, seed)
     b = max(20, n_boot // 5)  # the bias AUCs are the slow ones: fewer draws, stated in the doc
-    keys = ("worst_subgroup_auc", "worst_bpsn_auc", "worst_bnsp_auc", "final_bias")
+    keys = ("final_bias",)
     point = _bias(mad, min_n)
     rng = np.random.default_rng(seed)
     draws = [_bias(mad.iloc[rng.integers(0, len(mad), len(mad))], min_n) for _ in range(b)]
@@ -180,6 +181,13 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
         vals = [d[key] for d in draws if not math.isnan(d[key])]
         lo, hi = np.percentile(vals, [2.5, 97.5]) if vals else (math.nan, math.nan)
         out[key] = (point[key], float(lo), float(hi))
+    # worst-group AUCs: a percentile bootstrap of a minimum is biased (it excluded its own estimate,
+    # issue 24); the extremum interval over the groups' own DeLong intervals instead
+    from debias.metrics.group_intervals import worst_bias_auc
+
+    worst = worst_bias_auc(mad[["y_true", "y_score", "groups"]], min_group_size=min_n)
+    for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+        out[f"worst_{m}"] = (worst[m]["value"], worst[m]["lo"], worst[m]["hi"])
     out["fpr_gap_nontoxic_templates"] = _boot(lambda d: _fpr_gap(d, min_n), [mad], n_boot, seed)
 
     # Counterfactual metrics are means over pairs: bootstrap the pairs (vectorised).

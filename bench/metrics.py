@@ -13,6 +13,8 @@ each in its own subprocess so that its peak RSS is its own:
   so GroupStats keeps only the (group, y_true, y_pred) cell counts -- one bincount;
 * ``ours_boot``: from those statistics, 1,000 bootstrap replicates of every count-based
   metric (9) for every group and overall, and the disparity intervals;
+* ``ours_summary``: ``fairness_summary`` of those statistics with scores: every metric with its
+  interval, disparities, criteria, tests, bias AUCs with intervals (what ``debias evaluate`` runs);
 * ``fairlearn_point``: MetricFrame with the same 4 metrics on the same rows; the max absolute
   difference to our values is reported;
 * ``fairlearn_boot``: MetricFrame with n_boot=20 (its cost is linear in n_boot);
@@ -93,6 +95,15 @@ def phase(name: str, n: int, n_boot: int) -> dict:
         out.update(seconds=time.perf_counter() - t0, n_boot=n_boot, n_metrics=len(COUNT_METRICS),
                    n_ci_columns=int(sum(c.endswith("_lo") for c in ev.frame.columns) * len(ev.frame)
                                     + sum(c.endswith("_lo") for c in d.columns) * len(d)))
+    elif name == "ours_summary":  # what `debias evaluate` runs per suite: every metric, AUCs, intervals
+        from debias.metrics import GroupStats, fairness_summary
+
+        stats = GroupStats.from_batch(make_rows(n), group_col="group")
+        t0, c0 = time.perf_counter(), time.process_time()
+        s = fairness_summary(stats, n_boot=n_boot, seed=0, min_group_size=0)
+        out.update(seconds=time.perf_counter() - t0, n_boot=n_boot,
+                   n_ci_columns=sum(k.endswith("_lo") for r in s["by_group"] + s["disparities"] + s["bias_auc"]
+                                    for k in r))
     elif name in ("fairlearn_point", "fairlearn_boot"):
         from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
         from sklearn.metrics import accuracy_score
@@ -151,6 +162,7 @@ def main() -> None:
     stream = a.stream_rows or [max(BATCH, a.rows // 10), a.rows]
     plan = [("ours_point", a.rows, 0), *([("ours_point", fl_rows, 0)] if fl_rows != a.rows else []),
             ("ours_counts", a.rows, 0), *([("ours_counts", fl_rows, 0)] if fl_rows != a.rows else []), ("ours_boot", a.rows, a.n_boot), ("ours_boot", a.fairlearn_boot_rows, a.n_boot),
+            ("ours_summary", a.fairlearn_boot_rows, a.n_boot),
             ("fairlearn_point", fl_rows, 0), ("fairlearn_boot", a.fairlearn_boot_rows, a.fairlearn_n_boot),
             *(("stream", n, 0) for n in stream)]
     results = []
@@ -166,7 +178,7 @@ def main() -> None:
             note = f"max |ours - fairlearn| = {r['max_abs_diff_vs_ours']:.1e}"
         if r["phase"] in ("ours_point", "ours_counts"):
             note = f"build {r['build_seconds']:.2f} s + metrics {r['metrics_seconds']:.3f} s"
-        if r["phase"] == "ours_boot":
+        if r["phase"] in ("ours_boot", "ours_summary"):
             note = f"{r['n_ci_columns']} intervals"
         print(f"{r['phase']:<16}{r['rows']:>12,}{r.get('n_boot', 0):>8}{r['seconds']:>10.2f}{r['timed_cpu_seconds']:>9.2f}{r['peak_rss_mb']:>13.0f}  {note}")
     by = {(r["phase"], r["rows"]): r for r in results}

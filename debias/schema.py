@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
-    "CORE_SUITE_COLUMNS", "GROUPS", "GROUP_PREFIX", "ID", "IS_AUGMENTED", "LABEL", "NO_GROUP", "PAIR_ID",
+    "CLASS_NAMES", "CORE_SUITE_COLUMNS", "GROUPS", "GROUP_PREFIX", "ID", "IS_AUGMENTED", "LABEL", "NO_GROUP", "PAIR_ID",
     "REJECT_COLUMNS", "REJECT_REASON", "SAMPLE_WEIGHT", "SPLIT", "TEXT", "Y_PRED", "Y_SCORE", "Y_TRUE",
     "group_column", "group_columns", "group_name", "is_group_column", "membership_columns",
 ]
@@ -38,6 +38,8 @@ REJECT_COLUMNS = (ID, "raw_text", "raw_label", REJECT_REASON, "stage")
 Y_TRUE = "y_true"
 Y_SCORE = "y_score"
 Y_PRED = "y_pred"
+# What the report calls label 0 and label 1 unless told otherwise (the toxicity task's names)
+CLASS_NAMES = ("non-toxic", "toxic")
 CORE_SUITE_COLUMNS = (ID, TEXT, Y_TRUE, GROUPS, PAIR_ID, "suite")
 
 

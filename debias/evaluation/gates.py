@@ -20,17 +20,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from debias.schema import CLASS_NAMES
+
 Better = Literal["higher", "lower"]
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """What a gateable metric is, for error messages and the report's labels."""
+    """What a gateable metric is, for error messages and the report's labels.
+
+    ``label`` names the classes as ``{neg}`` (label 0) and ``{pos}`` (label 1), so the words
+    follow the task; :meth:`text` fills them in.
+    """
 
     name: str
     per_group: bool
     better: Better
     label: str
+
+    def text(self, class_names: tuple[str, str] = CLASS_NAMES) -> str:
+        """The label with the task's class names, e.g. "non-toxic rows flagged toxic"."""
+        neg, pos = class_names
+        return self.label.format(neg=neg, pos=pos)
 
 
 def _m(name: str, per_group: bool, better: Better, label: str) -> MetricInfo:
@@ -55,16 +66,16 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     _m("pair_first_higher_rate", False, "lower",
        "Share of minimal pairs where the first (more stereotyping) sentence scores higher"),
     # Per group (one number per identity group; a gate aggregates with .min/.max/.mean).
-    _m("selection_rate", True, "lower", "Share of rows flagged toxic"),
-    _m("fpr", True, "lower", "False-positive rate: non-toxic rows flagged toxic"),
-    _m("fnr", True, "lower", "False-negative rate: toxic rows missed"),
-    _m("tpr", True, "higher", "True-positive rate: toxic rows caught"),
+    _m("selection_rate", True, "lower", "Share of rows flagged {pos}"),
+    _m("fpr", True, "lower", "False-positive rate: {neg} rows flagged {pos}"),
+    _m("fnr", True, "lower", "False-negative rate: {pos} rows missed"),
+    _m("tpr", True, "higher", "True-positive rate: {pos} rows caught"),
     _m("group_accuracy", True, "higher", "Accuracy within the group"),
     _m("subgroup_auc", True, "higher", "Subgroup AUC: AUC on rows mentioning the group only"),
     _m("bpsn_auc", True, "higher",
-       "BPSN AUC: group's non-toxic rows vs other groups' toxic rows (low = false positives)"),
+       "BPSN AUC: group's {neg} rows vs other groups' {pos} rows (low = false positives)"),
     _m("bnsp_auc", True, "higher",
-       "BNSP AUC: group's toxic rows vs other groups' non-toxic rows (low = false negatives)"),
+       "BNSP AUC: group's {pos} rows vs other groups' {neg} rows (low = false negatives)"),
     _m("cf_gap", True, "lower", "Mean absolute counterfactual score change for pairs touching the group"),
     _m("pair_gap", True, "lower", "Mean minimal-pair score gap for the bias type"),
 )}

@@ -35,6 +35,14 @@ from debias.metrics.group import (
     evaluate,
     group_metrics,
 )
+from debias.metrics.group_intervals import INTERVAL_METHODS, worst_bias_auc
+from debias.metrics.intervals import (
+    auc_interval,
+    extremum_interval,
+    mover_difference,
+    mover_ratio,
+    wilson_interval,
+)
 from debias.metrics.significance import (
     TwoProportionTest,
     adjust_p_values,
@@ -56,4 +64,6 @@ __all__ = [
     "equalized_odds_ratio", "error_rate_balance", "evaluate", "fairness_summary", "final_bias_metric",
     "group_metrics", "group_vs_rest_tests", "minimum_detectable_difference", "percentile_interval",
     "power_mean", "rate_alerts", "to_json_safe", "two_proportion_test",
+    "INTERVAL_METHODS", "auc_interval", "extremum_interval", "mover_difference", "mover_ratio", "wilson_interval",
+    "worst_bias_auc",
 ]

@@ -158,56 +158,32 @@ def _row_membership(enc, groups: Sequence[str] | None) -> dict[str, np.ndarray]:
     return {g: pm[enc.pattern] for g, pm in pat_member.items()}  # pattern -1 hits the False pad
 
 
-_BOOT_BINS = 512
-
-
-def _coarse(h: np.ndarray) -> np.ndarray:
-    B = h.shape[-1]
-    f = max(1, B // _BOOT_BINS)
-    return h.reshape(*h.shape[:-1], B // f, f).sum(-1) if B % f == 0 else h
-
-
 def bias_auc_intervals(stats: GroupStats, names: Sequence[str], *, point: pd.DataFrame | None = None,
                        n_boot: int = 1000, seed: int | None = None, confidence: float = 0.95) -> pd.DataFrame:
-    """Bootstrap intervals for subgroup, BPSN and BNSP AUC of each group, from histograms.
+    """Intervals for subgroup, BPSN and BNSP AUC of each group, from the histograms.
 
-    Resampling rows, stratified by membership (a group's rows and its background keep their
-    sizes), puts Multinomial counts into the group's and the background's (label, score bin)
-    histograms; each replicate's three AUCs come from the same two draws. Histograms are
-    coarsened to 512 bins, and the interval is the point value plus the percentiles of the
-    replicates' deviation from the coarse point value, so binning shifts no interval away from
-    its (exact or 4096-bin) point value. ``point``: a table indexed by group with the point
-    values (default: :func:`bias_auc` of ``stats``).
+    DeLong's variance from the placement values of the group's and the background's
+    (label, score bin) histograms, and a Wald interval on the logit scale centred on the
+    point value, so an interval lies in [0, 1] and contains its estimate; see
+    :func:`debias.metrics.intervals.auc_interval`. ``point``: a table indexed by group with
+    the point values (default: :func:`bias_auc` of ``stats``). ``n_boot`` and ``seed`` are
+    accepted for compatibility and unused (the interval is closed form).
     """
+    from debias.metrics.intervals import auc_interval
+
     if not stats.has_score:
         raise ValueError("these GroupStats were built without y_score; AUCs need scores")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; found {n_boot}")
     if point is None:
         point = _bias_auc_hist(stats, names).set_index("group")
-    rng = np.random.default_rng(seed)
-    a = (1 - confidence) / 2
     rows = []
     for g in names:
-        sub, bg = _coarse(stats.hist_for(g)), _coarse(stats.hist_for(f"rest:{g}"))
+        sub, bg = stats.hist_for(g), stats.hist_for(f"rest:{g}")
         row: dict = {"group": g}
-        draws = {}
-        for key, h in (("sub", sub), ("bg", bg)):
-            n = int(round(h.sum()))
-            draws[key] = (rng.multinomial(n, (h / h.sum()).ravel(), size=n_boot).reshape(n_boot, 2, -1)
-                          .astype(float) if n > 0 else None)
-        for name, (pk, pc), (nk, nc) in (("subgroup_auc", ("sub", 1), ("sub", 0)),
-                                         ("bpsn_auc", ("bg", 1), ("sub", 0)),
-                                         ("bnsp_auc", ("sub", 1), ("bg", 0))):
-            base = auc_from_histograms({"sub": sub, "bg": bg}[pk][pc], {"sub": sub, "bg": bg}[nk][nc])[0]
+        for name, pos, neg in (("subgroup_auc", sub[1], sub[0]), ("bpsn_auc", bg[1], sub[0]),
+                               ("bnsp_auc", sub[1], bg[0])):
             p0 = float(point.loc[g, name]) if g in point.index else np.nan
-            if draws[pk] is None or draws[nk] is None or not np.isfinite(base) or not np.isfinite(p0):
-                row[f"{name}_lo"] = row[f"{name}_hi"] = np.nan
-                continue
-            reps = auc_from_histograms(draws[pk][:, pc], draws[nk][:, nc])[0] - base
-            with np.errstate(all="ignore"):
-                lo, hi = np.nanquantile(reps, [a, 1 - a]) if np.isfinite(reps).any() else (np.nan, np.nan)
-            row[f"{name}_lo"], row[f"{name}_hi"] = float(np.clip(p0 + lo, 0, 1)), float(np.clip(p0 + hi, 0, 1))
+            lo, hi = auc_interval(pos, neg, point=p0, confidence=confidence)
+            row[f"{name}_lo"], row[f"{name}_hi"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows)
 

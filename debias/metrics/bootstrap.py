@@ -16,7 +16,9 @@ Two bounded approximations, documented here once:
   interval never sits off its full-resolution AUC), so AUC intervals are per group; an AUC disparity interval treats groups as
   independent, which is conservative-to-approximate when groups overlap.
 
-Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
+Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13). :func:`debias.metrics.evaluate`
+uses these replicates only for the metrics with no closed-form interval (F1, Brier score,
+ECE); see :mod:`debias.metrics.group_intervals`.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def _bootstrap_auc(stats: GroupStats, names: Sequence[str], *, n_boot: int, rng)
         # replicates on the coarse grid, shifted by what coarsening moves the point value, so
         # the interval sits around the full-resolution AUC the table reports
         shift = auc_from_histograms(full[1], full[0])[0] - auc_from_histograms(h[1], h[0])[0]
-        out[:, i] = auc_from_histograms(draws[:, 1].astype(float), draws[:, 0].astype(float))[0] + shift
+        out[:, i] = np.clip(auc_from_histograms(draws[:, 1].astype(float), draws[:, 0].astype(float))[0] + shift,
+                            0.0, 1.0)  # the shift must not carry a replicate out of [0, 1]
     return out
 
 

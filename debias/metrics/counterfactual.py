@@ -57,7 +57,7 @@ def counterfactual_metrics(
     threshold : float
         Decision threshold for the flip rate.
     ci : bool
-        Add bootstrap intervals (resampling pairs) for the mean gap and the flip rate.
+        Add intervals: a bootstrap over pairs for the mean gap, Wilson for the flip rate.
 
     Returns
     -------
@@ -91,6 +91,8 @@ def counterfactual_metrics(
                max_abs_gap=float(gap.max()) if n else float("nan"), ctf_gap=ctf,
                flip_rate=float(flips.mean()) if n else float("nan"))
     if ci and n:
+        from debias.metrics.intervals import wilson_interval
+
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, n, size=(n_boot, n)) if n * n_boot <= 50_000_000 else None
         if idx is not None:
@@ -102,4 +104,6 @@ def counterfactual_metrics(
             se = gap.std(ddof=1) / np.sqrt(n)
             g = gap.mean() + se * rng.standard_normal(n_boot)
             res["mean_abs_gap_ci"] = tuple(float(x) for x in percentile_interval(g, confidence))
+        # the flip rate is a proportion of pairs: Wilson, never zero-width at 0 flips
+        res["flip_rate_ci"] = tuple(float(x) for x in wilson_interval(int(flips.sum()), n, confidence=confidence))
     return CounterfactualResult(**res)

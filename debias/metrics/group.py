@@ -24,7 +24,9 @@ from debias.metrics._compute import count_table, hist_auc, metric_arrays
 from debias.metrics._input import INTERSECTION_SEP, OVERALL, UNKNOWN, encode
 from debias.metrics._rates import COUNT_METRICS
 from debias.metrics.auc import auc_exact
-from debias.metrics.bootstrap import bootstrap_metrics, percentile_interval
+from debias.metrics.bootstrap import bootstrap_metrics
+from debias.metrics.group_intervals import BOOTSTRAP_METRICS, disparity_intervals, metric_limits
+from debias.metrics.intervals import extremum_interval
 from debias.metrics.stats import GroupStats
 
 METRICS = (*COUNT_METRICS, "roc_auc", "brier", "ece")
@@ -34,7 +36,9 @@ Data = "pd.DataFrame | GroupStats"
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Point values (``frame``) and, when asked for, bootstrap replicates per metric."""
+    """Point values (``frame``) and, when asked for (``ci=True``), the bootstrap replicates of the
+    metrics whose interval is a bootstrap (F1, Brier, ECE; a dict, empty when none was asked for).
+    The other intervals are closed form; see :mod:`debias.metrics.group_intervals`."""
 
     frame: pd.DataFrame
     replicates: dict[str, np.ndarray] | None
@@ -100,10 +104,14 @@ def evaluate(
             frame[m] = values.get(m, np.full(len(names), np.nan))
     replicates = None
     if ci:
-        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, metrics=metrics)
+        # closed-form intervals where there is one (group_intervals); the bootstrap only for the rest
+        boot = [m for m in metrics if m in BOOTSTRAP_METRICS]
+        replicates = bootstrap_metrics(stats, names, n_boot=n_boot, seed=seed, metrics=boot) if boot else {}
         for m in metrics:
-            if m in replicates:
-                frame[f"{m}_lo"], frame[f"{m}_hi"] = percentile_interval(replicates[m], confidence)
+            if m in BOOTSTRAP_METRICS and m not in replicates:
+                continue
+            frame[f"{m}_lo"], frame[f"{m}_hi"] = metric_limits(stats, names, frame[m].to_numpy(dtype=float), m,
+                                                               confidence=confidence, replicates=replicates)
     return Evaluation(frame, replicates, stats, confidence)
 
 
@@ -148,7 +156,9 @@ def group_metrics(data: pd.DataFrame | GroupStats, **kwargs) -> pd.DataFrame:
         ``count`` (rows), ``weight`` (if weighted), ``small_group``, then
         ``selection_rate, base_rate, accuracy, precision, tpr`` (recall), ``fpr, fnr,
         tnr, f1, roc_auc, brier, ece`` (weighted by ``sample_weight`` when given), and
-        with ``ci=True`` a ``<metric>_lo`` / ``<metric>_hi`` pair per metric. From
+        with ``ci=True`` a ``<metric>_lo`` / ``<metric>_hi`` pair per metric (Wilson for
+        proportions, DeLong logit for AUC, expanded percentile bootstrap for F1, Brier and
+        ECE; see :mod:`debias.metrics.group_intervals`). From
         GroupStats, ``roc_auc`` is the histogram AUC and ``roc_auc_error_bound`` bounds
         its distance to the exact value. Undefined metrics (empty denominator) are NaN.
     """
@@ -210,7 +220,10 @@ def disparities(
         One row per metric: ``metric``, ``n_groups`` compared, ``excluded`` (groups left
         out as small or undefined), ``min_group``, ``min_value``, ``max_group``,
         ``max_value``, ``difference``, ``ratio``, ``difference_to_overall``,
-        ``ratio_to_overall``, and the interval columns when replicates exist.
+        ``ratio_to_overall``, and with ``ci=True`` a ``<key>_lo`` / ``<key>_hi`` pair for
+        each of ``min_value``, ``max_value`` and the four disparities: extremum intervals
+        (they contain the estimate and cover at least nominally; see
+        :mod:`debias.metrics.intervals`).
     """
     ev = data if isinstance(data, Evaluation) else evaluate(data, **kwargs)
     frame = ev.frame
@@ -231,12 +244,17 @@ def disparities(
         else:
             row.update(min_group=None, min_value=np.nan, max_group=None, max_value=np.nan, difference=np.nan,
                        ratio=np.nan, difference_to_overall=np.nan, ratio_to_overall=np.nan)
-        if ev.replicates is not None and m in ev.replicates and use.any():
-            rep = ev.replicates[m]
-            for k, x in disparity_values(rep[:, use], rep[:, overall_row]).items():
-                row[f"{k}_lo"], row[f"{k}_hi"] = (float(a) for a in percentile_interval(x, ev.confidence))
+        if ev.replicates is not None and f"{m}_lo" in frame.columns and use.any():
+            for k, x in _disparity_ci(ev, m, use, overall_row, ev.confidence).items():
+                row[f"{k}_lo"], row[f"{k}_hi"] = (float(a) for a in x)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _disparity_ci(ev: Evaluation, m: str, use: np.ndarray, overall_row: int, confidence: float) -> dict:
+    frame = ev.frame
+    return disparity_intervals(ev.stats, frame["group"].tolist(), frame[m].to_numpy(dtype=float), m, use,
+                               overall_row, confidence=confidence, replicates=ev.replicates)
 
 
 # ---------------------------------------------------------------------- named criteria
@@ -278,17 +296,21 @@ def _criterion(data, name: str, metrics: tuple[str, ...], stat: str, *, method: 
     vals = table[key].to_numpy(dtype=float)
     pick = int(np.nanargmax(vals) if agg == "max" else np.nanargmin(vals)) if not np.isnan(vals).all() else 0
     lo = hi = None
-    if ev.replicates is not None:
-        # the criterion is recomputed in every replicate (worst metric per replicate)
+    if ev.replicates is not None and not np.isnan(vals).all():
+        # worst of several metrics: an extremum interval over the metrics' own disparity intervals
         frame = ev.frame
         use = _eligible(frame, include_small)
         overall_row = int(np.flatnonzero(frame["kind"].to_numpy() == "overall")[0])
-        per_metric = []
-        for m in metrics:
-            rep = ev.replicates[m]
-            per_metric.append(disparity_values(rep[:, use], rep[:, overall_row])[key])
-        comb = np.nanmax(per_metric, axis=0) if agg == "max" else np.nanmin(per_metric, axis=0)
-        lo, hi = (float(x) for x in percentile_interval(comb, ev.confidence))
+
+        def per_metric(c: float) -> tuple[np.ndarray, np.ndarray]:
+            iv = []
+            for m, v in zip(metrics, vals, strict=True):
+                ok = use & frame[m].notna().to_numpy()
+                iv.append(_disparity_ci(ev, m, ok, overall_row, c)[key] if ok.any() and np.isfinite(v)
+                          else (np.nan, np.nan))
+            return np.array([x[0] for x in iv]), np.array([x[1] for x in iv])
+
+        _, lo, hi = extremum_interval(vals, per_metric, kind=agg, confidence=ev.confidence)
     value = float(vals[pick])
     passed = None if threshold is None or np.isnan(value) else bool(value >= threshold)
     return Criterion(name, value, method, metrics, table["min_group"].iloc[pick], table["max_group"].iloc[pick],

@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from debias.evaluation.gates import METRICS
+from debias.evaluation.gates import METRICS, parse_gates
 from debias.evaluation.report import plots
+from debias.metrics.group_intervals import INTERVAL_METHODS
 from debias.schema import NO_GROUP
 
 HERE = Path(__file__).parent
@@ -29,7 +30,7 @@ SUITE_KIND_TEXT = {
     "test_split": "Held-out test split of the run's corpus: real texts with their real labels.",
     "val_split": "Validation split of the run's corpus (where a tuned decision threshold is chosen).",
     "identity_templates": ("The project's identity templates: the same sentences with only the identity term "
-                           "changed, in a neutral (label 0) and a toxic (label 1) version. An unbiased model "
+                           "changed, in a {neg} (label 0) and a {pos} (label 1) version. An unbiased model "
                            "scores every group alike on the same template."),
     "counterfactual_pairs": ("Test texts paired with a copy in which identity terms were swapped "
                              "(e.g. 'she' for 'he'). An unbiased model gives both the same score."),
@@ -42,6 +43,9 @@ SUITE_KIND_TEXT = {
 HEADLINE = ("auc", "final_bias_metric", "bnsp_auc.min", "bpsn_auc.min", "subgroup_auc.min", "dp_difference",
             "eo_difference", "fpr_difference", "fnr_difference", "cf_gap_mean", "cf_flip_rate",
             "pair_gap_mean", "pair_first_higher_rate")
+# The verdict's table: the headline bias metrics, per suite that reports them
+VERDICT = ("bnsp_auc.min", "bpsn_auc.min", "subgroup_auc.min", "dp_difference", "eo_difference", "cf_flip_rate",
+           "pair_first_higher_rate")
 
 
 @dataclass
@@ -87,11 +91,11 @@ def headline_value(values: dict[str, Any], key: str) -> float | None:
     return None if not math.isfinite(float(v)) else float(v)
 
 
-def headline_label(key: str) -> tuple[str, str]:
-    """``(plain-language label, better)`` for a headline key."""
+def headline_label(key: str, class_names: tuple[str, str] = plots.CLASS_NAMES) -> tuple[str, str]:
+    """``(plain-language label, better)`` for a headline key, in the words of ``class_names``."""
     name, _, agg = key.partition(".")
     info = METRICS[name]
-    label = info.label
+    label = info.text(class_names)
     if agg:
         label = {"min": "Worst group: ", "max": "Worst group: ", "mean": "Mean over groups: "}[agg] + label
     return label, info.better
@@ -101,13 +105,13 @@ def _direction(better: str) -> str:
     return "higher is better" if better == "higher" else "lower is better"
 
 
-def _headline_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
+def _headline_rows(values: dict[str, Any], class_names: tuple[str, str]) -> list[dict[str, Any]]:
     rows = []
     for key in HEADLINE:
         v = headline_value(values, key)
         if v is None:
             continue
-        label, better = headline_label(key)
+        label, better = headline_label(key, class_names)
         rows.append({"key": key, "label": label, "value": fmt(v), "better": _direction(better)})
     return rows
 
@@ -156,10 +160,12 @@ def _attribution_html(attr: dict[str, Any] | None) -> Any:
 
 
 def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: pd.DataFrame | None,
-                   threshold: float, min_group_size: int) -> dict[str, Any]:
+                   threshold: float, min_group_size: int, class_names: tuple[str, str]) -> dict[str, Any]:
     kind = m.get("kind", "")
-    ctx: dict[str, Any] = {"name": name, "kind": kind, "kind_text": SUITE_KIND_TEXT.get(kind, ""),
-                           "n_rows": fmt(m.get("n_rows")), "headline": _headline_rows(values), "figures": []}
+    neg, pos = class_names
+    ctx: dict[str, Any] = {"name": name, "kind": kind, "kind_text": SUITE_KIND_TEXT.get(kind, "").format(neg=neg, pos=pos),
+                           "n_rows": fmt(m.get("n_rows")), "headline": _headline_rows(values, class_names), "figures": [],
+                           "min_group_size": min_group_size}
     s = m.get("summary")
     if s:
         rows, overall = _group_rows(s)
@@ -169,14 +175,13 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
         ctx["n_small"] = sum(bool(r.get("small_group")) for r in rows)
         ctx["groups_plotted"] = len(shown)
         for metric, title, xlabel in (
-            ("fpr", "False-positive rate per group",
-             "Share of NON-toxic rows flagged toxic — lower is better"),
-            ("fnr", "False-negative rate per group", "Share of toxic rows missed — lower is better"),
-            ("selection_rate", "Flagged rate per group", "Share of rows flagged toxic (parity: equal across groups)"),
+            ("fpr", "False-positive rate per group", f"Share of {neg} rows flagged {pos} — lower is better"),
+            ("fnr", "False-negative rate per group", f"Share of {pos} rows missed — lower is better"),
+            ("selection_rate", "Flagged rate per group", f"Share of rows flagged {pos} (parity: equal across groups)"),
         ):
             if any(r.get(metric) is not None for r in shown):
                 ctx["figures"].append({
-                    "title": title, "caption": f"Dots: value per group; bars: 95% bootstrap interval; dashed: all rows. "
+                    "title": title, "caption": f"Dots: value per group; bars: 95% interval (Wilson); dashed: all rows. "
                                                f"Groups under {min_group_size} rows are hollow.",
                     "uri": plots.interval_plot(shown, metric=metric, title=title, xlabel=xlabel,
                                                overall=(overall or {}).get(metric))})
@@ -211,12 +216,14 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
             gnames = [r["group"] for r in shown if r.get("kind") == "group"]
             ctx["figures"].append({"title": "ROC curves", "caption": "Rows mentioning each group (largest groups "
                                    "first); a curve further up and left is better.",
-                                   "uri": plots.roc_curves(preds, gnames, title=f"ROC curves — {name}")})
+                                   "uri": plots.roc_curves(preds, gnames, title=f"ROC curves — {name}",
+                                                           class_names=class_names)})
             ctx["figures"].append({"title": "Score distributions", "caption": "Boxes span the middle half of the "
                                    "scores; whiskers the rest. Blue boxes above the threshold mean false "
                                    "positives for that group; red boxes below it mean misses.",
                                    "uri": plots.score_distributions(preds, gnames, threshold=threshold,
-                                                                    title=f"Scores per group — {name}")})
+                                                                    title=f"Scores per group — {name}",
+                                                                    class_names=class_names)})
         cf = s.get("counterfactual")
         if cf and cf.get("n_pairs"):
             ci = cf.get("mean_abs_gap_ci") or [None, None]
@@ -248,7 +255,7 @@ def _suite_context(name: str, m: dict[str, Any], values: dict[str, Any], preds: 
         ctx["figures"].append({"title": "Minimal-pair gap by bias type",
                                "caption": "Mean of score(first sentence) − score(second) with 95% bootstrap "
                                           "interval. Closer to 0 is better; red (positive): the more "
-                                          "stereotyping sentence scores as more toxic.",
+                                          f"stereotyping sentence scores as more {pos}.",
                                "uri": plots.bar_plot([r["bias_type"] for r in pg], [r["mean_gap"] for r in pg],
                                                      lo=[r["mean_gap_lo"] for r in pg], hi=[r["mean_gap_hi"] for r in pg],
                                                      title="Score gap within minimal pairs", signed=True,
@@ -284,13 +291,47 @@ def _audit_context(audit: dict | None, manifest: dict | None) -> dict[str, Any] 
     return out
 
 
-def _run_context(run: RunInput) -> dict[str, Any]:
+def _gate_key(expr: str) -> str | None:
+    try:
+        return parse_gates([expr])[0].key
+    except ValueError:  # a gate the metrics file carries but this version cannot parse
+        return None
+
+
+def _verdict(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
+    """The report's first word on a run: how many gates passed, which failed, and the headline
+    bias metrics per suite with the result of the gate set on each (if any)."""
+    gates = run.metrics.get("gates", [])
+    keyed = [(_gate_key(g.get("expr", "")), g) for g in gates]
+    rows = []
+    for suite, vals in run.metrics.get("gate_values", {}).items():
+        for key in VERDICT:
+            v = headline_value(vals, key)
+            if v is None:
+                continue
+            label, better = headline_label(key, class_names)
+            hit = [g for k, g in keyed if k == key and g.get("suite") == suite]
+            gate = "" if not hit else ("PASS" if all(g["passed"] for g in hit) else "FAIL")
+            rows.append({"suite": suite, "label": label, "value": fmt(v), "better": _direction(better),
+                         "gate": gate, "gates": ", ".join(g["expr"] for g in hit)})
+    failed = [g["expr"] for g in gates if not g["passed"]]
+    if not gates:
+        text = "No gates were set, so nothing passed or failed; the headline bias metrics are below."
+    elif failed:
+        text = (f"{len(gates) - len(failed)} of {len(gates)} gates passed; "
+                f"failed: {', '.join(failed)}.")
+    else:
+        text = f"All {len(gates)} gate{'s' if len(gates) != 1 else ''} passed."
+    return {"name": run.name, "text": text, "failed": bool(failed), "rows": rows}
+
+
+def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
     m = run.metrics
     cfg = (run.evaluate_manifest or {}).get("config") or {}
     threshold = float(m.get("threshold", cfg.get("threshold", 0.5)))
     mgs = int(cfg.get("min_group_size", 30))
     values = m.get("gate_values", {})
-    suites = [_suite_context(n, sm, values.get(n, {}), run.predictions.get(n), threshold, mgs)
+    suites = [_suite_context(n, sm, values.get(n, {}), run.predictions.get(n), threshold, mgs, class_names)
               for n, sm in m.get("suites", {}).items()]
     cases = []
     for c in m.get("worst_cases", []):
@@ -308,10 +349,11 @@ def _run_context(run: RunInput) -> dict[str, Any]:
             "gates_failed": sum(not g["passed"] for g in gates),
             "explain_method": (m.get("explain_method") or "").replace("_", " "),
             "audit": _audit_context(run.audit, run.preprocess_manifest),
+            "verdict": _verdict(run, class_names),
             "card": {k: card[k] for k in list(card)[:12] if not isinstance(card[k], (dict, list))}}
 
 
-def _comparison(runs: list[RunInput]) -> dict[str, Any] | None:
+def _comparison(runs: list[RunInput], class_names: tuple[str, str]) -> dict[str, Any] | None:
     if len(runs) < 2:
         return None
     suite_names: list[str] = []
@@ -325,7 +367,7 @@ def _comparison(runs: list[RunInput]) -> dict[str, Any] | None:
             vals = [headline_value(r.metrics.get("gate_values", {}).get(suite, {}), key) for r in runs]
             if all(v is None for v in vals):
                 continue
-            label, better = headline_label(key)
+            label, better = headline_label(key, class_names)
             base = vals[0]
             cells = []
             for v in vals:
@@ -359,25 +401,33 @@ def _pareto_suites(runs: list[RunInput]) -> tuple[str, str]:
     return acc, fair
 
 
-def render_report(runs: list[RunInput], *, title: str = "Fairness report") -> str:
+def render_report(runs: list[RunInput], *, title: str = "Fairness report",
+                  class_names: tuple[str, str] = plots.CLASS_NAMES) -> str:
     """The report as one self-contained HTML string (inline CSS, figures as data URIs).
 
     Parameters
     ----------
     runs : one or more runs; with two or more the first is the baseline of the comparison.
     title : page title.
+    class_names : (name of label 0, name of label 1), the words the text and the figures use for
+        the two classes; default the toxicity task's ("non-toxic", "toxic").
     """
     if not runs:
         raise ValueError("render_report needs at least one run")
+    if (not isinstance(class_names, (tuple, list)) or len(class_names) != 2
+            or not all(isinstance(c, str) and c.strip() for c in class_names)):
+        raise ValueError(f"class_names must be two non-empty names (label 0, label 1); found {class_names!r}")
+    neg, pos = (c.strip() for c in class_names)
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(str(HERE)), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    glossary = [{"name": n, "label": i.label, "better": _direction(i.better)} for n, i in METRICS.items()]
+    glossary = [{"name": n, "label": i.text((neg, pos)), "better": _direction(i.better)} for n, i in METRICS.items()]
     return env.get_template("report.html.j2").render(
         title=title, css=(HERE / "report.css").read_text(encoding="utf-8"),
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        runs=[_run_context(r) for r in runs], comparison=_comparison(runs), glossary=glossary)
+        runs=[_run_context(r, (neg, pos)) for r in runs], comparison=_comparison(runs, (neg, pos)), glossary=glossary,
+        interval_methods=INTERVAL_METHODS, neg=neg, pos=pos)
 
 
 def report_metrics(runs: list[RunInput]) -> dict[str, Any]:

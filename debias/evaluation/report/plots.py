@@ -1,7 +1,8 @@
 """Figures for the fairness report, as ``data:image/png;base64,...`` URIs (no files, no network).
 
 Every figure says in its axis labels what is plotted and which way is better; colours are the
-same across figures: blue for non-toxic rows, red for toxic ones, grey for "overall".
+same across figures: blue for negative-class rows, red for positive-class ones, grey for "overall".
+Class names (``class_names = (negative, positive)``) label the axes; the default is the toxicity task's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from debias.schema import CLASS_NAMES
 
 BLUE, RED, GREY, GREEN = "#2b6cb0", "#c53030", "#718096", "#2f855a"
 
@@ -70,7 +73,8 @@ def interval_plot(rows: Sequence[Mapping], *, metric: str, title: str, xlabel: s
     return to_uri(fig)
 
 
-def roc_curves(df: pd.DataFrame, groups: Sequence[str], *, title: str) -> str:
+def roc_curves(df: pd.DataFrame, groups: Sequence[str], *, title: str,
+               class_names: tuple[str, str] = CLASS_NAMES) -> str:
     """ROC curve of all rows and of the rows mentioning each group (up to 8 groups)."""
     from sklearn.metrics import roc_curve
 
@@ -88,15 +92,18 @@ def roc_curves(df: pd.DataFrame, groups: Sequence[str], *, title: str) -> str:
             fpr, tpr, _ = roc_curve(y[m], s[m])
             ax.plot(fpr, tpr, color=cmap(k % 10), lw=1.2, label=g)
     ax.plot([0, 1], [0, 1], color="#cbd5e0", lw=1, ls=":")
-    ax.set_xlabel("False-positive rate (non-toxic flagged) — lower is better")
-    ax.set_ylabel("True-positive rate (toxic caught) — higher is better")
+    neg, pos = class_names
+    ax.set_xlabel(f"False-positive rate ({neg} flagged {pos}) — lower is better")
+    ax.set_ylabel(f"True-positive rate ({pos} caught) — higher is better")
     ax.set_title(title, loc="left", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return to_uri(fig)
 
 
-def score_distributions(df: pd.DataFrame, groups: Sequence[str], *, threshold: float, title: str) -> str:
-    """Box plots of the score per group, non-toxic (blue) and toxic (red) rows side by side."""
+def score_distributions(df: pd.DataFrame, groups: Sequence[str], *, threshold: float, title: str,
+                        class_names: tuple[str, str] = CLASS_NAMES) -> str:
+    """Box plots of the score per group, negative (blue) and positive (red) rows side by side."""
+    neg, pos = class_names
     plt = _plt()
     groups = list(groups[:12])
     fig, ax = plt.subplots(figsize=(max(4.8, 0.55 * (len(groups) + 1) + 1.5), 3.4))
@@ -121,8 +128,8 @@ def score_distributions(df: pd.DataFrame, groups: Sequence[str], *, threshold: f
             fontsize=7, color=GREY)
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("Toxicity score (0 = clean, 1 = toxic)")
-    ax.set_title(title + "  (blue: non-toxic rows, should be low; red: toxic rows, should be high)",
+    ax.set_ylabel(f"Score (0 = {neg}, 1 = {pos})")
+    ax.set_title(title + f"  (blue: {neg} rows, should be low; red: {pos} rows, should be high)",
                  loc="left", fontsize=9)
     return to_uri(fig)
 

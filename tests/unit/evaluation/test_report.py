@@ -130,6 +130,72 @@ def test_report_metrics_json(two_runs):
     assert m["runs"][0]["headline"]["test"]["auc"] == pytest.approx(two_runs[0].metrics["gate_values"]["test"]["auc"])
 
 
+def test_glossary_names_the_interval_method_of_each_statistic(html_one):
+    import html as html_lib
+
+    from debias.metrics import INTERVAL_METHODS
+
+    text = html_lib.unescape(html_one)
+    assert "95% bootstrap confidence intervals" not in text  # rates and AUCs are no longer bootstrapped
+    for name, method in INTERVAL_METHODS.items():
+        assert f"<tr><td>{name}</td><td>{method}</td></tr>" in text, name
+    for method in ("Wilson score", "DeLong", "MOVER", "Bonferroni"):
+        assert method in text, method
+
+
+def test_class_names_come_from_the_caller_not_a_hard_coded_task(two_runs, html_one, monkeypatch):
+    from debias.evaluation.report import plots
+
+    axis_labels = []
+    for f in ("roc_curves", "score_distributions"):
+        real = getattr(plots, f)
+        monkeypatch.setattr(plots, f, lambda *a, _real=real, **k: (axis_labels.append(k["class_names"]), _real(*a, **k))[1])
+    html = render_report(two_runs[:1], class_names=("negative", "positive"))
+    assert "toxic" not in html.lower()  # every word about the classes follows the names given
+    assert "<th>positive share (labels)</th>" in html and "labelled <i>positive</i>" in html
+    assert axis_labels and set(axis_labels) == {("negative", "positive")}  # the figures' axes too
+    assert "<th>toxic share (labels)</th>" in html_one  # the default is the toxicity task's
+    with pytest.raises(ValueError, match="class_names must be two non-empty names"):
+        render_report(two_runs[:1], class_names=("only one",))
+
+
+def test_small_groups_are_folded_under_a_toggle():
+    run = _run("tiny", 2, 0.1)
+    suite = run.metrics["suites"]["test"]["summary"]
+    rows = [r for r in suite["by_group"] if r.get("kind") == "group"]
+    assert rows
+    small = dict(rows[0], group="tiny_group", count=4, small_group=True)
+    suite["by_group"] = [*suite["by_group"], small]
+    html = render_report([run])
+    table = html[html.index('id="run-1-suite-test-groups"'):]
+    table = table[:table.index("<h4", 10) if "<h4" in table[10:] else len(table)]
+    folded = re.search(r'<details class="small-groups"><summary>(\d+) small groups?.*?</details>', table, re.S)
+    assert folded and int(folded.group(1)) == sum(bool(r.get("small_group")) for r in suite["by_group"]
+                                                  if r.get("kind") in ("group", "intersection") and r.get("count"))
+    assert "<td>tiny_group</td>" in folded.group(0)
+    big = [r["group"] for r in rows if not r.get("small_group")]
+    assert big and all(f"<td>{g}</td>" in table.replace(folded.group(0), "") for g in big)
+
+
+def test_report_starts_with_a_verdict(two_runs, html_one):
+    import html as html_lib
+
+    html = html_one
+    assert html.index('id="verdict"') < html.index('id="how-to-read"') < html.index('id="run-1"')
+    verdict = html_lib.unescape(html[html.index('id="verdict"'):html.index('id="how-to-read"')])
+    assert "1 of 2 gates passed; failed: dp_difference<=0.0001." in verdict
+    rows = re.findall(r"<tr><td>(\w+)</td><td>([^<]+)</td><td class=\"num\">([^<]*)</td><td>[^<]*</td>\n<td[^>]*>(\w+|–)</td></tr>",
+                      verdict)
+    by = {(suite, label): (value, gate) for suite, label, value, gate in rows}
+    dp = by[("test", "Largest gap in flagged rate between groups (demographic parity)")]
+    values = two_runs[0].metrics["gate_values"]["test"]
+    assert dp == (fmt(headline_value(values, "dp_difference")), "FAIL")
+    bnsp = by[("test", "Worst group: BNSP AUC: group's toxic rows vs other groups' non-toxic rows (low = false negatives)")]
+    assert bnsp == (fmt(headline_value(values, "bnsp_auc.min")), "–")  # no gate on it
+    no_gates = render_report([_run("ungated", 3, 0.0, gates=())])
+    assert "No gates were set, so nothing passed or failed" in no_gates[:no_gates.index('id="how-to-read"')]
+
+
 def test_render_needs_a_run_and_fmt():
     with pytest.raises(ValueError, match="at least one run"):
         render_report([])

@@ -137,8 +137,11 @@ def test_bias_auc_intervals_from_stats_equal_from_rows():
     b = bias_auc(GroupStats.from_batch(df), n_boot=50, seed=1)
     cols = [c for c in a.columns if c.endswith(("_lo", "_hi"))]
     assert cols and len(cols) == 6
-    # same draws; they differ only by the point values they are centred on (exact vs 4096 bins)
+    # same histograms (same DeLong variance); they differ only by the point values they are
+    # centred on (exact vs 4096 bins), which differ by at most the histogram's error bound
     a, b = a[a["group"] != "overall"], b[b["group"] != "overall"]
     for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
-        np.testing.assert_allclose(a[f"{m}_lo"] - b[f"{m}_lo"], a[m] - b[m], atol=1e-9)
-        np.testing.assert_allclose(a[f"{m}_hi"] - b[f"{m}_hi"], a[m] - b[m], atol=1e-9)
+        for t in (a, b):
+            assert ((t[f"{m}_lo"] <= t[m]) & (t[m] <= t[f"{m}_hi"])).all(), m
+        np.testing.assert_allclose(a[f"{m}_lo"], b[f"{m}_lo"], atol=2e-4)
+        np.testing.assert_allclose(a[f"{m}_hi"], b[f"{m}_hi"], atol=2e-4)
