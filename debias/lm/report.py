@@ -10,9 +10,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_audit_html", "audit_section"]
+__all__ = ["render_audit_html", "audit_section", "append_sections", "CI_CSS"]
 
 _CSS = Path(__file__).resolve().parents[1] / "evaluation" / "report" / "report.css"
+CI_CSS = ".ci{color:#666;font-size:90%}"
 
 _INTRO = {
     "crows_pairs": "CrowS-Pairs (Nangia et al. 2020): % of minimal pairs where the model gives the "
@@ -89,9 +90,10 @@ def _suite_html(name: str, m: dict) -> str:
     return "".join(out)
 
 
-def audit_section(metrics: dict[str, Any], *, gates: list[dict] | None = None) -> str:
+def audit_section(metrics: dict[str, Any], *, gates: list[dict] | None = None,
+                  title: str = "Generative model audit") -> str:
     """The ``<section>`` for a run's ``audit_lm/metrics.json``."""
-    parts = ["<section><h2>Generative model audit</h2>",
+    parts = [f"<section><h2>{html.escape(title)}</h2>",
              f"<p>Model: <code>{html.escape(str(metrics.get('model', '')))}</code></p>"]
     if gates:
         parts.append(_table(["gate", "value", "passed"],
@@ -106,5 +108,19 @@ def render_audit_html(metrics: dict[str, Any], *, title: str = "Generative model
                       gates: list[dict] | None = None) -> str:
     css = _CSS.read_text(encoding="utf-8") if _CSS.is_file() else ""
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{css}\n.ci{{color:#666;font-size:90%}}</style></head><body><main>"
+            f"<style>{css}\n{CI_CSS}</style></head><body><main>"
             f"<h1>{html.escape(title)}</h1>{audit_section(metrics, gates=gates)}</main></body></html>")
+
+
+def append_sections(page: str, sections: list[str]) -> str:
+    """``page`` with ``sections`` (and the interval style they use) before its closing ``</body>``.
+
+    This is how ``debias report`` adds a run's audit to the fairness report without the
+    fairness template knowing about generative models. A page without ``</body>`` gets them at
+    its end.
+    """
+    if not sections:
+        return page
+    block = f"<style>{CI_CSS}</style>" + "".join(sections)
+    at = page.rfind("</body>")
+    return page + block if at < 0 else page[:at] + block + page[at:]

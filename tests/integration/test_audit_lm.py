@@ -48,6 +48,12 @@ def test_ray_job_writes_outputs_and_gates(ray_local, tiny_llama_dir, tiny_model_
     assert cf["classifier_score"].between(0, 1).all() and len(cf) == manifest["rows"]["counterfactual"]
     assert [g["passed"] for g in manifest["gates"]] == [True, False]
     assert (out / "report.html").read_text().count("<table>") >= 6
+    # `debias report` adds the audit (with the manifest's gate results) to the fairness report
+    from jobs import report
+
+    page = report._with_lm_audits("<html><body><h1>fairness</h1></body></html>", [run_dir], ["run"])
+    assert page.index("<h1>fairness</h1>") < page.index("Generative model audit — run") < page.index("</body>")
+    assert "refusal_rate&lt;0" in page and page.count("<table>") >= 7
 
 
 def test_endpoint_mode_resumes_from_cache(tiny_llama_dir, tiny_model_dir, tmp_path):
