@@ -22,7 +22,15 @@ from typing import Any
 import pandas as pd
 
 from debias.config import PipelineConfig
-from debias.lm.audit import AuditPlan, check_inputs, gate_values, json_safe, plan, suite_metrics
+from debias.lm.audit import (
+    AuditPlan,
+    check_inputs,
+    gate_values,
+    json_safe,
+    plan,
+    suite_metrics,
+    summary_lines,
+)
 from debias.lm.config import AuditLMConfig
 
 STAGE = "audit_lm"
@@ -224,19 +232,8 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
                            "gates": gate_results, "skipped": p.skipped})
         manifest = dict(w.manifest)
     print(f"[audit-lm] done in {time.time() - t0:.0f} s: {Path(run_dir) / STAGE}", file=sys.stderr, flush=True)
-    for name, m in suites.items():
-        if "by_bias_type" in m:
-            r = m["by_bias_type"][0]
-            print(f"  {name}: stereotype score {r['stereotype_score']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
-                  f"(n={r['n']})", file=sys.stderr)
-        elif "by_category" in m:
-            r = m["by_category"][0]
-            print(f"  {name}: acc ambig {r['acc_ambig']:.3f} disambig {r['acc_disambig']:.3f} "
-                  f"s_AMB {r['s_amb']:.1f} s_DIS {r['s_dis']:.1f} unparsed {r['unparsed_rate']:.3f}", file=sys.stderr)
-        elif "overall" in m:
-            r = m["overall"]
-            print(f"  {name}: gap {r['gap_mean']:.3f} flip {r['flip_rate']:.3f} refusal {r['refusal_rate']:.3f}",
-                  file=sys.stderr)
+    for line in summary_lines(suites):
+        print(f"  {line}", file=sys.stderr)
     return manifest
 
 

@@ -23,7 +23,8 @@ from debias.lm import counterfactual as cf_mod
 from debias.lm import intrinsic
 from debias.lm.config import AuditLMConfig
 
-__all__ = ["DATA_ENV", "AuditPlan", "resolve_data_dir", "plan", "suite_metrics", "gate_values"]
+__all__ = ["DATA_ENV", "AuditPlan", "resolve_data_dir", "check_inputs", "plan", "suite_metrics", "gate_values",
+           "summary_lines", "json_safe"]
 
 DATA_ENV = "DEBIAS_DATA_DIR"
 _DATA_FOLDERS = {"crows_pairs": "crows-pairs", "stereoset": "stereoset", "bbq": "bbq"}
@@ -207,3 +208,29 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "nan" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def summary_lines(suites: dict[str, Any]) -> list[str]:
+    """One line per suite with its headline figures (the job prints them when it is done)."""
+    out = []
+    for name, m in suites.items():
+        if "by_bias_type" in m:
+            r = m["by_bias_type"][0]
+            out.append(f"{name}: stereotype score {_num(r['stereotype_score'], '.1f')} "
+                       f"[{_num(r['ci_low'], '.1f')}, {_num(r['ci_high'], '.1f')}] (n={r['n']})")
+        elif "by_category" in m:
+            r = m["by_category"][0]
+            out.append(f"{name}: acc ambig {_num(r['acc_ambig'], '.3f')} disambig {_num(r['acc_disambig'], '.3f')} "
+                       f"s_AMB {_num(r['s_amb'], '.1f')} s_DIS {_num(r['s_dis'], '.1f')} "
+                       f"unparsed {_num(r['unparsed_rate'], '.3f')}")
+        elif "overall" in m:
+            r = m["overall"]
+            out.append(f"{name}: gap {_num(r['gap_mean'], '.3f')} flip {_num(r['flip_rate'], '.3f')} "
+                       f"refusal {_num(r['refusal_rate'], '.3f')}")
+        elif "skipped" in m:
+            out.append(f"{name}: skipped ({m['skipped']})")
+    return out

@@ -51,3 +51,17 @@ def test_plan_metrics_and_gates_with_fake_scores():
     html = render_audit_html({"model": "x", "suites": m}, gates=res)
     assert "CrowS-Pairs" in html and "bbq_generate" in html and "stereotype_deviation" in html
     assert not any(isinstance(v, float) and math.isnan(v) for v in vals["crows_pairs"].values() if isinstance(v, float))
+
+
+def test_summary_lines_one_per_suite_and_missing_values_print_as_nan():
+    from debias.lm.audit import summary_lines
+
+    suites = {"crows_pairs": {"by_bias_type": [{"stereotype_score": 52.04, "ci_low": None, "ci_high": float("nan"),
+                                                "n": 10}]},
+              "bbq_mc": {"by_category": [{"acc_ambig": 0.5, "acc_disambig": 0.25, "s_amb": 1.0, "s_dis": -2.0,
+                                          "unparsed_rate": 0.0}]},
+              "counterfactual": {"skipped": "no classifier"}}
+    assert summary_lines(suites) == [
+        "crows_pairs: stereotype score 52.0 [nan, nan] (n=10)",
+        "bbq_mc: acc ambig 0.500 disambig 0.250 s_AMB 1.0 s_DIS -2.0 unparsed 0.000",
+        "counterfactual: skipped (no classifier)"]
