@@ -213,6 +213,8 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
         clf_scores = pd.Series(pred.predict_texts(gen["completion"].fillna("").tolist()), index=gen["id"].to_numpy())
         timings["classify_s"] = time.time() - t
     suites = suite_metrics(acfg, p, scored, generated, classifier_scores=clf_scores)
+    # stage_output's wall_seconds times only the writing; the manifest also says how long the audit took
+    timings["total_s"] = time.time() - t0
     metrics = json_safe({"model": model_name, "classifier": clf, "limit": acfg.limit, "seed": acfg.seed,
                          "suites": suites, "gate_values": gate_values(suites)})
     gate_results = check_gates(parse_gates([*acfg.gates, *gates]), metrics["gate_values"])

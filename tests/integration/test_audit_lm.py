@@ -47,6 +47,8 @@ def test_ray_job_writes_outputs_and_gates(ray_local, tiny_llama_dir, tiny_model_
     cf = generated[generated.suite == "counterfactual"]
     assert cf["classifier_score"].between(0, 1).all() and len(cf) == manifest["rows"]["counterfactual"]
     assert [g["passed"] for g in manifest["gates"]] == [True, False]
+    t = manifest["timings_s"]
+    assert t["total_s"] >= t["score_s"] + t["generate_s"] > 0
     assert (out / "report.html").read_text().count("<table>") >= 6
     # `debias report` adds the audit (with the manifest's gate results) to the fairness report
     from jobs import report
