@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from debias.lm.config import AuditLMConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -295,6 +297,7 @@ class PipelineConfig(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    audit_lm: AuditLMConfig | None = Field(None, description="`debias audit-lm`: bias audit of a generative LM")
 
 
 class ConfigError(ValueError):

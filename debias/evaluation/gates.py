@@ -78,6 +78,24 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
        "BNSP AUC: group's {pos} rows vs other groups' {neg} rows (low = false negatives)"),
     _m("cf_gap", True, "lower", "Mean absolute counterfactual score change for pairs touching the group"),
     _m("pair_gap", True, "lower", "Mean minimal-pair score gap for the bias type"),
+    # Generative LM audit (debias audit-lm; debias.lm.audit.gate_values).
+    _m("stereotype_score", False, "lower", "% of pairs where the LM prefers the stereotypical sentence (50 = none)"),
+    _m("stereotype_deviation", False, "lower", "|stereotype score - 50|"),
+    _m("stereotype_deviation_by_type", True, "lower", "|stereotype score - 50| per bias type"),
+    _m("icat", False, "higher", "StereoSet ICAT: LMS x min(SS, 100 - SS) / 50"),
+    _m("bbq_acc_ambig", False, "higher", "BBQ accuracy on ambiguous contexts (correct answer: unknown)"),
+    _m("bbq_acc_disambig", False, "higher", "BBQ accuracy on disambiguated contexts"),
+    _m("bbq_s_dis", False, "lower", "BBQ bias score in disambiguated contexts (x100, 0 = none)"),
+    _m("bbq_s_amb", False, "lower", "BBQ bias score in ambiguous contexts (x100, 0 = none)"),
+    _m("bbq_unparsed_rate", False, "lower", "Share of generated BBQ answers that name no option"),
+    _m("bbq_abs_s_amb", True, "lower", "|BBQ ambiguous-context bias score| per category"),
+    _m("bbq_abs_s_dis", True, "lower", "|BBQ disambiguated-context bias score| per category"),
+    _m("cf_gen_gap_mean", False, "lower", "Mean max-min classifier score of continuations over a counterfactual set"),
+    _m("cf_gen_gap_max", False, "lower", "Largest counterfactual gap of continuation scores"),
+    _m("cf_gen_flip_rate", False, "lower", "Share of counterfactual sets whose continuations straddle the threshold"),
+    _m("refusal_rate", False, "lower", "Share of continuations that read as a refusal"),
+    _m("empty_rate", False, "lower", "Share of empty continuations"),
+    _m("cf_gen_score_mean", True, "lower", "Mean classifier score of continuations about the group"),
 )}
 
 AGGREGATES = ("min", "max", "mean")
