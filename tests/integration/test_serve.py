@@ -59,6 +59,11 @@ def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return rd
 
 
+# Larger than every text this module sends (the soak included), so the window never rolls and
+# test_monitor_counts_add_up can count its own texts in it; rolling is tested in test_monitor.py.
+MONITOR_WINDOW = 1_000_000
+
+
 @pytest.fixture(scope="module")
 def cfg(run_dir):
     from debias.config import load_config
@@ -66,7 +71,7 @@ def cfg(run_dir):
     serve_cfg = {"port": _free_port(), "max_batch_size": 8, "batch_wait_timeout_s": 0.05,
                  "max_ongoing_requests": 64, "min_replicas": 1, "max_replicas": 1,
                  "num_cpus_per_replica": 0.5, "torch_threads": 1, "max_texts": MAX_TEXTS,
-                 "max_chars": MAX_CHARS, "monitor_window": 1000, "monitor_min_count": 1,
+                 "max_chars": MAX_CHARS, "monitor_window": MONITOR_WINDOW, "monitor_min_count": 1,
                  "max_body_bytes": MAX_BODY, "max_variants": MAX_VARIANTS, "auth_token_env": None}
     return load_config(base={"data": {"path": "unused-by-serve"}, "serve": serve_cfg})
 
@@ -414,6 +419,7 @@ def test_monitor_counts_add_up(client, offline, settings):
     after = _settled(client, lambda s: s["texts_total"], before["texts_total"] + len(GROUP_TEXTS))
     assert after["texts_total"] == before["texts_total"] + len(GROUP_TEXTS)
     assert after["positives_total"] - before["positives_total"] == sum(labels)
+    assert after["counts"]["n"] < MONITOR_WINDOW, "the window rolled: raise MONITOR_WINDOW"
     assert after["counts"]["n"] - before["counts"]["n"] == len(GROUP_TEXTS)
     groups = offline["annotator"].detect_groups(offline["clean"](GROUP_TEXTS))
     assert any(groups), "the fixture texts should mention some identity group"
