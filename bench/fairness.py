@@ -3,6 +3,7 @@
     make bench-fairness                    # every variant (about 1.5-2 h on 2 cores)
     make bench-fairness-quick              # a subset and two variants (< 10 min)
     .venv/bin/python bench/fairness.py --variants baseline,reweight
+    .venv/bin/python bench/fairness.py --variants baseline,baseline_eo --seeds 3   # training noise
 
 Training corpus: ../shared/data/davidson-hate-offensive (toxic = hate or offensive vs neither).
 Evaluation: the in-domain test split; bias-madlibs (identity templates, toxic and not); the test
@@ -13,6 +14,15 @@ predictions with a row bootstrap (the worst-group AUCs: extremum intervals over 
 intervals, see debias.metrics.intervals). Writes bench/results/fairness/results.json (after every
 variant; --resume picks up where a run stopped) and prints the table for docs/RESULTS.md;
 --plot PNG draws the Pareto plot (in-domain AUC vs worst-group BPSN AUC) from that file.
+
+Post-processing variants (``*_eo``) reuse their base variant's trained model and only evaluate
+it with per-group thresholds fitted on the validation split (evaluate.group_thresholds); their
+decisions are the evaluation's own. ``--seeds N`` retrains every variant with N training seeds
+(``train.seed``, same splits): the table then shows the mean over seeds, the across-seed range
+and the first seed's evaluation interval, and a difference from the baseline is called one only
+when it exceeds both the larger across-seed range and the larger evaluation half-interval.
+The recall columns guard against levelling down: toxic-identity recall (TPR on the toxic half of
+bias-madlibs and of the project's templates) overall and for the worst group.
 """
 
 from __future__ import annotations
@@ -62,6 +72,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                   f"augment.axes={SWAP_AXES}",
                   "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
 }
+# Post-processing: the base variant's model, decided by per-group thresholds fitted on val.
+POST = {"baseline_eo": "baseline", "combined_eo": "combined"}
+for _name, _base in POST.items():
+    VARIANTS[_name] = (f"{_base} + per-group thresholds (equal opportunity, fitted on val)",
+                       [*VARIANTS[_base][1], "evaluate.group_thresholds=equal_opportunity"])
 QUICK = ["baseline", "combined"]
 
 
@@ -139,6 +154,18 @@ def _bias(df: pd.DataFrame, min_n: int) -> dict[str, float]:
             "worst_bnsp_auc": float(g["bnsp_auc"].min()), "final_bias": float(final_bias_metric(ba))}
 
 
+def _recall(df: pd.DataFrame) -> float:
+    pos = df[df["y_true"] == 1]
+    return float(pos["y_pred"].mean()) if len(pos) else math.nan
+
+
+def _worst_recall(df: pd.DataFrame, min_n: int) -> float:
+    pos = df[df["y_true"] == 1].explode("groups").dropna(subset=["groups"])
+    by = pos.groupby("groups")["y_pred"].agg(["mean", "size"])
+    by = by[by["size"] >= min_n]
+    return float(by["mean"].min()) if len(by) else math.nan
+
+
 def _fpr_gap(df: pd.DataFrame, min_n: int) -> float:
     neg = df[df["y_true"] == 0]
     ex = neg.explode("groups").dropna(subset=["groups"])
@@ -159,16 +186,26 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
     # In-domain suites hold Davidson rows only: the Dixon supplement is split like the corpus, so a
     # variant that adds it would otherwise be scored on a different (easier) test set.
     test, val, mad, cf = load("test"), load("val"), load("madlibs"), load("counterfactual")
+    tpl = load("templates") if (pred / "templates").is_dir() else None
     test, val = test[test["id"].str.startswith("dav")].copy(), val[val["id"].str.startswith("dav")].copy()
     cf = cf[cf["pair_id"].astype(str).str.startswith("dav")].copy()
-    # Each variant's decision threshold: the F1-best one on its own validation rows (never test).
-    from debias.metrics import best_f1_threshold
+    rule = json.loads((run_dir / "evaluate" / "metrics.json").read_text()).get("decision_rule") or {}
+    frames = [d for d in (test, mad, cf, tpl) if d is not None]
+    if rule.get("cells"):  # per-group thresholds: the evaluation's own decisions (fitted on val)
+        thr = "per-group (" + str(rule.get("constraint")) + ")"
+    else:  # each variant's decision threshold: the F1-best one on its own validation rows (never test)
+        from debias.metrics import best_f1_threshold
 
-    thr, _ = best_f1_threshold(val["y_true"], val["y_score"])
-    for d in (test, mad, cf):
-        d["y_pred"] = (d["y_score"] >= thr).astype("int8")
+        thr, _ = best_f1_threshold(val["y_true"], val["y_score"])
+        for d in frames:
+            d["y_pred"] = (d["y_score"] >= thr).astype("int8")
     out: dict[str, Any] = {"threshold_val_f1": thr, "n_rows": {"test": len(test), "val": len(val),
-                                                            "madlibs": len(mad), "cf_pairs": cf["pair_id"].nunique()}}
+                                                            "madlibs": len(mad), "cf_pairs": cf["pair_id"].nunique(),
+                                                            "templates": 0 if tpl is None else len(tpl)}}
+    # Levelling down: recall on toxic identity sentences (madlibs and, when scored, the templates).
+    toxic_id = pd.concat([d[["y_true", "y_pred", "groups"]] for d in (mad, tpl) if d is not None], ignore_index=True)
+    out["toxic_recall"] = _boot(_recall, [toxic_id], n_boot, seed)
+    out["worst_group_toxic_recall"] = _boot(lambda d: _worst_recall(d, min_n), [toxic_id], max(20, n_boot // 5), seed)
     out["test_auc"] = _boot(_auc, [test], n_boot, seed)
     out["test_f1"] = _boot(_f1, [test], n_boot, seed)
     out["madlibs_auc"] = _boot(_auc, [mad], n_boot, seed)
@@ -229,6 +266,8 @@ def main() -> int:
     ap.add_argument("--rescore", action="store_true",
                     help="recompute the table metrics of the variants already in --out from their saved predictions")
     ap.add_argument("--plot", default=None, help="only draw the Pareto plot of --out's results into this PNG")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="train every variant with this many training seeds (train.seed = seed + k, same splits)")
     args = ap.parse_args()
     # The quick run keeps its own results and run folders: it must never overwrite the full run's.
     args.out = args.out or str(WORK / ("results-quick.json" if args.quick else "results.json"))
@@ -253,7 +292,9 @@ def main() -> int:
     from jobs import evaluate, preprocess, train
     from jobs.ray_session import ray_session
 
-    configs = {n: variant_config(n, corpora, extra) for n in names}
+    # a post-processing variant needs its base model: run the base first (in the same seeds)
+    order = [b for b in dict.fromkeys(POST[n] for n in names if n in POST) if b not in names] + names
+    configs = {n: variant_config(n, corpora, extra) for n in order}
     if args.quick:  # smaller evaluation suites
         for cfg in configs.values():
             for sc in cfg.evaluate.suites:
@@ -262,73 +303,134 @@ def main() -> int:
     out_path = Path(args.out)
     if args.resume and out_path.exists():
         prev = json.loads(out_path.read_text())
-        if prev.get("quick") == args.quick and prev.get("rows") == rows and prev.get("extra") == extra:
+        if (prev.get("quick") == args.quick and prev.get("rows") == rows and prev.get("extra") == extra
+                and prev.get("seeds", 1) == args.seeds):
             results = {n: r for n, r in prev["variants"].items() if n in names}
             print(f"[bench-fairness] resuming: {', '.join(results) or 'none'} already done", file=sys.stderr)
     t_all = time.time()
 
     def save() -> None:  # after every variant, so a crash or a timeout keeps what finished
-        doc = {"rows": rows, "quick": args.quick, "extra": extra, "n_boot": args.n_boot,
+        doc = {"rows": rows, "quick": args.quick, "extra": extra, "n_boot": args.n_boot, "seeds": args.seeds,
                "wall_seconds": time.time() - t_all, "variants": results}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(doc, indent=2, default=float))
 
-    with ray_session(configs[names[0]].ray):
+    with ray_session(configs[order[0]].ray):
         done_pre: dict[str, Path] = {}
-        for n in names:
+        for n in order:
             if n in results:
                 continue
             cfg = configs[n]
-            run = _runs_dir(args.quick) / n
-            run.mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            key = _preprocess_key(cfg)
-            if key in done_pre:
-                link = run / "preprocess"
-                if link.is_symlink() or link.exists():
-                    link.unlink() if link.is_symlink() else None
-                if not link.exists():
-                    link.symlink_to(done_pre[key] / "preprocess", target_is_directory=True)
-            else:
-                if (run / "preprocess").is_symlink():
-                    (run / "preprocess").unlink()
-                preprocess.run(cfg, str(run))
-                done_pre[key] = run
-            t1 = time.time()
-            train.run(cfg, str(run))
-            t2 = time.time()
-            evaluate.run(cfg, str(run))
-            t3 = time.time()
-            # quick mode's suites are small: count groups from 10 rows, not 50
-            res = table_metrics(run, n_boot=args.n_boot, seed=cfg.seed, min_n=10 if args.quick else 50)
-            res["seconds"] = {"preprocess": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2}
+            per_seed: dict[str, Any] = {}
+            for k in range(args.seeds):
+                run = _runs_dir(args.quick) / n / (f"seed{k}" if args.seeds > 1 else "")
+                run.mkdir(parents=True, exist_ok=True)
+                cfg_k = cfg.model_copy(deep=True)
+                cfg_k.train.seed = cfg.seed + k
+                t0 = time.time()
+                if n in POST:  # the base variant's model, this seed's
+                    base_run = _runs_dir(args.quick) / POST[n] / (f"seed{k}" if args.seeds > 1 else "")
+                    cfg_k.evaluate.model = str(base_run / "train" / "model")
+                    _link(run / "preprocess", base_run / "preprocess")
+                    t1 = t2 = time.time()
+                else:
+                    key = _preprocess_key(cfg_k)
+                    if key in done_pre:
+                        _link(run / "preprocess", done_pre[key] / "preprocess")
+                    else:
+                        if (run / "preprocess").is_symlink():
+                            (run / "preprocess").unlink()
+                        preprocess.run(cfg_k, str(run))
+                        done_pre[key] = run
+                    t1 = time.time()
+                    train.run(cfg_k, str(run))
+                    t2 = time.time()
+                evaluate.run(cfg_k, str(run))
+                t3 = time.time()
+                # quick mode's suites are small: count groups from 10 rows, not 50
+                res = table_metrics(run, n_boot=args.n_boot, seed=cfg.seed, min_n=10 if args.quick else 50)
+                res["seconds"] = {"preprocess": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2}
+                res["train_seed"] = cfg_k.train.seed
+                per_seed[str(k)] = res
+                print(f"[bench-fairness] {n} seed {k}: test AUC {res['test_auc'][0]:.4f}, FPR gap "
+                      f"{res['fpr_gap_nontoxic_templates'][0]:.3f}, flip rate {res['cf_flip_rate'][0]:.3f}, "
+                      f"worst BPSN {res['worst_bpsn_auc'][0]:.3f}, toxic recall {res['toxic_recall'][0]:.3f} "
+                      f"({t3 - t0:.0f} s)", file=sys.stderr, flush=True)
+            res = dict(per_seed["0"])
+            if args.seeds > 1:
+                res["seeds"] = per_seed
+                res["across_seeds"] = across_seeds(list(per_seed.values()))
             res["description"] = VARIANTS[n][0]
             res["overrides"] = VARIANTS[n][1]
-            res["command"] = f"python bench/fairness.py --variants {n}" + ("" if not args.quick else " --quick")
+            res["command"] = (f"python bench/fairness.py --variants {n}" + (" --quick" if args.quick else "")
+                              + (f" --seeds {args.seeds}" if args.seeds > 1 else ""))
             results[n] = res
             save()
-            print(f"[bench-fairness] {n}: test AUC {res['test_auc'][0]:.4f}, FPR gap {res['fpr_gap_nontoxic_templates'][0]:.3f}, "
-                  f"flip rate {res['cf_flip_rate'][0]:.3f}, worst BPSN {res['worst_bpsn_auc'][0]:.3f} "
-                  f"({t3 - t0:.0f} s)", file=sys.stderr, flush=True)
     save()
     print_table(results)
     print(f"wrote {args.out} ({(time.time() - t_all) / 60:.1f} min)")
     return 0
 
 
+def _link(link: Path, target: Path) -> None:
+    """``link`` -> ``target`` (a shared preprocess output), replacing an older link."""
+    if link.is_symlink():
+        link.unlink()
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target.resolve(), target_is_directory=True)
+
+
+def across_seeds(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, min and max over training seeds of every table metric's point value."""
+    out = {}
+    for key, _ in COLUMNS:
+        v = np.asarray([r[key][0] for r in per_seed if r.get(key) is not None and r[key][0] is not None],
+                       dtype=float)
+        v = v[~np.isnan(v)]
+        out[key] = ({"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
+                    if len(v) else {"mean": math.nan, "min": math.nan, "max": math.nan, "n": 0})
+    return out
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, bool]:
+    """Per metric: is variant ``a`` different from ``b``? Only when the gap between their means
+    over seeds exceeds both the larger across-seed range and the larger evaluation half-interval
+    (a single-seed result has no range: its evaluation interval alone decides)."""
+    out = {}
+    for key, _ in COLUMNS:
+        sa, sb = (r.get("across_seeds", {}).get(key) for r in (a, b))
+        ma = sa["mean"] if sa else a[key][0]
+        mb = sb["mean"] if sb else b[key][0]
+        if ma is None or mb is None or math.isnan(ma) or math.isnan(mb):
+            continue
+        spread = max((s["max"] - s["min"]) if s else 0.0 for s in (sa, sb))
+        half = max(((r[key][2] - r[key][1]) / 2 if r[key][1] is not None and not math.isnan(r[key][1]) else 0.0)
+                   for r in (a, b))
+        out[key] = bool(abs(ma - mb) > max(spread, half))
+    return out
+
+
 COLUMNS = [("test_auc", "in-domain AUC ↑"), ("test_f1", "in-domain F1 ↑"), ("madlibs_auc", "madlibs AUC ↑"),
            ("worst_subgroup_auc", "worst subgroup AUC ↑"), ("worst_bpsn_auc", "worst BPSN AUC ↑"),
            ("worst_bnsp_auc", "worst BNSP AUC ↑"), ("final_bias", "final bias metric ↑"),
            ("fpr_gap_nontoxic_templates", "FPR gap, non-toxic templates ↓"),
-           ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓")]
+           ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓"),
+           ("toxic_recall", "toxic-identity recall ↑"), ("worst_group_toxic_recall", "worst-group toxic recall ↑")]
 
 
 def rescore(results_json: Path) -> int:
     """Recompute every finished variant's table metrics from its saved predictions (no training)."""
     doc = json.loads(results_json.read_text())
+    min_n = 10 if doc["quick"] else 50
     for n, r in doc["variants"].items():
-        fresh = table_metrics(_runs_dir(doc["quick"]) / n, n_boot=doc["n_boot"], seed=0, min_n=10 if doc["quick"] else 50)
-        r.update(fresh)
+        if "seeds" in r:
+            for k, rk in r["seeds"].items():
+                rk.update(table_metrics(_runs_dir(doc["quick"]) / n / f"seed{k}", n_boot=doc["n_boot"], seed=0, min_n=min_n))
+            r["across_seeds"] = across_seeds(list(r["seeds"].values()))
+            r.update({k: v for k, v in r["seeds"]["0"].items() if k in dict(COLUMNS)})
+        else:
+            r.update(table_metrics(_runs_dir(doc["quick"]) / n, n_boot=doc["n_boot"], seed=0, min_n=min_n))
         print(f"rescored {n}", file=sys.stderr)
     results_json.write_text(json.dumps(doc, indent=2, default=float))
     print_table(doc["variants"])
@@ -361,11 +463,30 @@ def fmt(v) -> str:
     return f"{p:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def cell(r: dict[str, Any], key: str) -> str:
+    """One table cell: the point value and evaluation interval; with several training seeds the
+    mean over seeds, its range, then the first seed's evaluation interval."""
+    if key not in r:
+        return "n/a"
+    s = r.get("across_seeds", {}).get(key)
+    if not s or not s["n"]:
+        return fmt(r[key])
+    lo, hi = (list(r[key]) + [math.nan, math.nan])[1:3]
+    ci = "" if lo is None or math.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]"
+    return f"{s['mean']:.3f} (seeds {s['min']:.3f}–{s['max']:.3f}){ci}"
+
+
 def print_table(results: dict[str, Any]) -> None:
     print("| variant | " + " | ".join(h for _, h in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for n, r in results.items():
-        print(f"| {n} | " + " | ".join(fmt(r[k]) for k, _ in COLUMNS) + " |")
+        print(f"| {n} | " + " | ".join(cell(r, k) for k, _ in COLUMNS) + " |")
+    if "baseline" in results:
+        for n, r in results.items():
+            if n != "baseline":
+                d = differences(r, results["baseline"])
+                print(f"{n} vs baseline, differs beyond seed range and interval: "
+                      + (", ".join(k for k, v in d.items() if v) or "none"))
 
 
 if __name__ == "__main__":

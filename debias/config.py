@@ -127,6 +127,9 @@ class LossTerm(_Section):
 
 class TrainConfig(_Section):
     model: str | None = Field(None, description="local HF model dir; default: packaged MiniLM")
+    seed: int | None = Field(None, description=(
+        "training's own seed (weight init, shuffles, dropout); default: the run's `seed`. Set it to "
+        "retrain on the same splits with other randomness (bench/fairness.py --seeds)"))
     num_workers: int = Field(1, ge=1)
     cpus_per_worker: int = Field(1, ge=1)
     use_gpu: bool = False
@@ -186,6 +189,17 @@ class EvaluateConfig(_Section):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     tune_threshold: bool = Field(False, description="use the F1-best threshold on the val_split suite "
                                  "(never the test split) for every suite, instead of `threshold`")
+    group_thresholds: Literal["none", "stored", "equal_opportunity", "false_positive_rate_parity",
+                              "equalized_odds"] = Field("none", description=(
+        "post-processing (Hardt et al. 2016): fit per-group decision thresholds on the val_split suite "
+        "for this constraint and apply them to every suite; `stored`: apply the rule stored with the "
+        "model (group_thresholds.json); `none`: one global threshold"))
+    group_thresholds_min_rows: int = Field(30, ge=1, description=(
+        "a group with fewer validation rows (or one label only) uses the pooled threshold"))
+    store_rule: bool = Field(True, description=(
+        "write the decision rule (global or per group) into the model dir as group_thresholds.json "
+        "when the model is this run's own (RUN_DIR/train/model), so `debias serve` applies it; "
+        "always written to RUN_DIR/evaluate/group_thresholds.json"))
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(128, ge=8)
     num_actors: int = Field(1, ge=1)
@@ -211,6 +225,9 @@ class EvaluateConfig(_Section):
         if self.tune_threshold and not any(s.kind == "val_split" for s in self.suites):
             raise ValueError("tune_threshold needs a suite of kind val_split "
                              "(e.g. {name: val, kind: val_split}) to choose the threshold on")
+        if self.group_thresholds not in ("none", "stored") and not any(s.kind == "val_split" for s in self.suites):
+            raise ValueError(f"group_thresholds: {self.group_thresholds} needs a suite of kind val_split "
+                             "(e.g. {name: val, kind: val_split}) to fit the thresholds on")
         return self
 
 
@@ -218,7 +235,11 @@ class ServeConfig(_Section):
     model: str | None = Field(None, description="model dir; default: RUN_DIR/train/model")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "the decision threshold when the model dir holds no group_thresholds.json (or decision_rule: threshold)"))
+    decision_rule: Literal["model", "threshold"] = Field("model", description=(
+        "model: the rule `debias evaluate` stored with the model (tuned global or per-group thresholds), "
+        "falling back to `threshold`; threshold: always `threshold`"))
     max_batch_size: int = Field(32, ge=1)
     batch_wait_timeout_s: float = Field(0.01, ge=0.0, description=(
         "greedy: how long a request reaching an idle model waits for company; serve_batch: "

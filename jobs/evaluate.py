@@ -5,9 +5,12 @@
    blocks (so each block holds texts of similar length), ``map_batches`` over an actor pool of
    :class:`debias.evaluation.predict.Predictor` (the model loads once per actor; each actor pads a batch
    only to its own longest text), CPU or GPU.
-3. On the driver, from the predictions alone (``debias.evaluation.measure``): the threshold,
-   metrics per suite, gate values and checks, the worst cases and their token attributions.
-4. ``RUN_DIR/evaluate/``: ``predictions/<suite>/part-0.parquet``, ``metrics.json``, manifest.
+3. On the driver, from the predictions alone (``debias.evaluation.measure``): the decision rule
+   (threshold, or per-group thresholds fitted on the val split), metrics per suite, gate values
+   and checks, the worst cases and their token attributions.
+4. ``RUN_DIR/evaluate/``: ``predictions/<suite>/part-0.parquet``, ``metrics.json``,
+   ``group_thresholds.json`` (the rule), manifest; the rule also goes into the run's own model
+   dir (``evaluate.store_rule``) so ``debias serve`` decides as evaluation did.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import pandas as pd
 from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, parse_gates
-from debias.evaluation.measure import attach_scores, choose_threshold, measure_suites, with_predictions
+from debias.evaluation.measure import attach_scores, choose_rule, measure_suites, with_predictions
+from debias.evaluation.thresholds import FILE_NAME as RULE_FILE
+from debias.evaluation.thresholds import GroupThresholds
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
 
@@ -61,7 +66,8 @@ def _read_split(run_dir: str, split: str) -> pd.DataFrame:
 
 def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None
               ) -> tuple[list[Gate], str]:
-    """Everything that can fail before inference: gates, suite names, the model dir."""
+    """Everything that can fail before inference: gates, suite names, the model dir (and its
+    stored decision rule when ``evaluate.group_thresholds: stored``)."""
     names = [s.name for s in cfg.evaluate.suites]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -69,7 +75,28 @@ def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = No
     if not names:
         raise ValueError("evaluate.suites is empty; add at least one suite")
     parsed = parse_gates([*cfg.evaluate.gates, *(gates or [])], suites=names)
-    return parsed, resolve_model_dir(cfg, run_dir)
+    model_dir = resolve_model_dir(cfg, run_dir)
+    if cfg.evaluate.group_thresholds == "stored" and GroupThresholds.load(model_dir) is None:
+        raise ValueError(f"evaluate.group_thresholds: stored, but {model_dir} holds no {RULE_FILE}; "
+                         "fit one first (evaluate.group_thresholds: equal_opportunity, with a val_split suite)")
+    return parsed, model_dir
+
+
+def store_rule(rule: GroupThresholds, *, model_dir: str, run_dir: str) -> str | None:
+    """Put the decision rule beside the run's own model (``RUN_DIR/train/model``), so the
+    service decides as this evaluation did; the plain configured threshold removes a stale one.
+    A model from elsewhere is left untouched. Returns what was done, for the log."""
+    own = Path(stage_path(run_dir, "train", "model"))
+    if "://" in str(run_dir) or not own.is_dir() or Path(model_dir).resolve() != own.resolve():
+        return None
+    path = own / RULE_FILE
+    if rule.constraint == "none" and rule.source == "config":
+        if path.is_file():
+            path.unlink()
+            return f"removed the stale {path} (this evaluation used the configured threshold)"
+        return None
+    rule.save(own)
+    return f"decision rule stored with the model: {path}"
 
 
 def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.ndarray:
@@ -152,8 +179,9 @@ def _score_suites(frames: dict[str, pd.DataFrame], *, model_dir: str, ev: Evalua
 
 
 def _write(run_dir: str, ev: EvaluateConfig, frames: dict[str, pd.DataFrame], kinds: dict[str, str],
-           doc: dict[str, Any], *, seed: int, timings: dict[str, float]) -> None:
-    """``RUN_DIR/evaluate/``: predictions per suite, ``metrics.json`` and the manifest."""
+           doc: dict[str, Any], *, rule_doc: dict[str, Any], seed: int, timings: dict[str, float]) -> None:
+    """``RUN_DIR/evaluate/``: predictions per suite, ``metrics.json``, the decision rule and
+    the manifest."""
     import pyarrow.parquet as pq
 
     model_dir, n_scored = doc["model_dir"], sum(len(d) for d in frames.values())
@@ -164,6 +192,7 @@ def _write(run_dir: str, ev: EvaluateConfig, frames: dict[str, pd.DataFrame], ki
             w.fs.create_dir(w.sub("predictions", name), recursive=True)
             pq.write_table(to_arrow(df), w.sub("predictions", name, "part-0.parquet"), filesystem=w.fs)
         w.write_json("metrics.json", doc)
+        w.write_json(RULE_FILE, rule_doc)
         w.manifest.update({
             "model_dir": model_dir,
             "rows": {n: int(len(d)) for n, d in frames.items()},
@@ -197,10 +226,15 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     timings = {"load_suites": lap()}
     frames = _score_suites(frames, model_dir=model_dir, ev=ev)
     timings["inference"] = lap()
-    threshold, threshold_source = choose_threshold(frames, kinds, threshold=ev.threshold, tune=ev.tune_threshold)
-    if ev.tune_threshold:
-        log(f"threshold {threshold:.4f}: {threshold_source}")
-    frames = with_predictions(frames, threshold)
+    rule = choose_rule(frames, kinds, threshold=ev.threshold, tune=ev.tune_threshold,
+                       group_thresholds=ev.group_thresholds, min_rows=ev.group_thresholds_min_rows,
+                       stored=GroupThresholds.load(model_dir) if ev.group_thresholds == "stored" else None,
+                       seed=seed)
+    threshold = rule.threshold
+    if rule.source != "config":
+        log(f"decision rule: {rule.constraint if rule.rules else 'global'} threshold {threshold:.4f}, "
+            f"{rule.source}" + (f", {len(rule.rules)} cells" if rule.rules else ""))
+    frames = with_predictions(frames, rule)
     measured = measure_suites(frames, kinds, parsed, threshold=threshold, n_boot=ev.n_boot,
                               min_group_size=ev.min_group_size, seed=seed)
     timings["metrics"] = lap()
@@ -208,12 +242,15 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev)
     timings["explain"] = lap()
     doc = to_json_safe({
-        "model_dir": model_dir, "threshold": threshold, "threshold_source": threshold_source,
+        "model_dir": model_dir, "threshold": threshold, "threshold_source": rule.source,
+        "decision_rule": rule.describe(),
         "suites": {n: {**measured["metrics"][n], "name": n} for n in frames},
         "gate_values": measured["values"], "gates": measured["gates"],
         "worst_cases": cases, "explain_method": ev.explain_method,
     })
-    _write(run_dir, ev, frames, kinds, doc, seed=seed, timings=timings)
+    _write(run_dir, ev, frames, kinds, doc, rule_doc=rule.to_dict(), seed=seed, timings=timings)
+    if ev.store_rule and (done := store_rule(rule, model_dir=model_dir, run_dir=run_dir)):
+        log(done)
     for g in measured["gates"]:
         log(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['expr']} (value {g['value']})")
     log(f"done: {stage_path(run_dir, 'evaluate')}")

@@ -45,6 +45,11 @@ LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --re
 PROGRESS_EVERY_S = 60.0  # within-epoch progress lines from rank 0: about one a minute
 
 
+def train_seed(cfg: PipelineConfig) -> int:
+    """``train.seed`` when set, else the run's seed."""
+    return cfg.train.seed if cfg.train.seed is not None else cfg.seed
+
+
 def _say(msg: str) -> None:
     print(f"[debias train] {msg}", flush=True)
 
@@ -449,7 +454,7 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
     quiet_ray_data()
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     t0 = time.time()
-    datasets = _datasets(plan, tc, cfg.seed)
+    datasets = _datasets(plan, tc, train_seed(cfg))
     n_train = datasets["train"].count()
     steps = steps_per_epoch(n_train, workers=tc.num_workers, batch_size=tc.batch_size,
                             bucket_window=tc.bucket_window if tc.padding == "dynamic" else 1,
@@ -464,7 +469,7 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": tc.model_dump(), "plan": plan, "steps_per_epoch": steps,
-                           "seed": cfg.seed, "run_name": run_name, "fault": fault},
+                           "seed": train_seed(cfg), "run_name": run_name, "fault": fault},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(
@@ -522,7 +527,7 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
                  "val_rows": plan["n_val"], "groups": [g[2:] for g in plan["group_cols"]]},
         "losses": [t.model_dump() for t in tc.losses],
         "config": tc.model_dump(),
-        "seed": cfg.seed,
+        "seed": train_seed(cfg),
         "run_name": fitted["run_name"],
         "epoch": best["epoch"],
         "global_step": best["global_step"],
@@ -546,7 +551,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
 
     check_run_dir_shared(run_dir)
     inputs = [stage_path(run_dir, "preprocess", "train"), stage_path(run_dir, "preprocess", "val")]
-    with stage_output(run_dir, "train", config=cfg, inputs=inputs, seed=cfg.seed) as w:
+    with stage_output(run_dir, "train", config=cfg, inputs=inputs, seed=train_seed(cfg)) as w:
         fitted = fit(cfg, run_dir, resume=resume, fault=fault)
         if isinstance(w.fs, pafs.LocalFileSystem):
             exported = export_best(cfg, fitted, Path(w.path) / "model")

@@ -219,6 +219,17 @@ def identity_tools(settings: AppSettings) -> tuple[Any, Any, Any]:
     return tools.lexicon, tools.annotator, tools.swaps
 
 
+def decision_rule(settings: AppSettings) -> Any:
+    """The rule the service decides with: with ``serve.decision_rule: model`` the one
+    ``debias evaluate`` stored with the model (tuned global or per-group thresholds), else (or
+    when the model has none) ``serve.threshold``."""
+    from debias.evaluation.thresholds import GroupThresholds
+
+    cfg = settings.serve
+    stored = GroupThresholds.load(settings.model_dir) if cfg.decision_rule == "model" else None
+    return stored or GroupThresholds.global_only(cfg.threshold, source="serve.threshold")
+
+
 def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:
     """The card's ``version`` if it has one, else the first 12 hex digits of the weights' SHA-256."""
     if card.get("version"):
@@ -301,6 +312,8 @@ class Classifier:
                                    max_length=cfg.max_length, num_threads=cfg.torch_threads)
         self.card = read_model_card(self.settings.model_dir)
         self.version = model_version(self.settings.model_dir, self.card)
+        self.rule = decision_rule(self.settings)
+        self.rule_name = self.rule.constraint if self.rule.rules else "threshold"
         self._lexicon = None
         self._annotator = None
         self._swaps = None
@@ -328,35 +341,37 @@ class Classifier:
 
     # -- the batched path ---------------------------------------------------------------------
 
-    def _score_sync(self, items: list[tuple[str, bool, bool]]) -> tuple[np.ndarray, list[list[str]]]:
+    def _score_sync(self, items: list[tuple[str, bool, bool]]) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+        """Scores, detected groups and decisions for a batch (cleaned where asked)."""
         texts = [t for t, _, _ in items]
         raw = [i for i, (_, _, needs_clean) in enumerate(items) if needs_clean]
         if raw:  # one vectorised call per batch: cleaning one text at a time costs as much as 32
             for i, t in zip(raw, self._clean([texts[i] for i in raw]), strict=True):
                 texts[i] = t
         scores = self.predictor.predict_texts(texts)
-        watched = [t for t, (_, o, _) in zip(texts, items, strict=True) if o]
-        groups = self._annotator.detect_groups(watched) if watched else []
-        return scores, [list(g) for g in groups]
+        groups = [list(g) for g in self._annotator.detect_groups(texts)]
+        # The rule's randomised cells draw from the text, as evaluation did: same text, same decision.
+        decisions = self.rule.predict(scores, groups, keys=texts)
+        return scores, groups, decisions
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def _score(self, items: list[tuple[str, bool, bool]]) -> list[float]:
+    async def _score(self, items: list[tuple[str, bool, bool]]) -> list[tuple[float, int]]:
         return await self._score_items(items)
 
-    async def _score_items(self, items: list[tuple[str, bool, bool]]) -> list[float]:
+    async def _score_items(self, items: list[tuple[str, bool, bool]]) -> list[tuple[float, int]]:
         # items: (text, observe, needs_clean). observe: a real decision the monitor counts
         # (counterfactual probes are scored here too but not counted); needs_clean: raw input.
         # Cleaning, the forward pass and group detection run in a thread so the event loop
-        # keeps accepting requests and filling the next batch meanwhile.
-        scores, groups = await asyncio.to_thread(self._score_sync, items)
-        decisions = [int(s >= self.cfg.threshold) for s, (_, o, _) in zip(scores, items, strict=True) if o]
-        self._observed[0].extend(groups)
-        self._observed[1].extend(decisions)
+        # keeps accepting requests and filling the next batch meanwhile. Returns (score, label).
+        scores, groups, decisions = await asyncio.to_thread(self._score_sync, items)
+        watched = [i for i, (_, o, _) in enumerate(items) if o]
+        self._observed[0].extend(groups[i] for i in watched)
+        self._observed[1].extend(int(decisions[i]) for i in watched)
         self._observed[2].append(len(items))
         if not self._flush_scheduled:  # one monitor call per interval, not one per batch
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(MONITOR_FLUSH_S, self._flush_observed)
-        return [float(s) for s in scores]
+        return [(float(s), int(d)) for s, d in zip(scores, decisions, strict=True)]
 
     def _flush_observed(self) -> None:
         groups, decisions, sizes = self._observed
@@ -413,9 +428,10 @@ class Classifier:
     @fastapi_app.post("/v1/classify", response_model=ClassifyResponse)
     async def classify(self, body: ClassifyRequest) -> ClassifyResponse:
         self._check_texts(body.texts, "texts")
-        scores = await asyncio.gather(*(self._submit((t, True, True)) for t in body.texts))
-        return ClassifyResponse(scores=scores, labels=[int(s >= self.cfg.threshold) for s in scores],
-                                threshold=self.cfg.threshold, model_version=self.version)
+        out = await asyncio.gather(*(self._submit((t, True, True)) for t in body.texts))
+        return ClassifyResponse(scores=[s for s, _ in out], labels=[d for _, d in out],
+                                threshold=self.rule.threshold, decision_rule=self.rule_name,
+                                model_version=self.version)
 
     @fastapi_app.post("/v1/counterfactual", response_model=CounterfactualResponse)
     async def counterfactual(self, body: CounterfactualRequest) -> CounterfactualResponse:
@@ -425,23 +441,25 @@ class Classifier:
             raise RequestError(413, f"text: at most {self.cfg.max_variants} counterfactual variants per "
                                     f"request; this text has {len(variants)}", "too_many_variants")
         # The original counts as a decision for the monitor; its synthetic variants do not.
-        scores = await asyncio.gather(self._submit((text, True, False)),
+        scored = await asyncio.gather(self._submit((text, True, False)),
                                       *(self._submit((v["text"], False, False)) for v in variants))
-        base, rest = scores[0], scores[1:]
-        thr = self.cfg.threshold
+        (base, base_label), rest = scored[0], scored[1:]
+        # Each variant is decided by the rule of the groups it mentions (per-group thresholds
+        # can flip a label that one global threshold would not: that is counted, not hidden).
         out = [Variant(axis=v["axis"], source_group=v["source_group"], target_group=v["target_group"],
-                       text=v["text"], score=s, label=int(s >= thr), gap=s - base)
-               for v, s in zip(variants, rest, strict=True)]
+                       text=v["text"], score=s, label=d, gap=s - base)
+               for v, (s, d) in zip(variants, rest, strict=True)]
         return CounterfactualResponse(
-            score=base, label=int(base >= thr), groups=list(groups), variants=out,
+            score=base, label=base_label, groups=list(groups), variants=out,
             max_gap=max((abs(v.gap) for v in out), default=0.0),
-            label_flips=sum(v.label != int(base >= thr) for v in out),
-            threshold=thr, model_version=self.version)
+            label_flips=sum(v.label != base_label for v in out),
+            threshold=self.rule.threshold, decision_rule=self.rule_name, model_version=self.version)
 
     @fastapi_app.get("/v1/model")
     async def model(self) -> dict[str, Any]:
         return {"model_version": self.version, "model_dir": Path(self.settings.model_dir).name,
-                "threshold": self.cfg.threshold, "max_length": self.cfg.max_length,
+                "threshold": self.rule.threshold, "decision_rule": self.rule.describe(),
+                "max_length": self.cfg.max_length,
                 "card": public_card(self.card)}
 
     @fastapi_app.get("/v1/monitor")

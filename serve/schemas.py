@@ -38,8 +38,10 @@ class ClassifyRequest(_Body):
 
 class ClassifyResponse(_Body):
     scores: list[float] = Field(..., description="probability of the positive class, per text")
-    labels: list[int] = Field(..., description="1 where score >= threshold")
-    threshold: float
+    labels: list[int] = Field(..., description=(
+        "the decision per text: score >= threshold, or the per-group rule stored with the model"))
+    threshold: float = Field(..., description="the global threshold (the whole rule without per-group cells)")
+    decision_rule: str = Field("threshold", description="threshold, or the per-group rule's constraint")
     model_version: str
 
 
@@ -65,6 +67,7 @@ class CounterfactualResponse(_Body):
     max_gap: float = Field(..., description="largest |variant score - original score|; 0 without variants")
     label_flips: int = Field(..., description="variants whose label differs from the original's")
     threshold: float
+    decision_rule: str = "threshold"
     model_version: str
 
 

@@ -1,5 +1,6 @@
 """From scored suites to what the evaluation reports: scores put back on their suites, the
-decision threshold (configured, or F1-best on the validation suite), predictions, per-suite
+decision rule (configured threshold, F1-best on the validation suite, or per-group thresholds
+fitted there or stored with the model), predictions, per-suite
 metrics, gate values and gate checks. Pure functions of the suite frames; the evaluate job
 only reads, scores and writes around them.
 """
@@ -14,8 +15,9 @@ import pandas as pd
 
 from debias.evaluation.gates import Gate, check_gates, metric_values
 from debias.evaluation.suites import suite_metrics
+from debias.evaluation.thresholds import GroupThresholds, decide, fit_group_thresholds
 
-__all__ = ["attach_scores", "choose_threshold", "measure_suites", "with_predictions"]
+__all__ = ["attach_scores", "choose_rule", "choose_threshold", "measure_suites", "with_predictions"]
 
 
 def attach_scores(frames: Mapping[str, pd.DataFrame], scores: np.ndarray) -> dict[str, pd.DataFrame]:
@@ -39,17 +41,56 @@ def choose_threshold(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str
         return threshold, "config"
     from debias.metrics import best_f1_threshold
 
-    val = next((n for n in frames if kinds[n] == "val_split"), None)
-    if val is None:
-        raise ValueError("evaluate.tune_threshold needs a val_split suite; suite kinds present: "
-                         + ", ".join(sorted(set(kinds.values()))))
+    val = _val_suite(frames, kinds, "evaluate.tune_threshold")
     best, val_f1 = best_f1_threshold(frames[val]["y_true"], frames[val]["y_score"])
     return best, f"F1-best on suite {val!r} (F1 {val_f1:.4f})"
 
 
-def with_predictions(frames: Mapping[str, pd.DataFrame], threshold: float) -> dict[str, pd.DataFrame]:
-    """Each scored suite with ``y_pred`` (int8, ``y_score >= threshold``)."""
-    return {n: df.assign(y_pred=(df["y_score"] >= threshold).astype("int8")) for n, df in frames.items()}
+def _val_suite(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], what: str) -> str:
+    val = next((n for n in frames if kinds[n] == "val_split"), None)
+    if val is None:
+        raise ValueError(f"{what} needs a val_split suite; suite kinds present: "
+                         + ", ".join(sorted(set(kinds.values()))))
+    return val
+
+
+def choose_rule(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *, threshold: float,
+                tune: bool, group_thresholds: str = "none", min_rows: int = 30,
+                stored: GroupThresholds | None = None, seed: int = 0) -> GroupThresholds:
+    """The decision rule for every suite (scored frames).
+
+    ``group_thresholds``: ``"none"``, one global threshold (:func:`choose_threshold`);
+    ``"stored"``, the rule stored with the model (``stored``); a constraint name, per-group
+    thresholds fitted on the first val_split suite's scores and the groups annotated on its
+    texts, with the global threshold recorded beside them. ``seed`` goes into a new rule (its
+    randomised decisions draw from it with each text); a stored rule keeps its own.
+    """
+    if group_thresholds == "stored":
+        if stored is None:
+            raise ValueError("group_thresholds: stored, but the model dir holds no group_thresholds.json")
+        return stored
+    t, source = choose_threshold(frames, kinds, threshold=threshold, tune=tune)
+    if group_thresholds == "none":
+        return GroupThresholds.global_only(t, source=source, seed=seed)
+    val = _val_suite(frames, kinds, f"group_thresholds: {group_thresholds}")
+    df = frames[val]
+    groups = [list(g) if g is not None else [] for g in df["groups"]]
+    rule = fit_group_thresholds(df["y_true"].astype(int).to_numpy(), df["y_score"].to_numpy(), groups,
+                                constraint=group_thresholds, min_rows=min_rows, threshold=t,
+                                source=f"{group_thresholds} fitted on suite {val!r} ({len(df):,} rows)")
+    rule.seed = int(seed)
+    return rule
+
+
+def with_predictions(frames: Mapping[str, pd.DataFrame], rule: float | GroupThresholds, *,
+                     seed: int | None = None) -> dict[str, pd.DataFrame]:
+    """Each scored suite with ``y_pred`` (int8): ``y_score >= rule`` for a number, else the
+    rule's decisions (:func:`debias.evaluation.thresholds.decide`: per group, drawn from the
+    rule's seed, or ``seed``, with each text)."""
+    if isinstance(rule, GroupThresholds):
+        return {n: df.assign(y_pred=decide(df, rule=rule if rule.rules else None, threshold=rule.threshold,
+                                           seed=seed)) for n, df in frames.items()}
+    return {n: df.assign(y_pred=(df["y_score"] >= rule).astype("int8")) for n, df in frames.items()}
 
 
 def measure_suites(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], gates: Sequence[Gate], *,

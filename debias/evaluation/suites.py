@@ -469,7 +469,8 @@ def counterfactual_by_group(df: pd.DataFrame, *, threshold: float = 0.5,
     for g, pids in touched.items():
         if len(pids) < min_pairs:
             continue
-        r = counterfactual_metrics(d[d["pair_id"].isin(pids)], threshold=threshold)
+        r = counterfactual_metrics(d[d["pair_id"].isin(pids)], threshold=threshold,
+                                   pred_col="y_pred" if "y_pred" in d.columns else None)
         if r.n_pairs:
             rows.append({"group": g, "n_pairs": r.n_pairs, "mean_abs_gap": r.mean_abs_gap,
                          "max_abs_gap": r.max_abs_gap, "flip_rate": r.flip_rate})

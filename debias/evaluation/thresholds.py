@@ -23,6 +23,7 @@ group's rule to "predict positive for low scores"; that is not a rule worth ship
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -155,10 +156,11 @@ class GroupThresholds:
     validation_accuracy: float = float("nan")
     threshold: float = 0.5
     source: str = ""
+    seed: int = 0  # the randomised rules' draws (with each text): stored, so serve draws as evaluate did
 
     @classmethod
-    def global_only(cls, threshold: float, *, source: str = "") -> GroupThresholds:
-        return cls(constraint="none", rules={}, threshold=float(threshold), source=source)
+    def global_only(cls, threshold: float, *, source: str = "", seed: int = 0) -> GroupThresholds:
+        return cls(constraint="none", rules={}, threshold=float(threshold), source=source, seed=int(seed))
 
     def cells(self, groups: Sequence[Sequence[str]]) -> list[str]:
         return cells_of(groups, known=list(self.rules), rarity=self.rarity)
@@ -177,16 +179,38 @@ class GroupThresholds:
             p[m] = self.rules[cell].proba(s[m])
         return p
 
-    def predict(self, y_score, groups: Sequence[Sequence[str]], *, seed: int = 0) -> np.ndarray:
-        """0/1 decisions: each text draws its rule's randomisation from ``seed``."""
+    def predict(self, y_score, groups: Sequence[Sequence[str]], *, seed: int | None = None,
+                keys: Sequence[str] | None = None) -> np.ndarray:
+        """0/1 decisions. A randomised rule draws each text's uniform from ``seed`` (default: the
+        rule's own), or, with ``keys`` (the texts), from a hash of the seed and the key: the same
+        text then gets the same decision wherever it is decided (evaluate, serve, a rerun)."""
+        seed = self.seed if seed is None else seed
         p = self.predict_proba(y_score, groups)
-        return (np.random.default_rng(seed).random(len(p)) < p).astype(np.int64)
+        if keys is not None:
+            if len(keys) != len(p):
+                raise ValueError(f"keys has {len(keys)} rows but y_score has {len(p)}")
+            u = keyed_uniforms(keys, seed=seed)
+        else:
+            u = np.random.default_rng(seed).random(len(p))
+        return (u < p).astype(np.int64)
+
+    @property
+    def randomised(self) -> bool:
+        return any(len(r.thresholds) > 1 or r.p_random > 0 for r in self.rules.values())
+
+    def describe(self) -> dict:
+        """A short public summary (no data): the constraint, global threshold and each cell's
+        thresholds; what the service's ``/v1/model`` and the evaluation report show."""
+        return {"constraint": self.constraint, "threshold": self.threshold, "source": self.source,
+                "randomised": self.randomised,
+                "cells": {c: [round(t, 6) if np.isfinite(t) else str(t) for t in r.thresholds]
+                          for c, r in sorted(self.rules.items())}}
 
     def to_dict(self) -> dict:
         def num(v: float):
             return v if np.isfinite(v) else ("nan" if np.isnan(v) else "inf" if v > 0 else "-inf")
         return {"constraint": self.constraint, "threshold": self.threshold, "source": self.source,
-                "validation_accuracy": num(self.validation_accuracy), "rarity": self.rarity,
+                "seed": self.seed, "validation_accuracy": num(self.validation_accuracy), "rarity": self.rarity,
                 "rules": {c: {**r.__dict__, "thresholds": [num(t) for t in r.thresholds]}
                           for c, r in self.rules.items()}}
 
@@ -196,7 +220,8 @@ class GroupThresholds:
                  for c, r in d["rules"].items()}
         return cls(constraint=d["constraint"], rules=rules, rarity=dict(d.get("rarity", {})),
                    validation_accuracy=float(d.get("validation_accuracy", float("nan"))),
-                   threshold=float(d.get("threshold", 0.5)), source=str(d.get("source", "")))
+                   threshold=float(d.get("threshold", 0.5)), source=str(d.get("source", "")),
+                   seed=int(d.get("seed", 0)))
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / FILE_NAME
@@ -208,6 +233,17 @@ class GroupThresholds:
         """The thresholds stored with a model, or ``None`` when the model has none."""
         path = Path(model_dir) / FILE_NAME
         return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def keyed_uniforms(keys: Sequence[str], *, seed: int = 0) -> np.ndarray:
+    """One uniform in [0, 1) per key from BLAKE2b of ``seed`` and the key (stable across
+    processes and runs, unlike Python's ``hash``)."""
+    salt = f"{int(seed)}\x00".encode()
+    out = np.empty(len(keys))
+    for i, k in enumerate(keys):
+        h = hashlib.blake2b(salt + str(k).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        out[i] = int.from_bytes(h, "little") / 2.0**64
+    return out
 
 
 def fit_group_thresholds(y_true, y_score, groups: Sequence[Sequence[str]], *,
@@ -282,12 +318,14 @@ def fit_group_thresholds(y_true, y_score, groups: Sequence[Sequence[str]], *,
                            threshold=float(threshold), source=source)
 
 
-def decide(df, *, rule: GroupThresholds | None, threshold: float, seed: int = 0) -> np.ndarray:
-    """0/1 decisions (int8) for a scored suite frame (``y_score``, ``groups``): the stored or
-    fitted rule when there is one, else ``y_score >= threshold``. Randomised rules draw from
-    ``seed``, so a rerun gives the same decisions."""
+def decide(df, *, rule: GroupThresholds | None, threshold: float, seed: int | None = None) -> np.ndarray:
+    """0/1 decisions (int8) for a scored suite frame (``y_score``, ``groups``, ``text``): the
+    stored or fitted rule when there is one, else ``y_score >= threshold``. Randomised rules
+    draw from ``seed`` and each row's text (see :meth:`GroupThresholds.predict`), so a rerun,
+    and the service, give the same decisions."""
     s = np.asarray(df["y_score"], dtype=np.float64)
     if rule is None:
         return (s >= threshold).astype(np.int8)
     groups = [list(g) if g is not None else [] for g in df["groups"]] if "groups" in df else [[]] * len(s)
-    return rule.predict(s, groups, seed=seed).astype(np.int8)
+    keys = df["text"].astype(str).tolist() if "text" in df else None
+    return rule.predict(s, groups, seed=seed, keys=keys).astype(np.int8)

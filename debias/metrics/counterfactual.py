@@ -43,6 +43,7 @@ def counterfactual_metrics(
     pair_col: str = "pair_id",
     score_col: str = "y_score",
     threshold: float = 0.5,
+    pred_col: str | None = None,
     ci: bool = False,
     confidence: float = 0.95,
     n_boot: int = 1000,
@@ -56,6 +57,9 @@ def counterfactual_metrics(
         Rows with ``pair_col`` (null = not part of a pair) and ``score_col``.
     threshold : float
         Decision threshold for the flip rate.
+    pred_col : str, optional
+        A column of 0/1 decisions to count flips on instead of ``score >= threshold`` (per-group
+        thresholds: two members of a pair may be decided by different rules).
     ci : bool
         Add intervals: a bootstrap over pairs for the mean gap, Wilson for the flip rate.
 
@@ -63,10 +67,10 @@ def counterfactual_metrics(
     -------
     CounterfactualResult
     """
-    missing = [c for c in (pair_col, score_col) if c not in df.columns]
+    missing = [c for c in (pair_col, score_col, *([pred_col] if pred_col else [])) if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {missing}; columns present: {', '.join(map(str, df.columns))}")
-    d = df[[pair_col, score_col]].dropna(subset=[pair_col])
+    d = df[[pair_col, score_col, *([pred_col] if pred_col else [])]].dropna(subset=[pair_col])
     if d[score_col].isna().any():
         raise ValueError(f"column {score_col!r} has null scores in paired rows")
     codes, _ = pd.factorize(d[pair_col])
@@ -78,7 +82,11 @@ def counterfactual_metrics(
     keep = size >= 2
     lo, hi = np.minimum.reduceat(sc, start), np.maximum.reduceat(sc, start)
     gap = (hi - lo)[keep]
-    flips = ((lo < threshold) & (hi >= threshold))[keep]
+    if pred_col:  # a pair flips when its members' decisions differ
+        pc = d[pred_col].to_numpy(dtype=np.int64)[order]
+        flips = (np.minimum.reduceat(pc, start) != np.maximum.reduceat(pc, start))[keep]
+    else:
+        flips = ((lo < threshold) & (hi >= threshold))[keep]
     # mean |s_i - s_j| over the k(k-1)/2 pairs of a sorted set: sum_i (2i - k + 1) s_i
     rank = np.arange(len(sc)) - np.repeat(start, size)
     k = np.repeat(size, size)

@@ -77,6 +77,7 @@ def fairness_summary(
     cf = None
     if isinstance(data, pd.DataFrame) and pair_col in data.columns and "y_score" in data.columns:
         cf = counterfactual_metrics(data, pair_col=pair_col, threshold=threshold, ci=True,
+                                    pred_col="y_pred" if "y_pred" in data.columns else None,
                                     confidence=confidence, n_boot=n_boot, seed=seed).to_dict()
     out["counterfactual"] = cf
     return to_json_safe(out)

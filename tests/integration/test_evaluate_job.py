@@ -169,3 +169,65 @@ def test_evaluate_then_report(tmp_path, tiny_model_dir, ray_local):
     # A single run renders without the comparison.
     one = Path(report.run(cfg, [str(run_a)], out_run_dir=str(run_a))).read_text()
     assert 'id="comparison"' not in one and 'id="run-1-worst"' in one
+
+
+def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ray_local):
+    """evaluate.group_thresholds fits per-group thresholds on the val split, applies them to every
+    suite, stores the rule with the run's own model, and a later `stored` evaluation reuses it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from debias.evaluation.thresholds import GroupThresholds, fit_group_thresholds
+    from jobs import evaluate
+
+    run = tmp_path / "run"
+    _write_run(run)
+    val = pq.read_table(run / "preprocess" / "test")
+    val = val.set_column(val.schema.get_field_index("split"), "split", pa.array(["val"] * len(val)))
+    (run / "preprocess" / "val").mkdir()
+    pq.write_table(val, run / "preprocess" / "val" / "part-0.parquet")
+    shutil.copytree(tiny_model_dir, run / "train" / "model")
+    lab, mp = _external(tmp_path)
+    val_suite = [{"name": "val", "kind": "val_split"}]
+    with pytest.raises(ValueError, match="holds no group_thresholds.json"):  # before any inference
+        evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, group_thresholds="stored"), str(run))
+
+    cfg = _cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0,
+               group_thresholds="equal_opportunity", group_thresholds_min_rows=5)
+    evaluate.run(cfg, str(run))
+    out = run / "evaluate"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["decision_rule"]["constraint"] == "equal_opportunity" and "fitted on suite 'val'" in m["threshold_source"]
+    stored = GroupThresholds.load(run / "train" / "model")
+    assert stored is not None and stored.to_dict() == json.loads((out / "group_thresholds.json").read_text())
+    assert stored.seed == cfg.seed  # so the service draws as this evaluation did
+    # The rule is the one fitted on the val predictions by the library function.
+    vp = pd.read_parquet(out / "predictions" / "val")
+    oracle = fit_group_thresholds(vp["y_true"].to_numpy(), vp["y_score"].to_numpy(),
+                                  [list(g) for g in vp["groups"]], constraint="equal_opportunity", min_rows=5)
+    assert set(stored.rules) == set(oracle.rules) and len(stored.rules) >= 3  # some groups + pooled
+    for c, r in oracle.rules.items():
+        assert stored.rules[c].thresholds == pytest.approx(r.thresholds)
+    # Every suite's decisions are the rule's (per group, drawn by text), not score >= 0.5.
+    preds = {}
+    for name in ("test", "madlibs", "templates"):
+        p = pd.read_parquet(out / "predictions" / name)
+        want = stored.predict(p["y_score"].to_numpy(), [list(g) for g in p["groups"]],
+                              keys=p["text"].tolist())  # the rule's own seed
+        assert (p["y_pred"].to_numpy() == want).all(), name
+        preds[name] = p["y_pred"].to_numpy()
+
+    from jobs import report
+
+    html = Path(report.run(cfg, [str(run)], out_run_dir=str(tmp_path / "rep"))).read_text()
+    assert "per-group thresholds (equal opportunity" in html
+
+    # Evaluate again from the stored rule: the same decisions.
+    evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0,
+                      group_thresholds="stored"), str(run))
+    for name, want in preds.items():
+        assert (pd.read_parquet(out / "predictions" / name)["y_pred"].to_numpy() == want).all(), name
+    # The plain configured threshold again: the stale rule leaves the model dir.
+    evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0), str(run))
+    assert GroupThresholds.load(run / "train" / "model") is None
+    assert json.loads((out / "group_thresholds.json").read_text())["constraint"] == "none"

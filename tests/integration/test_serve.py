@@ -315,6 +315,69 @@ def test_bearer_token_auth_as_a_second_application(url, settings, ray_local, mon
         serve.delete("auth")
 
 
+def _hand_rule():
+    """A per-group rule worked by hand: texts about women always positive, texts naming no
+    group never, every other group at the pooled threshold 0.5."""
+    from debias.evaluation.thresholds import POOLED, GroupRule, GroupThresholds
+    from debias.schema import NO_GROUP
+
+    return GroupThresholds(constraint="equal_opportunity", threshold=0.5, source="hand-made", seed=7,
+                           rules={"female": GroupRule([float("-inf")], [1.0]),
+                                  NO_GROUP: GroupRule([float("inf")], [1.0]),
+                                  POOLED: GroupRule([0.5], [1.0])})
+
+
+def test_decision_rule_comes_from_the_model_dir_or_the_config(settings, tmp_path):
+    from serve.app import decision_rule
+
+    assert decision_rule(settings).rules == {} and decision_rule(settings).threshold == settings.serve.threshold
+    model = tmp_path / "model"
+    shutil.copytree(settings.model_dir, model)
+    _hand_rule().save(model)
+    with_rule = settings.model_copy(update={"model_dir": str(model)})
+    assert set(decision_rule(with_rule).rules) == set(_hand_rule().rules)
+    off = with_rule.model_copy(update={"serve": settings.serve.model_copy(update={"decision_rule": "threshold"})})
+    assert decision_rule(off).rules == {}
+
+
+def test_per_group_thresholds_stored_with_the_model_decide_the_labels(url, settings, offline, ray_local, tmp_path):
+    """A model dir holding group_thresholds.json (as `debias evaluate` stores it): served labels
+    follow each text's group rule, counterfactual variants are decided by their own groups."""
+    from ray import serve
+
+    from serve.app import build_application
+
+    model = tmp_path / "model"
+    shutil.copytree(settings.model_dir, model)
+    rule = _hand_rule()
+    rule.save(model)
+    serve.run(build_application(settings.model_copy(update={"model_dir": str(model)})), name="rule",
+              route_prefix="/rule")
+    try:
+        with httpx.Client(base_url=url + "/rule", timeout=60.0) as c:
+            texts = ["My sister is a nurse.", "what a lovely day", "He is a muslim teacher.", "she is gay and proud"]
+            r = c.post("/v1/classify", json={"texts": texts})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            cleaned = offline["clean"](texts)
+            groups = [list(g) for g in offline["annotator"].detect_groups(cleaned)]
+            assert "female" in groups[0] and groups[1] == []
+            want = rule.predict(np.asarray(body["scores"]), groups, keys=cleaned)
+            assert body["labels"] == want.tolist() and body["decision_rule"] == "equal_opportunity"
+            assert body["labels"][0] == 1 and body["labels"][1] == 0  # the hand rule, whatever the scores
+            m = c.get("/v1/model").json()
+            assert m["decision_rule"]["constraint"] == "equal_opportunity" and m["decision_rule"]["source"] == "hand-made"
+            cf = c.post("/v1/counterfactual", json={"text": "My sister is a nurse."}).json()
+            assert cf["label"] == 1 and cf["variants"]
+            v_groups = [list(g) for g in offline["annotator"].detect_groups([v["text"] for v in cf["variants"]])]
+            v_want = rule.predict(np.asarray([v["score"] for v in cf["variants"]]), v_groups,
+                                  keys=[v["text"] for v in cf["variants"]])
+            assert [v["label"] for v in cf["variants"]] == v_want.tolist()
+            assert cf["label_flips"] == sum(v["label"] != 1 for v in cf["variants"])
+    finally:
+        serve.delete("rule")
+
+
 def _replica_rss(app: str = APP) -> int:
     import psutil
     import ray

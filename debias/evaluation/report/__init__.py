@@ -344,7 +344,16 @@ def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
                       "partner_attr_html": _attribution_html(c.get("partner_attribution"))})
     gates = [{**g, "value_f": fmt(g.get("value"))} for g in m.get("gates", [])]
     card = run.model_card or {}
+    rule = m.get("decision_rule") or {}
+    rule_text = ""
+    if rule.get("cells"):  # per-group thresholds: say so, and which constraint they equalise
+        rule_text = (f"per-group thresholds ({str(rule.get('constraint', '')).replace('_', ' ')}, "
+                     f"{len(rule['cells'])} cells{', randomised' if rule.get('randomised') else ''}; "
+                     f"{rule.get('source', '')})")
+    elif m.get("threshold_source") and m.get("threshold_source") != "config":
+        rule_text = str(m["threshold_source"])
     return {"name": run.name, "run_dir": run.run_dir, "model_dir": m.get("model_dir", "–"), "threshold": threshold,
+            "rule_text": rule_text,
             "min_group_size": mgs, "suites": suites, "cases": cases, "gates": gates,
             "gates_failed": sum(not g["passed"] for g in gates),
             "explain_method": (m.get("explain_method") or "").replace("_", " "),

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from debias.evaluation.gates import parse_gates
-from debias.evaluation.measure import attach_scores, choose_threshold, measure_suites, with_predictions
+from debias.evaluation.measure import (
+    attach_scores,
+    choose_rule,
+    choose_threshold,
+    measure_suites,
+    with_predictions,
+)
+from debias.evaluation.thresholds import GroupThresholds, fit_group_thresholds
 
 
 def suites() -> dict[str, pd.DataFrame]:
@@ -59,3 +66,52 @@ def test_measure_suites_feeds_the_gates():
     # both suites rank every positive above every negative: AUC 1 (the first suite is val)
     assert out["values"]["val"]["auc"] == pytest.approx(1.0) and out["values"]["test"]["auc"] == pytest.approx(1.0)
     assert [g["passed"] for g in out["gates"]] == [True, False]
+
+
+def _two_groups(n: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Val and test suites where the model scores group "b" 0.2 higher than group "a"."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in ("val", "test"):
+        g = rng.integers(0, 2, n)
+        y = rng.integers(0, 2, n)
+        s = np.clip(0.3 + 0.4 * y + 0.2 * g + rng.normal(0, 0.15, n), 0, 1)
+        out[name] = pd.DataFrame({"text": [f"{name} {i}" for i in range(n)], "y_true": y, "y_score": s,
+                                  "groups": [["b"] if v else ["a"] for v in g]})
+    return out
+
+
+def test_choose_rule_global_fitted_or_stored():
+    frames = _two_groups()
+    rule = choose_rule(frames, KINDS, threshold=0.5, tune=False)
+    assert rule.constraint == "none" and rule.threshold == 0.5 and rule.source == "config"
+    fitted = choose_rule(frames, KINDS, threshold=0.5, tune=True, group_thresholds="equal_opportunity",
+                         min_rows=30)
+    v = frames["val"]
+    oracle = fit_group_thresholds(v["y_true"].to_numpy(), v["y_score"].to_numpy(), v["groups"].tolist(),
+                                  constraint="equal_opportunity", min_rows=30)
+    assert fitted.rules.keys() == oracle.rules.keys() and set(fitted.rules) >= {"a", "b"}
+    for c in oracle.rules:
+        assert fitted.rules[c].thresholds == oracle.rules[c].thresholds
+    assert fitted.threshold == pytest.approx(choose_threshold(frames, KINDS, threshold=0.5, tune=True)[0])
+    assert "fitted on suite 'val'" in fitted.source
+    # applied to the held-out suite: the TPR gap between the groups shrinks
+    plain = with_predictions(frames, 0.5)["test"]
+    post = with_predictions(frames, fitted, seed=0)["test"]
+    t = frames["test"]
+
+    def tpr_gap(pred):
+        a = pred[(t["y_true"] == 1) & (t["groups"].str[0] == "a")]["y_pred"].mean()
+        b = pred[(t["y_true"] == 1) & (t["groups"].str[0] == "b")]["y_pred"].mean()
+        return abs(a - b)
+
+    assert tpr_gap(plain) > 0.08 and tpr_gap(post) < 0.04
+    # a global-only rule predicts exactly as its threshold does
+    g = GroupThresholds.global_only(0.6)
+    assert (with_predictions(frames, g)["test"]["y_pred"] == with_predictions(frames, 0.6)["test"]["y_pred"]).all()
+    assert choose_rule(frames, KINDS, threshold=0.5, tune=False, group_thresholds="stored", stored=fitted) is fitted
+    with pytest.raises(ValueError, match="holds no group_thresholds.json"):
+        choose_rule(frames, KINDS, threshold=0.5, tune=False, group_thresholds="stored")
+    with pytest.raises(ValueError, match="needs a val_split suite"):
+        choose_rule(frames, {"val": "test_split", "test": "test_split"}, threshold=0.5, tune=False,
+                    group_thresholds="equalized_odds")

@@ -161,3 +161,28 @@ def test_global_only_rule_and_decide_on_a_suite_frame(tmp_path):
     plain = decide(suite, rule=None, threshold=0.5)
     plain_tprs = [plain[(cells == c) & (y == 1)].mean() for c in fitted.rules if c != POOLED]
     assert max(plain_tprs) - min(plain_tprs) > 0.05
+
+
+def test_keyed_decisions_follow_the_text_not_the_position():
+    from debias.evaluation.thresholds import keyed_uniforms
+
+    u = keyed_uniforms([f"text {i}" for i in range(20_000)], seed=1)
+    assert 0.0 <= u.min() and u.max() < 1.0
+    # uniform: every decile holds about a tenth (binomial sd ~42 of 2,000)
+    counts = np.bincount((u * 10).astype(int), minlength=10)
+    assert np.abs(counts - 2000).max() < 200
+    assert not np.array_equal(u, keyed_uniforms([f"text {i}" for i in range(20_000)], seed=2))
+    y, s, groups = _validation(4)
+    fitted = fit_group_thresholds(y, s, groups, constraint="equalized_odds")
+    assert fitted.randomised  # equalized odds mixes rules here, so the draw matters
+    texts = [f"row {i}" for i in range(len(s))]
+    d = fitted.predict(s, groups, seed=0, keys=texts)
+    perm = np.random.default_rng(0).permutation(len(s))
+    d_perm = fitted.predict(s[perm], [groups[i] for i in perm], seed=0, keys=[texts[i] for i in perm])
+    np.testing.assert_array_equal(d[perm], d_perm)  # same text, same decision, in any order
+    # and the keyed draws still realise the rule's expected decision rate
+    assert abs(d.mean() - fitted.predict_proba(s, groups).mean()) < 0.02
+    desc = fitted.describe()
+    assert desc["constraint"] == "equalized_odds" and POOLED in desc["cells"]
+    with pytest.raises(ValueError, match="keys has 1 rows"):
+        fitted.predict(s, groups, keys=["one"])

@@ -48,3 +48,24 @@ def test_intervals_contain_estimates():
 def test_missing_pair_column():
     with pytest.raises(ValueError, match="missing column.*pair_id"):
         counterfactual_metrics(pd.DataFrame({"y_score": [0.1]}))
+
+
+def test_flips_on_given_decisions():
+    # Per-group rules decide each member: p1 is decided 1/1 despite its scores straddling 0.5
+    # (no flip), p2 0/1 although both scores are above 0.5 (a flip), p3 all zeros.
+    df = pd.DataFrame({"pair_id": ["p1", "p1", "p2", "p2", "p3", "p3", "p3"],
+                       "y_score": [0.2, 0.6, 0.7, 0.8, 0.1, 0.3, 0.4],
+                       "y_pred": [1, 1, 0, 1, 0, 0, 0]})
+    assert counterfactual_metrics(df, threshold=0.5).flip_rate == pytest.approx(1 / 3)  # p1 by score
+    r = counterfactual_metrics(df, threshold=0.5, pred_col="y_pred")
+    assert r.flip_rate == pytest.approx(1 / 3) and r.mean_abs_gap == pytest.approx((0.4 + 0.1 + 0.3) / 3)
+    # brute force on random sets: a set flips when its decisions are not all equal
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 5, 80)
+    rnd = pd.DataFrame({"pair_id": np.repeat([f"id{i}" for i in range(80)], sizes),
+                        "y_score": rng.random(sizes.sum()), "y_pred": rng.integers(0, 2, sizes.sum())})
+    rnd = rnd.sample(frac=1, random_state=1)
+    want = np.mean([p.nunique() > 1 for _, p in rnd.groupby("pair_id")["y_pred"] if len(p) > 1])
+    assert counterfactual_metrics(rnd, pred_col="y_pred").flip_rate == pytest.approx(want)
+    with pytest.raises(ValueError, match="missing column.*y_pred"):
+        counterfactual_metrics(df.drop(columns="y_pred"), pred_col="y_pred")
