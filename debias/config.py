@@ -150,6 +150,9 @@ class TrainConfig(_Section):
     selection_metric: str = Field(
         "val_auc", description="validation objective to maximise, e.g. 'val_auc - 0.5*val_eo_difference'"
     )
+    allow_no_val: bool = Field(False, description=(
+        "train without a val split (none, or empty): the best checkpoint is then the lowest training "
+        "loss, said in the log and the model card. Off: a missing val split is an error before Ray"))
     max_failures: int = Field(1, ge=0)
     checkpoints_to_keep: int = Field(1, ge=1)
     padding: Literal["dynamic", "fixed"] = Field(

@@ -41,7 +41,11 @@ from debias.runs import join, resolve_fs, stage_output, stage_path
 
 log = logging.getLogger("debias.train")
 CHECKPOINT_DIR = "train_checkpoints"
-LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent run (for --resume)
+LATEST = "LATEST"  # file in CHECKPOINT_DIR naming the most recent finished run
+RUN_CONFIG = ".config.json"  # CHECKPOINT_DIR/<run>.config.json: what a --resume must not change
+# The training settings a resumed run must share with its checkpoints: a different model, loss,
+# global batch or tokenisation would silently continue another experiment.
+RESUME_KEYS = ("model", "losses", "batch_size", "num_workers", "max_length", "padding")
 PROGRESS_EVERY_S = 60.0  # within-epoch progress lines from rank 0: about one a minute
 
 
@@ -97,6 +101,13 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         val_cols, n_val = _split_columns(val_path)
     except ValueError:
         val_cols, n_val = [], 0
+    if n_val == 0:
+        if not tc.allow_no_val:
+            raise ValueError(f"no validation rows at {val_path}: the best checkpoint and the selection metric "
+                             f"{tc.selection_metric!r} need them. Give split.val a fraction above 0 and rerun "
+                             "`debias preprocess`, or set train.allow_no_val=true to select by training loss")
+        log.warning("no val split at %s: train.allow_no_val is set, so the best checkpoint is the one of "
+                    "lowest training loss (selection_metric %r is not used)", val_path, tc.selection_metric)
     if tc.padding == "fixed" and tc.bucket_window != 1:
         log.info("fixed padding: length bucketing is off")
     read_cols = [c for c in ["id", "text", "label", "sample_weight", "pair_id", "is_augmented", *group_cols]
@@ -131,18 +142,56 @@ def _exists(fs: pafs.FileSystem, path: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def resume_settings(cfg: PipelineConfig, model_dir: str) -> dict[str, Any]:
+    """The settings in :data:`RESUME_KEYS` (the model as its resolved folder)."""
+    tc = cfg.train.model_dump(mode="json")
+    return {k: (str(model_dir) if k == "model" else tc[k]) for k in RESUME_KEYS}
+
+
+def _latest_started(fs: pafs.FileSystem, root: str) -> str | None:
+    """The most recently started run that Ray Train got to create (newest ``<run>.config.json``
+    with its run folder); ``LATEST`` for checkpoints written before those files existed."""
+    sel = pafs.FileSelector(root, allow_not_found=True)
+    found = [(i.mtime_ns or 0, i.base_name[:-len(RUN_CONFIG)]) for i in fs.get_file_info(sel)
+             if i.type == pafs.FileType.File and i.base_name.endswith(RUN_CONFIG)]
+    for _, name in sorted(found, reverse=True):
+        if _exists(fs, join(root, name)):
+            return name
+    if _exists(fs, join(root, LATEST)):
+        with fs.open_input_stream(join(root, LATEST)) as f:
+            return f.read().decode().strip() or None
+    return None
+
+
+def check_resume(fs: pafs.FileSystem, root: str, name: str, settings: dict[str, Any]) -> None:
+    """Refuse a --resume whose settings differ from those its run started with, naming each."""
+    path = join(root, name + RUN_CONFIG)
+    if not _exists(fs, path):
+        log.warning("--resume %s: no %s beside the checkpoints (an older run); settings not checked", name, RUN_CONFIG)
+        return
+    with fs.open_input_stream(path) as f:
+        saved = json.loads(f.read().decode())
+    diff = [f"train.{k}: checkpoint {saved.get(k)!r}, config now {settings[k]!r}"
+            for k in RESUME_KEYS if k in saved and saved[k] != settings[k]]
+    if diff:
+        raise ValueError(f"--resume {name}: the config differs from the one this run started with; "
+                         + "; ".join(diff) + ". Restore those settings, or train a new run without --resume")
+
+
+def write_run_config(fs: pafs.FileSystem, root: str, name: str, settings: dict[str, Any]) -> None:
+    with fs.open_output_stream(join(root, name + RUN_CONFIG)) as f:
+        f.write(json.dumps(settings, indent=2).encode())
+
+
 def resolve_run_name(cfg: PipelineConfig, ckpt_root: str, *, resume: bool) -> str:
-    """A fresh unique name; with ``resume`` the configured or latest run, which must exist.
+    """A fresh unique name; with ``resume`` the configured or latest started run, which must exist.
 
     ``ckpt_root`` is ``RUN_DIR/train_checkpoints`` (a local path or a filesystem URI).
     """
     tc = cfg.train
     fs, root = resolve_fs(ckpt_root)
     if resume:
-        name = tc.run_name
-        if name is None and _exists(fs, join(root, LATEST)):
-            with fs.open_input_stream(join(root, LATEST)) as f:
-                name = f.read().decode().strip()
+        name = tc.run_name or _latest_started(fs, root)
         if not name or not _exists(fs, join(root, name)):
             raise ValueError(f"--resume: no earlier training run found in {ckpt_root}"
                              + (f" named {name!r}" if name else ""))
@@ -449,8 +498,11 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
     ckpt_root = join(base, CHECKPOINT_DIR) if "://" not in run_dir else join(run_dir, CHECKPOINT_DIR)
     fs.create_dir(join(base, CHECKPOINT_DIR), recursive=True)
     run_name = resolve_run_name(cfg, ckpt_root, resume=resume)
-    with fs.open_output_stream(join(base, CHECKPOINT_DIR, LATEST)) as f:
-        f.write(run_name.encode())
+    settings = resume_settings(cfg, plan["model_dir"])
+    if resume:
+        check_resume(fs, join(base, CHECKPOINT_DIR), run_name, settings)
+    else:
+        write_run_config(fs, join(base, CHECKPOINT_DIR), run_name, settings)
     quiet_ray_data()
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     t0 = time.time()
@@ -483,6 +535,8 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
+    with fs.open_output_stream(join(base, CHECKPOINT_DIR, LATEST)) as f:  # only once the fit has finished
+        f.write(run_name.encode())
     return {"result": result, "run_name": run_name, "plan": plan, "steps_per_epoch": steps,
             "n_train": n_train, "prep_seconds": prep_seconds, "fit_seconds": time.time() - t0 - prep_seconds,
             "checkpoint_root": join(ckpt_root, run_name)}
@@ -531,7 +585,7 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
         "run_name": fitted["run_name"],
         "epoch": best["epoch"],
         "global_step": best["global_step"],
-        "selection_metric": tc.selection_metric,
+        "selection_metric": tc.selection_metric if plan["n_val"] else "train_loss (no val split: train.allow_no_val)",
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
         "validation_by_group": by_group,
         "history": history,

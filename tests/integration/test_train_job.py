@@ -118,6 +118,10 @@ def test_resume_on_purpose_continues_the_latest_run(killed_run, run_dir, tiny_mo
 
     first, _, _ = killed_run
     before = json.loads((run_dir / "train" / "history.json").read_text())
+    # A resume that would continue another experiment is refused before Ray Train, naming each change.
+    changed = config(tiny_model_dir, epochs=3, batch_size=8, losses=[{"name": "cross_entropy"}])
+    with pytest.raises(ValueError, match=r"differs.*train\.losses.*train\.batch_size: checkpoint 16, config now 8"):
+        train.run(changed, str(run_dir), resume=True)
     cfg = config(tiny_model_dir, epochs=3)
     out = train.run(cfg, str(run_dir), resume=True)
     assert out["run_name"] == first["run_name"]
@@ -142,7 +146,35 @@ def test_fresh_runs_get_unique_names_and_resume_needs_a_run(tmp_path, tiny_model
         resolve_run_name(named, str(root), resume=False)
     assert resolve_run_name(named, str(root), resume=True) == "mine"
     (root / "LATEST").write_text("mine")
-    assert resolve_run_name(cfg, str(root), resume=True) == "mine"
+    assert resolve_run_name(cfg, str(root), resume=True) == "mine"  # checkpoints from before run configs
+    # The newest started run (its config written at the start, its folder made by Ray Train) wins
+    # over LATEST, which names only the last run that finished: a killed run resumes.
+    import os
+    import time
+
+    (root / "mine.config.json").write_text("{}")
+    (root / "killed").mkdir()
+    (root / "killed.config.json").write_text("{}")
+    (root / "never-started.config.json").write_text("{}")  # no folder: Ray Train never began it
+    t = time.time()
+    os.utime(root / "mine.config.json", (t - 20, t - 20))
+    os.utime(root / "killed.config.json", (t - 10, t - 10))
+    assert resolve_run_name(cfg, str(root), resume=True) == "killed"
+
+
+def test_a_missing_val_split_is_refused_before_ray_unless_allowed(tmp_path, tiny_model_dir):
+    from jobs import train
+
+    (tmp_path / "preprocess" / "train").mkdir(parents=True)
+    corpus(40, 0).to_parquet(tmp_path / "preprocess" / "train" / "part-0.parquet")
+    with pytest.raises(ValueError, match="no validation rows.*train.allow_no_val"):
+        train.preflight(config(tiny_model_dir), str(tmp_path))
+    plan = train.preflight(config(tiny_model_dir, allow_no_val=True), str(tmp_path))
+    assert plan["n_val"] == 0
+    (tmp_path / "preprocess" / "val").mkdir()  # present but empty: refused the same way
+    corpus(5, 1).head(0).to_parquet(tmp_path / "preprocess" / "val" / "part-0.parquet")
+    with pytest.raises(ValueError, match="no validation rows"):
+        train.preflight(config(tiny_model_dir), str(tmp_path))
 
 
 def test_steps_per_epoch_is_the_same_on_every_rank():
