@@ -60,9 +60,11 @@ def _split_glob(path: str) -> tuple[str, bool]:
 
 def _list_files(uri: str) -> tuple[pafs.FileSystem, list[pafs.FileInfo]]:
     if "://" in uri:
+        # In a URI "?" starts the query (an S3 endpoint, a region), never a wildcard.
         scheme, rest = uri.split("://", 1)
+        rest, sep, query = rest.partition("?")
         base_rest, wild = _split_glob(rest)
-        fs, base = pafs.FileSystem.from_uri(f"{scheme}://{base_rest}")
+        fs, base = pafs.FileSystem.from_uri(f"{scheme}://{base_rest}{sep}{query}")
         pattern = base.rstrip("/") + rest[len(base_rest):] if wild else None
     else:
         full = os.path.abspath(os.path.expanduser(uri))

@@ -33,7 +33,26 @@ def materialise_demo_data(cfg: PipelineConfig, run_dir: str) -> PipelineConfig:
     from debias.corpus.demo import write_demo_corpus
 
     n = int(cfg.data.path[len(DEMO_PREFIX):] or 20000)
-    out = Path(run_dir) / "data" / f"demo-{n}-seed{cfg.seed}.parquet"
+    name = f"demo-{n}-seed{cfg.seed}.parquet"
+    if "://" in str(run_dir):  # an object-store run: generate locally, then put it beside the stages
+        import tempfile
+
+        import pyarrow.fs as pafs
+
+        from debias.runs import resolve_fs, stage_path
+
+        uri = stage_path(run_dir, "data", name)
+        fs, path = resolve_fs(uri)
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            with tempfile.TemporaryDirectory() as tmp:
+                write_demo_corpus(Path(tmp) / name, n_rows=n, seed=cfg.seed)
+                fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+                pafs.copy_files(str(Path(tmp) / name), path, source_filesystem=pafs.LocalFileSystem(),
+                                destination_filesystem=fs)
+            print(f"[debias] wrote the demo corpus ({n:,} rows) to {uri.split('?')[0]}", file=sys.stderr)
+        cfg.data.path = uri
+        return cfg
+    out = Path(run_dir) / "data" / name
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         write_demo_corpus(out, n_rows=n, seed=cfg.seed)

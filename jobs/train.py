@@ -495,7 +495,10 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
     tc = cfg.train
     plan = preflight(cfg, run_dir)
     fs, base = resolve_fs(run_dir)
-    ckpt_root = join(base, CHECKPOINT_DIR) if "://" not in run_dir else join(run_dir, CHECKPOINT_DIR)
+    # Checkpoints beside the stages: on an object store Ray Train gets the filesystem itself
+    # (the run dir's URI query, an endpoint or region, does not survive a path join).
+    ckpt_root = stage_path(run_dir, CHECKPOINT_DIR)
+    local = isinstance(fs, pafs.LocalFileSystem)
     fs.create_dir(join(base, CHECKPOINT_DIR), recursive=True)
     run_name = resolve_run_name(cfg, ckpt_root, resume=resume)
     settings = resume_settings(cfg, plan["model_dir"])
@@ -525,7 +528,8 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(
-            name=run_name, storage_path=ckpt_root,
+            name=run_name, storage_path=ckpt_root if local else join(base, CHECKPOINT_DIR),
+            storage_filesystem=None if local else fs,
             failure_config=FailureConfig(max_failures=tc.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep,
                                                checkpoint_score_attribute="selection_score",
@@ -539,7 +543,7 @@ def fit(cfg: PipelineConfig, run_dir: str, *, resume: bool = False,
         f.write(run_name.encode())
     return {"result": result, "run_name": run_name, "plan": plan, "steps_per_epoch": steps,
             "n_train": n_train, "prep_seconds": prep_seconds, "fit_seconds": time.time() - t0 - prep_seconds,
-            "checkpoint_root": join(ckpt_root, run_name)}
+            "checkpoint_root": stage_path(run_dir, CHECKPOINT_DIR, run_name)}
 
 
 def _best_checkpoint(result) -> Any:

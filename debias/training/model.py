@@ -60,15 +60,17 @@ def resolve_model_dir(configured: str | os.PathLike | None, *, run_dir: str | os
     """The model a stage uses: ``configured`` (the config key ``key``, e.g. ``evaluate.model``) if
     set, else the run's trained model ``RUN_DIR/train/model``; checked with :func:`check_model_dir`.
 
-    Models are read from local folders: a remote run dir needs its ``train/model`` copied locally
-    and ``key`` set to that folder.
+    Models are read from local folders: a remote run dir's ``train/model`` is copied into a local
+    cache first (:func:`local_model_copy`).
     """
     if configured:
+        if "://" in str(configured):
+            raise ValueError(f"{key}={configured}: models load from a local folder (a remote run dir's own "
+                             "train/model is copied locally when the key is unset)")
         path = Path(configured)
     elif run_dir:
         if "://" in str(run_dir):
-            raise ValueError(f"models load from a local folder; the run dir {run_dir} is remote: copy "
-                             f"its train/model locally and set {key} to that folder")
+            return str(check_model_dir(local_model_copy(str(run_dir))).resolve())
         path = Path(run_dir) / "train" / "model"
         if not path.is_dir():
             raise ValueError(f"no trained model at {path}; run `debias train` for that run dir "
@@ -77,6 +79,32 @@ def resolve_model_dir(configured: str | os.PathLike | None, *, run_dir: str | os
         raise ValueError(f"no model: set {key} (--set {key}=DIR) or pass --run-dir of a run that has "
                          "train/model")
     return str(check_model_dir(path).resolve())
+
+
+def local_model_copy(run_dir: str) -> Path:
+    """A local copy of a remote run's ``train/model`` (committed), cached by the run's URI and
+    the train manifest's finish time, so a retrained model is fetched again."""
+    import hashlib
+    import json
+    import tempfile
+
+    from debias.runs import committed_path, local_copy_dir, read_manifest
+
+    src = committed_path(run_dir, "train", "model")
+    man = read_manifest(run_dir, "train")
+    stamp = json.dumps([man.get("started_at"), man.get("wall_seconds")], default=str)
+    key = hashlib.sha256(f"{run_dir}\0{stamp}".encode()).hexdigest()[:16]
+    dst = Path(os.environ.get("DEBIAS_CACHE", Path(tempfile.gettempdir()) / "debias-cache")) / "models" / key
+    if not (dst / "config.json").is_file():
+        tmp = dst.with_name(dst.name + f".tmp-{os.getpid()}")
+        local_copy_dir(src, tmp)
+        try:
+            tmp.rename(dst)
+        except OSError:  # another process got there first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
 
 
 @contextmanager
