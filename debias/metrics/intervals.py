@@ -142,8 +142,10 @@ def auc_interval(pos_hist: np.ndarray, neg_hist: np.ndarray, *, point=None,
         aa = np.clip(a, 1e-12, 1 - 1e-12)
         logit = np.log(aa / (1 - aa))
         half = z * se / (aa * (1 - aa))
-        lo = np.where(inner, 1 / (1 + np.exp(-(logit - half))), np.nan)
-        hi = np.where(inner, 1 / (1 + np.exp(-(logit + half))), np.nan)
+        from scipy.special import expit  # the logistic without exp overflow at extreme logits
+
+        lo = np.where(inner, expit(logit - half), np.nan)
+        hi = np.where(inner, expit(logit + half), np.nan)
         # perfect (or perfectly wrong) ordering: Clopper-Pearson on min(P, N) disjoint pairs
         m = np.maximum(np.minimum(np.round(P), np.round(Nn)), 1)
         edge = ((1 - confidence) / 2) ** (1 / m)
