@@ -359,7 +359,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: unknown key")
+            from debias.config_docs import suggest_key  # imports this module: only when needed
+
+            near = suggest_key(e["loc"])
+            lines.append(f"  {loc}: unknown key" + (f" (did you mean {near!r}?)" if near else ""))
         elif e["type"] == "missing":
             lines.append(f"  {loc}: required key is missing")
         else:

@@ -10,6 +10,8 @@
     debias sweep      ...  (train.sweep_terms x train.sweep_weights -> RUN_DIR/sweep/pareto.*)
     debias audit-lm   ...  [--gate ...]  (generative LM: CrowS-Pairs, StereoSet, BBQ, counterfactual)
     debias demo-data  --out FILE [--rows N]
+    debias config     --defaults | --schema | --reference   (the config's keys, from its models)
+    debias --version
 
 The config is validated, and the input checked, before Ray starts: a bad key, value, path or
 column fails in a second with a message that names it.
@@ -27,7 +29,10 @@ from debias.config import ConfigError, PipelineConfig, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
+    from debias import __version__
+
     p = argparse.ArgumentParser(prog="debias", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"debias {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -71,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="write the HTML report for one or more runs")
     common(sp)
     sp.add_argument("runs", nargs="*", help="run directories to compare (default: --run-dir)")
+    sp = sub.add_parser("config", help="print the default config, its JSON schema or a Markdown reference")
+    what = sp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--defaults", action="store_true", help="every key with its default, as YAML")
+    what.add_argument("--schema", action="store_true", help="the JSON schema (for editors and validators)")
+    what.add_argument("--reference", action="store_true", help="a Markdown table per section (docs/CONFIG.md)")
     sp = sub.add_parser("demo-data", help="write the synthetic demo corpus")
     sp.add_argument("--out", required=True)
     sp.add_argument("--rows", type=int, default=20000)
@@ -78,10 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+NO_CONFIG = ("no --config given. Commands that read a corpus or train run from a config file; to try the "
+             "project, run `make demo` (or `debias pipeline --config configs/demo.yaml --run-dir runs/demo`), "
+             "and see `debias config --defaults` for every key")
+
+
 def _load(args: argparse.Namespace) -> PipelineConfig:
     base: dict[str, Any] | None = None
     if not args.config:
-        base = {"data": {"path": "demo:20000", "text_col": "text", "label_col": "toxic", "id_col": "id"}}
+        # report, export, serve and evaluate --compare read a finished run or a model dir only
+        if not (args.command in ("report", "export", "serve") or getattr(args, "compare", None)):
+            raise ConfigError(NO_CONFIG)
+        base = {"data": {"path": f"unused-by-{args.command}"}}
     return load_config(args.config, args.overrides, base=base)
 
 
@@ -95,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
             write_demo_corpus(Path(args.out), n_rows=args.rows, seed=args.seed)
             print(args.out)
+            return 0
+        if args.command == "config":
+            from debias import config_docs
+
+            print(config_docs.defaults_yaml() if args.defaults else
+                  config_docs.schema_json() if args.schema else config_docs.reference_markdown(), end="")
             return 0
         cfg = _load(args)
         return _dispatch(args, cfg)
