@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from debias.lm.config import AuditLMConfig
+from debias.schema import CLASS_NAMES
 
 
 class _Section(BaseModel):
@@ -41,6 +42,17 @@ class DataConfig(_Section):
     # Raw label values (as strings) -> 0/1. Empty: labels must already be 0/1 (or "0"/"1",
     # true/false). Anything unmappable goes to rejects with a reason.
     label_map: dict[str, int] = Field(default_factory=dict)
+    class_names: list[str] = Field(default_factory=lambda: list(CLASS_NAMES), description=(
+        "the name of label 0 and of label 1: the model's id2label, the service's label names and the "
+        "report's words (e.g. [negative, positive] for sentiment)"))
+
+    @field_validator("class_names")
+    @classmethod
+    def _two_names(cls, v: list[str]) -> list[str]:
+        v = [str(c).strip() for c in v]
+        if len(v) != 2 or not all(v) or v[0] == v[1]:
+            raise ValueError(f"class_names must be two different non-empty names (label 0, label 1); found {v}")
+        return v
 
     @field_validator("label_map")
     @classmethod

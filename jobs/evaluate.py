@@ -82,13 +82,26 @@ def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = No
     return parsed, model_dir
 
 
-def store_rule(rule: GroupThresholds, *, model_dir: str, run_dir: str) -> str | None:
+def store_rule(rule: GroupThresholds, *, model_dir: str, run_dir: str,
+               suites: dict[str, Any] | None = None) -> str | None:
     """Put the decision rule beside the run's own model (``RUN_DIR/train/model``), so the
     service decides as this evaluation did; the plain configured threshold removes a stale one.
-    A model from elsewhere is left untouched. Returns what was done, for the log."""
+    The model card (``model_card.json``, ``README.md``) gains the evaluation's headline metrics
+    with intervals and the rule. A model from elsewhere is left untouched. Returns what was
+    done, for the log."""
     own = Path(stage_path(run_dir, "train", "model"))
     if "://" in str(run_dir) or not own.is_dir() or Path(model_dir).resolve() != own.resolve():
         return None
+    from debias.runs import json_default
+    from debias.training.card import evaluation_rows, model_card_markdown
+    from debias.training.model import MODEL_CARD, read_model_card
+
+    card = read_model_card(own)
+    if card:
+        card["decision_rule"] = rule.describe()
+        card["evaluation"] = evaluation_rows(suites or {})
+        (own / MODEL_CARD).write_text(json.dumps(card, indent=2, default=json_default), encoding="utf-8")
+        (own / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
     path = own / RULE_FILE
     if rule.constraint == "none" and rule.source == "config":
         if path.is_file():
@@ -249,7 +262,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
         "worst_cases": cases, "explain_method": ev.explain_method,
     })
     _write(run_dir, ev, frames, kinds, doc, rule_doc=rule.to_dict(), seed=seed, timings=timings)
-    if ev.store_rule and (done := store_rule(rule, model_dir=model_dir, run_dir=run_dir)):
+    if ev.store_rule and (done := store_rule(rule, model_dir=model_dir, run_dir=run_dir, suites=doc["suites"])):
         log(done)
     for g in measured["gates"]:
         log(f"gate {'PASS' if g['passed'] else 'FAIL'}: {g['expr']} (value {g['value']})")

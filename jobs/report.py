@@ -78,7 +78,10 @@ def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
     if len(set(names)) < len(names):  # two runs called 'run' in different folders
         names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
     runs = [load_run(r, name=n) for r, n in zip(run_dirs, names, strict=True)]
-    html = render_report(runs, title=f"Fairness report — {cfg.name}")
+    # the words of the task: the first run's model card names its classes, else the config does
+    class_names = next((tuple(r.model_card["class_names"]) for r in runs
+                        if r.model_card and r.model_card.get("class_names")), tuple(cfg.data.class_names))
+    html = render_report(runs, title=f"Fairness report — {cfg.name}", class_names=class_names)
     html = _with_lm_audits(html, run_dirs, names)
     with stage_output(out_run_dir, "report", config=None, inputs=[stage_path(r, "evaluate") for r in run_dirs],
                       seed=cfg.seed) as w:

@@ -579,12 +579,15 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
         by_group = json.loads(by_group_path.read_text()) if by_group_path.is_file() else []
     best = extra["history"][-1]
     card = {
-        "base_model": plan["model_dir"],
+        # relative paths only: the folder travels (export, serve, a hub upload) without its run
+        "base_model": Path(plan["model_dir"]).name,
         "task": "binary sequence classification (label 1 = positive class)",
-        "data": {"train": plan["train_path"], "val": plan["val_path"], "train_rows": fitted["n_train"],
+        "class_names": list(cfg.data.class_names),
+        "max_length": tc.max_length,
+        "data": {"train": "preprocess/train", "val": "preprocess/val", "train_rows": fitted["n_train"],
                  "val_rows": plan["n_val"], "groups": [g[2:] for g in plan["group_cols"]]},
         "losses": [t.model_dump() for t in tc.losses],
-        "config": tc.model_dump(),
+        "config": {**tc.model_dump(), "model": Path(tc.model).name if tc.model else None},
         "seed": train_seed(cfg),
         "run_name": fitted["run_name"],
         "epoch": best["epoch"],

@@ -230,6 +230,25 @@ def decision_rule(settings: AppSettings) -> Any:
     return stored or GroupThresholds.global_only(cfg.threshold, source="serve.threshold")
 
 
+def class_names(model_dir: str | os.PathLike, card: dict[str, Any]) -> list[str]:
+    """The label names: the card's ``class_names``, else the model config's ``id2label`` when it
+    names two classes, else the project's default."""
+    import json
+
+    from debias.schema import CLASS_NAMES
+
+    if card.get("class_names"):
+        return list(card["class_names"])
+    try:
+        id2label = json.loads((Path(model_dir) / "config.json").read_text()).get("id2label") or {}
+        names = [id2label[k] for k in sorted(id2label, key=int)]
+        if len(names) == 2 and not all(n.startswith("LABEL_") for n in names):
+            return names
+    except (OSError, ValueError, KeyError):
+        pass
+    return list(CLASS_NAMES)
+
+
 def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:
     """The card's ``version`` if it has one, else the first 12 hex digits of the weights' SHA-256."""
     if card.get("version"):
@@ -314,6 +333,7 @@ class Classifier:
         self.version = model_version(self.settings.model_dir, self.card)
         self.rule = decision_rule(self.settings)
         self.rule_name = self.rule.constraint if self.rule.rules else "threshold"
+        self.class_names = class_names(self.settings.model_dir, self.card)
         self._lexicon = None
         self._annotator = None
         self._swaps = None
@@ -430,6 +450,7 @@ class Classifier:
         self._check_texts(body.texts, "texts")
         out = await asyncio.gather(*(self._submit((t, True, True)) for t in body.texts))
         return ClassifyResponse(scores=[s for s, _ in out], labels=[d for _, d in out],
+                                label_names=[self.class_names[d] for _, d in out],
                                 threshold=self.rule.threshold, decision_rule=self.rule_name,
                                 model_version=self.version)
 
@@ -459,6 +480,7 @@ class Classifier:
     async def model(self) -> dict[str, Any]:
         return {"model_version": self.version, "model_dir": Path(self.settings.model_dir).name,
                 "threshold": self.rule.threshold, "decision_rule": self.rule.describe(),
+                "class_names": self.class_names,
                 "max_length": self.cfg.max_length,
                 "card": public_card(self.card)}
 

@@ -40,6 +40,7 @@ class ClassifyResponse(_Body):
     scores: list[float] = Field(..., description="probability of the positive class, per text")
     labels: list[int] = Field(..., description=(
         "the decision per text: score >= threshold, or the per-group rule stored with the model"))
+    label_names: list[str] = Field(default_factory=list, description="the class name of each label (the model's id2label)")
     threshold: float = Field(..., description="the global threshold (the whole rule without per-group cells)")
     decision_rule: str = Field("threshold", description="threshold, or the per-group rule's constraint")
     model_version: str

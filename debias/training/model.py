@@ -254,13 +254,22 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def export_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | os.PathLike, *,
                  card: dict[str, Any]) -> Path:
-    """Write HF format (config.json, model.safetensors, tokenizer files) plus ``model_card.json``.
+    """Write HF format (config.json, model.safetensors, tokenizer files) plus ``model_card.json``
+    and its Hugging Face ``README.md``. With ``card["class_names"]`` the model's ``id2label`` /
+    ``label2id`` name the classes; with ``card["max_length"]`` the tokenizer's
+    ``model_max_length`` is the training length.
 
     Only the model's weights are written (no optimiser state), as safetensors.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plain = unwrap(model)
+    names = card.get("class_names")
+    if names:
+        plain.config.id2label = dict(enumerate(names))
+        plain.config.label2id = {n: i for i, n in enumerate(names)}
+    if card.get("max_length"):
+        tokenizer.model_max_length = int(card["max_length"])
     # Frozen parameters must still be exported; save_pretrained writes the whole state dict.
     with _quiet_hf():
         plain.save_pretrained(str(out))
@@ -270,6 +279,9 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out_dir: str | os.PathL
     if not (out / "model.safetensors").is_file() and not (out / _WEIGHT_FILES[1]).is_file():
         raise RuntimeError(f"export to {out} did not produce model.safetensors")
     (out / MODEL_CARD).write_text(json.dumps(card, indent=2, default=json_default), encoding="utf-8")
+    from debias.training.card import model_card_markdown
+
+    (out / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
     return out
 
 

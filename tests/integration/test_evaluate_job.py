@@ -187,6 +187,7 @@ def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ra
     (run / "preprocess" / "val").mkdir()
     pq.write_table(val, run / "preprocess" / "val" / "part-0.parquet")
     shutil.copytree(tiny_model_dir, run / "train" / "model")
+    (run / "train" / "model" / "model_card.json").write_text(json.dumps({"run_name": "tiny", "class_names": ["fine-text", "flagged-text"]}))
     lab, mp = _external(tmp_path)
     val_suite = [{"name": "val", "kind": "val_split"}]
     with pytest.raises(ValueError, match="holds no group_thresholds.json"):  # before any inference
@@ -201,6 +202,14 @@ def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ra
     stored = GroupThresholds.load(run / "train" / "model")
     assert stored is not None and stored.to_dict() == json.loads((out / "group_thresholds.json").read_text())
     assert stored.seed == cfg.seed  # so the service draws as this evaluation did
+    # The model card now carries the evaluation's headline metrics with intervals and the rule.
+    card = json.loads((run / "train" / "model" / "model_card.json").read_text())
+    auc = next(r for r in card["evaluation"] if r["suite"] == "test" and r["metric"] == "AUC")
+    overall = next(r for r in m["suites"]["test"]["summary"]["by_group"] if r["kind"] == "overall")
+    assert auc["value"] == pytest.approx(overall["roc_auc"])
+    assert auc["lo"] <= auc["value"] <= auc["hi"]
+    readme = (run / "train" / "model" / "README.md").read_text()
+    assert "## Evaluation" in readme and "Per-group thresholds (equal_opportunity)" in readme
     # The rule is the one fitted on the val predictions by the library function.
     vp = pd.read_parquet(out / "predictions" / "val")
     oracle = fit_group_thresholds(vp["y_true"].to_numpy(), vp["y_score"].to_numpy(),
@@ -221,6 +230,7 @@ def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ra
 
     html = Path(report.run(cfg, [str(run)], out_run_dir=str(tmp_path / "rep"))).read_text()
     assert "per-group thresholds (equal opportunity" in html
+    assert "flagged-text" in html  # the report speaks the model card's class names
 
     # Evaluate again from the stored rule: the same decisions.
     evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0,

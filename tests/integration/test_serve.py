@@ -25,7 +25,7 @@ MAX_TEXTS = 16
 MAX_CHARS = 200
 MAX_BODY = 64 * 1024
 MAX_VARIANTS = 12
-CARD = {"version": "tiny-test-1", "training_data": {"rows": 10, "source": "unit fixture",
+CARD = {"version": "tiny-test-1", "class_names": ["fine", "abusive"], "training_data": {"rows": 10, "source": "unit fixture",
                                                    "path": "/home/someone/private/corpus.csv"},
         "plots": {"pareto": "data:image/png;base64,iVBORw0KGgo="},
         "losses": [{"name": "cross_entropy", "weight": 1.0}],
@@ -188,6 +188,7 @@ def test_classify_matches_offline_model(client, offline, settings):
     expected = offline["predictor"].predict_texts(offline["clean"](texts))
     np.testing.assert_allclose(body["scores"], expected, atol=1e-5)
     assert body["labels"] == [int(s >= settings.serve.threshold) for s in body["scores"]]
+    assert body["label_names"] == [["fine", "abusive"][y] for y in body["labels"]]  # the card's names
     assert body["model_version"] == "tiny-test-1"
 
 
@@ -325,6 +326,20 @@ def _hand_rule():
                            rules={"female": GroupRule([float("-inf")], [1.0]),
                                   NO_GROUP: GroupRule([float("inf")], [1.0]),
                                   POOLED: GroupRule([0.5], [1.0])})
+
+
+def test_class_names_from_the_card_the_config_or_the_default(tmp_path, tiny_model_dir):
+    from debias.schema import CLASS_NAMES
+    from serve.app import class_names
+
+    assert class_names(tiny_model_dir, {"class_names": ["neg", "pos"]}) == ["neg", "pos"]
+    assert class_names(tiny_model_dir, {}) == list(CLASS_NAMES)  # id2label LABEL_0/LABEL_1 names nothing
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["id2label"] = {"0": "negative", "1": "positive"}
+    (model / "config.json").write_text(json.dumps(cfg))
+    assert class_names(model, {}) == ["negative", "positive"]
 
 
 def test_decision_rule_comes_from_the_model_dir_or_the_config(settings, tmp_path):

@@ -76,7 +76,7 @@ def killed_run(run_dir, tiny_model_dir, ray_local):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_worker_run_survives_a_killed_worker_and_exports(killed_run, run_dir):
+def test_two_worker_run_survives_a_killed_worker_and_exports(killed_run, run_dir, tiny_model_dir):
     from debias.evaluation.predict import Predictor
     from debias.training.model import read_model_card
     from jobs.train import steps_per_epoch
@@ -100,6 +100,11 @@ def test_two_worker_run_survives_a_killed_worker_and_exports(killed_run, run_dir
     assert not [n for n in names if n.endswith(".bin")]
     card = read_model_card(model_dir)
     assert [t["name"] for t in card["losses"]][0] == "cross_entropy"
+    # relative paths only: the folder travels without its run; the names come from the config
+    card_text = (model_dir / "model_card.json").read_text() + (model_dir / "README.md").read_text()
+    assert str(run_dir) not in card_text and str(tiny_model_dir) not in card_text
+    assert card["base_model"] == tiny_model_dir.name and card["class_names"] == ["non-toxic", "toxic"]
+    assert json.loads((model_dir / "config.json").read_text())["id2label"] == {"0": "non-toxic", "1": "toxic"}
     assert {g["group"] for g in card["validation_by_group"]} >= {"female", "__none__"}
     assert "val_auc" in card["validation"] and card["epoch"] in (1, 2)
     best = max(history, key=lambda h: (h["selection_score"], h["epoch"]))
