@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="debias", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"debias {__version__}")
+    p.add_argument("--verbose", action="store_true",
+                   help="keep Ray's own log lines (core worker messages) in the output")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -105,6 +107,8 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verbose:
+        os.environ["DEBIAS_VERBOSE"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -22,6 +22,16 @@ from debias.config import RayConfig
 LOCAL_RAY_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "300000"}
 
 
+def quiet_ray_core() -> None:
+    """Keep Ray's C++ core-worker lines (e.g. "constructor arguments in the object store and
+    max_restarts > 0", printed for every Ray Data actor pool) out of the user's log; errors still
+    reach the user as Python exceptions. ``DEBIAS_VERBOSE=1`` (``--verbose``) keeps them.
+    Read when Ray starts in this process, so call it before ``ray.init``."""
+    if os.environ.get("DEBIAS_VERBOSE", "") not in ("", "0"):
+        return
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+
+
 def quiet_ray_data() -> None:
     """One progress line of our own instead of Ray Data's per-execution progress blocks."""
     import ray.data
@@ -53,6 +63,7 @@ def ray_session(cfg: RayConfig | None = None, *, dashboard: bool = True) -> Iter
     cfg = cfg or RayConfig()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet_ray_core()
     if ray.is_initialized():
         quiet_ray_data()
         yield "existing"

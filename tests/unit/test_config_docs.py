@@ -67,3 +67,17 @@ def test_cli_version_config_and_the_missing_config_error(capsys):
     assert main(["train", "--run-dir", "unused"]) == 2
     err = capsys.readouterr().err
     assert "no --config given" in err and "make demo" in err
+
+
+def test_ray_core_noise_is_quiet_unless_verbose(monkeypatch):
+    from jobs.ray_session import quiet_ray_core
+
+    monkeypatch.delenv("RAY_BACKEND_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("DEBIAS_VERBOSE", "1")
+    quiet_ray_core()
+    import os
+
+    assert "RAY_BACKEND_LOG_LEVEL" not in os.environ
+    monkeypatch.delenv("DEBIAS_VERBOSE")
+    quiet_ray_core()
+    assert os.environ["RAY_BACKEND_LOG_LEVEL"] == "fatal"
