@@ -31,10 +31,11 @@ from debias.config import CleanConfig
 
 __all__ = ["clean_batch", "clean_text", "clean_texts", "dedup_key", "REJECT_REASONS"]
 
-# Reason codes (a suffix ``:<detail>`` follows the colon where shown).
+# The closed set of reason codes. No raw value goes into a reason: the manifest and the report
+# count reasons, and they must hold no row content (the rejects files keep the raw rows).
 REJECT_REASONS = (
-    "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long:<n>",
-    "null_label", "unknown_label:<value>",
+    "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long",
+    "null_label", "unknown_label",
 )
 
 # The patterns below are written so that both RE2 (pyarrow) and Python's ``re`` read them the
@@ -207,7 +208,7 @@ def _normalise_labels(values: pd.Series, label_map: dict[str, int]) -> tuple[pd.
             continue
         y = exact.get(key, folded.get(key.casefold()))
         mapped.append(y)
-        reasons.append(None if y is not None else f"unknown_label:{key[:60]}")
+        reasons.append(None if y is not None else "unknown_label")
     mapped.append(None)  # code -1: missing
     reasons.append("null_label")
     codes = np.where(codes < 0, len(uniques), codes)
@@ -234,8 +235,9 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
         null), ``label`` (Int64, null where unmappable), ``dedup_key`` (16 hex digits of the
         casefolded, whitespace-collapsed cleaned text) and ``reject_reason`` (string dtype: <NA>
         to keep; else the first of ``null_text``, ``undecodable_text``, ``empty_text``, ``text_too_short``,
-        ``text_too_long:<n>``, ``null_label``, ``unknown_label:<value>``). ``empty_text`` is
-        rejected whatever ``min_chars`` says.
+        ``text_too_long``, ``null_label``, ``unknown_label``: the closed set
+        ``REJECT_REASONS``, never a raw value). ``empty_text`` is rejected whatever
+        ``min_chars`` says.
 
     Raises
     ------
@@ -254,8 +256,7 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
 
     # Precedence: the text's own problems first, then the label's (assigned lowest first).
     reasons = np.array(label_reasons, dtype=object)
-    too_long = lengths > cfg.max_chars
-    reasons[too_long] = [f"text_too_long:{n}" for n in lengths[too_long]]
+    reasons[lengths > cfg.max_chars] = "text_too_long"
     reasons[lengths < cfg.min_chars] = "text_too_short"
     reasons[lengths == 0] = "empty_text"
     reasons[undecodable] = "undecodable_text"
