@@ -135,7 +135,7 @@ def _ip_valid(s: str, version: int) -> bool:
 def _ipv6(cand: str) -> int:
     """Length of the longest prefix of ``cand`` that is an IPv6 address worth masking (at least
     one digit and six characters, so "::1" and "a::b" stay), or 0."""
-    for end in range(len(cand), 5, -1):  # trailing ':' or '.' of the sentence, or a port
+    for end in range(min(len(cand), 45), 5, -1):  # 45: the longest form; trailing ':' or '.' of the sentence, or a port
         s = cand[:end]
         if s[-1] not in ":." and any(c.isdigit() for c in s) and _ip_valid(s, 6):
             return end
