@@ -69,7 +69,13 @@ class CleanConfig(_Section):
     mask_urls: bool = True
     mask_emails: bool = True
     mask_phones: bool = True
-    mask_users: bool = True
+    mask_users: bool = True  # @handle and reddit's u/name
+    mask_cards: bool = True  # 16 digits (or Amex 4-6-5) passing Luhn
+    mask_ibans: bool = True  # mod-97 checked
+    mask_ssns: bool = True  # US, 123-45-6789
+    mask_ninos: bool = True  # UK National Insurance numbers
+    mask_ips: bool = True  # IPv4 and IPv6, checked by the ipaddress module
+    mask_macs: bool = True
     lowercase: bool = False
     min_chars: int = Field(1, ge=0)
     max_chars: int = Field(5000, ge=1)

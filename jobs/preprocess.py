@@ -24,6 +24,7 @@ Row counts come from parquet metadata, so the manifest's accounting costs no ext
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +60,13 @@ from debias.corpus.patterns import (
     merge_pattern_counts,
     pattern_counts,
 )
-from debias.corpus.prepare import INTERMEDIATE_PARQUET_ARGS, freeze_startup_heap, member_groups, prepare_batch
+from debias.corpus.prepare import (
+    INTERMEDIATE_PARQUET_ARGS,
+    freeze_startup_heap,
+    member_groups,
+    merge_pii_counts,
+    prepare_batch,
+)
 from debias.identity.tools import lexicon_for, swaps_for
 from debias.io import InputSpec, inspect_input, to_arrow
 from debias.runs import join, move_dir, stage_output
@@ -111,12 +118,13 @@ def finalize_unique(table: pa.Table, *, cfg: dict[str, Any], plan: dict[str, Any
 
 def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.FileSystem | None = None,
                               rejects_dir: str | None = None, keys_dir: str | None = None,
-                              nparts: int = 0) -> pa.Table:
-    """:func:`prepare_batch`, writing beside its output (Ray writes that) two small ones:
+                              pii_dir: str | None = None, nparts: int = 0) -> pa.Table:
+    """:func:`prepare_batch`, writing beside its output (Ray writes that) small ones:
 
     * ``rejects_dir``: the block's rejected rows (:func:`rejects_view`), if any;
     * ``keys_dir``: its kept rows' dedup view, partitioned by key
-      (:func:`write_key_partitions`).
+      (:func:`write_key_partitions`);
+    * ``pii_dir``: the block's PII masked per kind (a JSON dict of counts, no content).
 
     So neither the rejects output nor the de-duplication needs a pass over the prepared rows
     of its own, and de-duplication needs no Ray shuffle (whose actors and fresh workers cost
@@ -137,6 +145,9 @@ def prepare_with_side_outputs(batch: pa.Table, *, cfg: dict[str, Any], fs: pafs.
     table = to_arrow(out)
     if len(out):
         name = str(out["row_ref"].iloc[0]).split(":")[0]
+        if pii_dir is not None:
+            with fs.open_output_stream(join(pii_dir, f"{name}.json")) as f:
+                f.write(json.dumps(out.attrs.get("pii_masked", {})).encode())
         if rejects_dir is not None and out["reject_reason"].notna().any():
             with fs.open_output_stream(join(rejects_dir, f"{name}.parquet")) as f:
                 pq.write_table(to_arrow(rejects_view(out)), f)
@@ -226,6 +237,15 @@ def _reject_reasons(fs: pafs.FileSystem, folder: str) -> dict[str, int]:
     return {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: -c["counts"])}
 
 
+def _pii_masked(fs: pafs.FileSystem, folder: str) -> dict[str, int]:
+    """The per-block PII counts summed (a block read twice writes one file: counted once)."""
+    counts = []
+    for path in _files(fs, folder, ".json"):
+        with fs.open_input_stream(path) as f:
+            counts.append(json.loads(f.read().decode()))
+    return merge_pii_counts(counts)
+
+
 def _timed(label: str, t0: float, rows: int | None = None) -> float:
     dt = time.time() - t0
     rate = f", {rows / dt:,.0f} rows/s" if rows and dt > 0 else ""
@@ -258,6 +278,7 @@ class _Job:
     deduped: str  # _work/deduped: the full-row shuffle's output, when it runs
     keys_dir: str | None  # _work/keys: the key files (None without dedup)
     rejects_dir: str
+    pii_dir: str  # _work/pii: the PII counts per block
     nparts: int
     cpus: int
 
@@ -275,14 +296,14 @@ class _Kept:
 
 def _prepare(job: _Job, ds) -> int:
     """Execution 1: prepare every row into ``job.prepared`` plus the side outputs; the rows read."""
-    for d in (job.rejects_dir, job.keys_dir):
+    for d in (job.rejects_dir, job.keys_dir, job.pii_dir):
         if d is not None:
             job.fs.create_dir(d)
     # Without dedup there are no key files to check the side outputs against, so the rejects
     # come from the prepared rows later and the tasks write none.
     ds.map_batches(prepare_with_side_outputs, batch_format="pyarrow", batch_size=None, fn_kwargs={
         "cfg": job.c, "fs": job.fs, "rejects_dir": job.rejects_dir if job.keys_dir is not None else None,
-        "keys_dir": job.keys_dir, "nparts": job.nparts}).write_parquet(
+        "keys_dir": job.keys_dir, "pii_dir": job.pii_dir, "nparts": job.nparts}).write_parquet(
             job.prepared, filesystem=job.fs, max_rows_per_file=PREPARED_ROWS_PER_FILE, **INTERMEDIATE_PARQUET_ARGS)
     return _rows(job.fs, job.prepared)
 
@@ -420,7 +441,7 @@ def _finalize(job: _Job, kept: _Kept, w, plan: dict[str, Any], work: str) -> dic
 
 
 def _manifest(w, *, n_read: int, kept: _Kept, split_rows: dict[str, int], group_names: list[str],
-              timings: dict[str, float], plan: dict[str, Any]) -> None:
+              timings: dict[str, float], plan: dict[str, Any], pii_masked: dict[str, int]) -> None:
     """The run's accounting: every row read is kept, rejected or a duplicate."""
     n_out = sum(split_rows.values())
     n_rejected, n_kept = kept.n_rejected, kept.n_kept
@@ -437,6 +458,7 @@ def _manifest(w, *, n_read: int, kept: _Kept, split_rows: dict[str, int], group_
             "added_or_removed_by_balance_and_augment": n_out - n_kept,
         },
         "reject_reasons": reasons,
+        "pii_masked": pii_masked,
         "groups": group_names,
         "timings_seconds": timings,
         "balance_plan": _plan_summary(plan),
@@ -463,7 +485,7 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         job = _Job(cfg=cfg, c=cfg.model_dump(), fs=w.fs, prepared=join(work, "prepared"),
                    deduped=join(work, "deduped"), keys_dir=join(work, "keys") if cfg.clean.dedup else None,
-                   rejects_dir=w.sub("rejects"), nparts=key_partition_count(spec.total_bytes, cpus), cpus=cpus)
+                   rejects_dir=w.sub("rejects"), pii_dir=join(work, "pii"), nparts=key_partition_count(spec.total_bytes, cpus), cpus=cpus)
 
         t0 = time.time()  # read
         ds = read_dataset(spec, cfg)
@@ -484,8 +506,9 @@ def run(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
         t0 = time.time()  # write
         split_rows = _finalize(job, kept, w, plan, work)
         timings["balance_augment_write"] = _timed("balance + augment + write splits", t0, sum(split_rows.values()))
+        pii_masked = _pii_masked(job.fs, job.pii_dir)
         job.fs.delete_dir(work)
         _manifest(w, n_read=n_read, kept=kept, split_rows=split_rows, group_names=group_names,
-                  timings=timings, plan=plan)
+                  timings=timings, plan=plan, pii_masked=pii_masked)
     log(f"done: {join(run_dir, 'preprocess')}")
     return w.manifest

@@ -11,8 +11,10 @@ hash per row for the de-dup key.
 
 Order of the text steps (each can be switched off in ``CleanConfig``):
 NFKC -> HTML entities unescaped, tags removed -> control characters removed -> (lowercase) ->
-PII masked (e-mail, URL, phone, @user) -> whitespace collapsed and trimmed -> length limits.
-Masking runs after lowercasing so the mask tokens stay upper case.
+PII masked (:mod:`debias.corpus.pii`: e-mail, URL, @user and u/user in RE2; then IBAN, card,
+SSN, NINO, MAC, IP and phone, checksums checked, on the rows with digits) -> whitespace
+collapsed and trimmed -> length limits. Masking runs after lowercasing so the mask tokens stay
+upper case.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from debias.config import CleanConfig
+from debias.corpus.pii import KINDS, RE2_MASKS, mask_digit_kinds, placeholder_counts
 
 __all__ = ["clean_batch", "clean_text", "clean_texts", "dedup_key", "REJECT_REASONS"]
 
-# Reason codes (a suffix ``:<detail>`` follows the colon where shown).
+# The closed set of reason codes. No raw value goes into a reason: the manifest and the report
+# count reasons, and they must hold no row content (the rejects files keep the raw rows).
 REJECT_REASONS = (
-    "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long:<n>",
-    "null_label", "unknown_label:<value>",
+    "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long",
+    "null_label", "unknown_label",
 )
 
 # The patterns below are written so that both RE2 (pyarrow) and Python's ``re`` read them the
@@ -50,34 +54,6 @@ _HTML_ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31}
 _CONTROL = "[\\x00-\\x08\\x0b\\x0e-\\x1f\\x7f-\\x84\\x86-\\x9f\u200b\u2060\ufeff\ufffe]"
 # ASCII whitespace plus the Unicode spaces that NFKC does not fold to " " (line separators etc.).
 _SPACE = "[\\s\\x85\\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
-
-_EMAIL = r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-# Scheme or www. links, then bare domains with a common TLD. The last character may not be
-# sentence punctuation, so "see http://x.org/a." keeps its full stop.
-_URL_END = r"[^\s<>\"'.,;:!?)\]}]"
-_URL = (
-    r"(?i)(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"]*" + _URL_END
-    + r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|ly|co|uk|info|biz)"
-    r"\b(?:/[^\s<>\"]*" + _URL_END + r")?"
-)
-# Phone numbers: "+CC ..." international forms and NANP-like 3-3-4 forms. The leading group keeps
-# the preceding character and the trailing group the next one (no look-around in RE2), so a
-# longer digit run (an id, an amount) is not masked.
-_PHONE = (
-    r"(^|[^\w+])"
-    r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|(?:\(\d{3}\)\s?|\d{3}[ .-]?)\d{3}[ .-]?\d{4})"
-    r"($|[^\w])"
-)
-_USER = r"(^|[^\w@\[])@[A-Za-z0-9_]{1,50}"
-
-_MASKS = (  # (config flag, pattern, replacement); e-mails before URLs (a domain is in both)
-    ("mask_emails", _EMAIL, "[EMAIL]"),
-    ("mask_urls", _URL, "[URL]"),
-    ("mask_phones", _PHONE, r"\1[PHONE]\2"),
-    ("mask_users", _USER, r"\1[USER]"),
-)
-
 
 def _config(params: dict[str, Any] | CleanConfig | None) -> CleanConfig:
     if isinstance(params, CleanConfig):
@@ -146,8 +122,8 @@ def _unescape_entities(arr: pa.Array) -> pa.Array:
     return pc.replace_with_mask(arr, has, pa.array(fixed, type=arr.type))
 
 
-def _clean_array(arr: pa.Array, cfg: CleanConfig) -> pa.Array:
-    """The text steps on a utf8 array (nulls stay null)."""
+def _clean_array(arr: pa.Array, cfg: CleanConfig) -> tuple[pa.Array, dict[str, int]]:
+    """The text steps on a utf8 array (nulls stay null), and the PII masked per kind."""
     if cfg.unicode_nfkc:
         arr = pc.utf8_normalize(arr, form="NFKC")
     if cfg.strip_html:
@@ -157,11 +133,23 @@ def _clean_array(arr: pa.Array, cfg: CleanConfig) -> pa.Array:
     arr = pc.replace_substring_regex(arr, _CONTROL, "")
     if cfg.lowercase:
         arr = pc.utf8_lower(arr)
-    for flag, pattern, repl in _MASKS:
-        if getattr(cfg, flag):
-            arr = pc.replace_substring_regex(arr, pattern, repl)
+    arr, counts = _mask(arr, cfg)
     arr = pc.replace_substring_regex(arr, _SPACE, " ")
-    return pc.utf8_trim(arr, characters=" ")
+    return pc.utf8_trim(arr, characters=" "), counts
+
+
+def _mask(arr: pa.Array, cfg: CleanConfig) -> tuple[pa.Array, dict[str, int]]:
+    """The PII steps (:mod:`debias.corpus.pii`) and the matches masked per kind switched on."""
+    on = frozenset(k for k, (flag, _) in KINDS.items() if getattr(cfg, flag))
+    if not on:
+        return arr, {}
+    before = placeholder_counts(arr, on)
+    for kind, pattern, repl in RE2_MASKS:
+        if kind in on:
+            arr = pc.replace_substring_regex(arr, pattern, repl)
+    arr = mask_digit_kinds(arr, kinds=on)
+    after = placeholder_counts(arr, on)
+    return arr, {k: after[k] - before[k] for k in KINDS if k in on}
 
 
 def dedup_key(texts: list[str | None]) -> list[str]:
@@ -207,7 +195,7 @@ def _normalise_labels(values: pd.Series, label_map: dict[str, int]) -> tuple[pd.
             continue
         y = exact.get(key, folded.get(key.casefold()))
         mapped.append(y)
-        reasons.append(None if y is not None else f"unknown_label:{key[:60]}")
+        reasons.append(None if y is not None else "unknown_label")
     mapped.append(None)  # code -1: missing
     reasons.append("null_label")
     codes = np.where(codes < 0, len(uniques), codes)
@@ -234,8 +222,10 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
         null), ``label`` (Int64, null where unmappable), ``dedup_key`` (16 hex digits of the
         casefolded, whitespace-collapsed cleaned text) and ``reject_reason`` (string dtype: <NA>
         to keep; else the first of ``null_text``, ``undecodable_text``, ``empty_text``, ``text_too_short``,
-        ``text_too_long:<n>``, ``null_label``, ``unknown_label:<value>``). ``empty_text`` is
-        rejected whatever ``min_chars`` says.
+        ``text_too_long``, ``null_label``, ``unknown_label``: the closed set
+        ``REJECT_REASONS``, never a raw value). ``empty_text`` is rejected whatever
+        ``min_chars`` says. ``out.attrs["pii_masked"]`` holds the matches masked per kind
+        switched on (``{"email": n, ...}``, summed over the batch; mergeable by adding).
 
     Raises
     ------
@@ -247,15 +237,14 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
         if col not in df.columns:
             raise ValueError(f"missing {role} column {col!r}; columns present: {', '.join(map(str, df.columns))}")
     arr, null, undecodable = _coerce_text(df[text_col])
-    cleaned = _clean_array(arr, cfg)
+    cleaned, masked = _clean_array(arr, cfg)
     lengths = np.asarray(pc.fill_null(pc.utf8_length(cleaned), 0), dtype=np.int64)
     texts = pc.fill_null(cleaned, "").to_pylist()
     label, label_reasons = _normalise_labels(df[label_col], _check_label_map(label_map))
 
     # Precedence: the text's own problems first, then the label's (assigned lowest first).
     reasons = np.array(label_reasons, dtype=object)
-    too_long = lengths > cfg.max_chars
-    reasons[too_long] = [f"text_too_long:{n}" for n in lengths[too_long]]
+    reasons[lengths > cfg.max_chars] = "text_too_long"
     reasons[lengths < cfg.min_chars] = "text_too_short"
     reasons[lengths == 0] = "empty_text"
     reasons[undecodable] = "undecodable_text"
@@ -266,6 +255,7 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     out["label"] = label
     out["dedup_key"] = pd.Series(dedup_key(texts), index=df.index, dtype="string")
     out["reject_reason"] = pd.Series(reasons.tolist(), index=df.index, dtype="string")
+    out.attrs["pii_masked"] = masked
     return out
 
 
@@ -284,7 +274,7 @@ def clean_texts(texts: list[str], *, params: dict[str, Any] | CleanConfig | None
     """Clean many single texts (serving); the same steps as ``clean_batch``, no length limits."""
     cfg = _config(params)
     arr, _, _ = _coerce_text(pd.Series(list(texts), dtype=object))
-    return pc.fill_null(_clean_array(arr, cfg), "").to_pylist()
+    return pc.fill_null(_clean_array(arr, cfg)[0], "").to_pylist()
 
 
 def clean_text(s: str, *, params: dict[str, Any] | CleanConfig | None = None) -> str:

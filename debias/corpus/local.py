@@ -16,7 +16,7 @@ from debias.corpus import audit, resample
 from debias.corpus.dedup import dedup_block, kept_view, rejects_view
 from debias.corpus.finalize import finalize_batch, plan_from_counts, train_rows
 from debias.corpus.patterns import audit_from_patterns, cells_from_patterns, pattern_counts
-from debias.corpus.prepare import freeze_startup_heap, prepare_batch
+from debias.corpus.prepare import freeze_startup_heap, merge_pii_counts, prepare_batch
 from debias.identity.tools import lexicon_for
 
 __all__ = ["run_local"]
@@ -27,8 +27,8 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     """All stages in one process on one frame (the plain alternative, and a test oracle).
 
     ``cfg`` is ``PipelineConfig.model_dump()``. Returns the ``rejects`` and ``output`` frames,
-    the ``audit_counts``, the balance ``plan`` and the row accounting (``n_read``,
-    ``n_rejected``, ``n_duplicates``). ``timings``, if given, receives the seconds spent in
+    the ``audit_counts``, the balance ``plan``, the row accounting (``n_read``,
+    ``n_rejected``, ``n_duplicates``) and ``pii_masked`` (matches masked per kind). ``timings``, if given, receives the seconds spent in
     each phase (same phases as the job).
     """
     t = timings if timings is not None else {}
@@ -61,4 +61,5 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     final = finalize_batch(deduped, cfg=cfg, plan=plan)
     t["balance_augment_write"] = time.perf_counter() - t0
     return {"rejects": rejects, "output": final, "audit_counts": audit_counts, "plan": plan,
-            "n_read": len(df), "n_rejected": len(rejects), "n_duplicates": len(kept) - len(deduped)}
+            "n_read": len(df), "n_rejected": len(rejects), "n_duplicates": len(kept) - len(deduped),
+            "pii_masked": merge_pii_counts([prepared.attrs.get("pii_masked", {})])}

@@ -27,7 +27,7 @@ from debias.identity.tools import annotator_for, lexicon_for
 from debias.schema import is_group_column
 
 __all__ = ["INTERMEDIATE_PARQUET_ARGS", "PATH_COL", "freeze_startup_heap", "make_ids", "member_groups",
-           "prepare_batch"]
+           "merge_pii_counts", "prepare_batch"]
 
 PATH_COL = "path"  # added by Ray Data's include_paths, used only for generated ids
 # Parquet writer settings for prepared rows written as an intermediate (read back once): texts,
@@ -106,6 +106,15 @@ def member_groups(cfg: dict[str, Any]) -> list[str]:
     return sorted(set(lex.group_names) | set(given)) if given else list(lex.group_names)
 
 
+def merge_pii_counts(counts: Any) -> dict[str, int]:
+    """The sum of several ``pii_masked`` dicts (kind -> matches masked), keys sorted."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for kind, n in c.items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return dict(sorted(total.items()))
+
+
 def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) -> pd.DataFrame:
     """Read -> clean -> annotate -> split on one batch.
 
@@ -113,6 +122,8 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     ``dedup_key`` and ``reject_reason`` (null for kept rows); rejected rows carry their raw
     text and label as strings so the rejects output shows what was wrong. ``flags=False``
     leaves out the ``g_<group>`` columns (a function of ``groups``: ``membership_flags``).
+    ``out.attrs["pii_masked"]`` is the clean step's count of PII masked per kind (every row of
+    the batch, rejected ones included; mergeable by adding).
     """
     data = cfg["data"]
     out = pd.DataFrame(index=df.index)
@@ -149,4 +160,6 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     out = split.assign_split(out, fractions={"train": s["train"], "val": s["val"], "test": s["test"]},
                              seed=cfg["seed"], key_col="id")
     out["row_ref"] = row_refs(out["id"], df[PATH_COL] if PATH_COL in df.columns else None, out["dedup_key"])
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["pii_masked"] = dict(cleaned.attrs.get("pii_masked", {}))
+    return out

@@ -12,6 +12,7 @@ import pytest
 
 from debias.config import load_config
 from debias.corpus.local import run_local
+from debias.corpus.pii import KINDS
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +91,12 @@ def test_preprocess_matches_single_process_and_accounts_for_every_row(ray_local,
     assert rows["duplicates"] == info["dups"]
     reasons = manifest["reject_reasons"]
     assert sum(reasons.values()) == rows["rejected"] == 5
-    assert any(r.startswith("unknown_label") for r in reasons)
-    assert any(r.startswith("text_too_long") for r in reasons)
+    assert "unknown_label" in reasons
+    assert "text_too_long" in reasons
     assert "undecodable_text" in reasons
+    assert all(":" not in r for r in reasons)  # bare codes, no raw values
+    pii = manifest["pii_masked"]  # every kind switched on by default, each a count
+    assert sorted(pii) == sorted(KINDS) and all(isinstance(n, int) and n >= 0 for n in pii.values())
 
     rejects = pd.read_parquet(run / "preprocess" / "rejects")
     assert sorted(rejects["id"]) == ["bad1", "bad2", "n1", "n2", "u1"]
