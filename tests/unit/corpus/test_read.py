@@ -234,3 +234,15 @@ def test_reader_rejects_reach_the_rejects_output_with_stage_read():
         {"id": "u1", "raw_text": "caf\ufffd", "raw_label": "1", "reject_reason": "undecodable_text", "stage": "clean"},
     ]
     assert out.loc[0, "text"] == "0042 women"
+
+
+def test_read_files_on_an_object_store_through_a_pickled_filesystem(s3_server):
+    """What a Ray task gets: the driver's S3 filesystem, pickled, and a compressed file's path."""
+    import pickle
+
+    fs, base = pafs.FileSystem.from_uri(s3_server("readers/in"))
+    with fs.open_output_stream(f"{base}/a.jsonl.gz", compression=None) as f:  # else it gzips again
+        f.write(gzip.compress(b'{"id": "007", "text": "x", "label": 1}\n{bad\n'))
+    rows = [r for t in read_files(pa.table({"path": [f"{base}/a.jsonl.gz"]}), filesystem=pickle.loads(pickle.dumps(fs)),
+                                  format="jsonl", columns=COLS, required=REQ, text_col="text") for r in t.to_pylist()]
+    assert [(r["id"], r[READ_REJECT], r[READ_LINE]) for r in rows] == [("007", None, 1), (None, "malformed_json", 2)]
