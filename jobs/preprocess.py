@@ -153,6 +153,8 @@ def log(msg: str) -> None:
 def preflight(cfg: PipelineConfig) -> InputSpec:
     """Everything that can fail without a cluster: input, columns, lexicons, swap lists."""
     spec = inspect_input(cfg.data)
+    d = cfg.data
+    read.check_columns([d.text_col, d.label_col, *([d.id_col] if d.id_col else []), *d.identity.columns.values()])
     lexicon_for(cfg.annotate.axes, cfg.annotate.lexicon_dir)
     if cfg.augment.mode != "none":
         swaps_for(cfg.augment.axes, cfg.augment.swap_dir)

@@ -54,8 +54,8 @@ import pyarrow.parquet as pq
 
 from debias.schema import READ_LINE, READ_RAW, READ_REJECT, READ_REJECT_REASONS
 
-__all__ = ["READ_LINE", "READ_RAW", "READ_REJECT", "READ_REJECT_REASONS", "UNDECODABLE_TEXT", "iter_tables",
-           "normalise_table", "parse_bytes", "read_files"]
+__all__ = ["READ_LINE", "READ_RAW", "READ_REJECT", "READ_REJECT_REASONS", "UNDECODABLE_TEXT", "check_columns",
+           "iter_tables", "normalise_table", "parse_bytes", "read_files"]
 
 TextFormat = Literal["csv", "tsv", "jsonl"]
 UNDECODABLE_TEXT = "undecodable_text"  # clean's code (debias.corpus.clean.REJECT_REASONS)
@@ -273,7 +273,16 @@ def _byte_lines(stream: Any, chunk: int = 1 << 22) -> Iterator[bytes]:
         yield tail
 
 
+def check_columns(columns: Sequence[str]) -> None:
+    """Raise ValueError when a configured column has a name the reader's output uses itself."""
+    taken = [c for c in columns if c in (_PATH, READ_LINE, READ_RAW, READ_REJECT)]
+    if taken:
+        raise ValueError(f"column name(s) {taken} are used by the reader (the file path and reject columns); "
+                         f"rename them in the input")
+
+
 def _check(format: str, columns: Sequence[str], required: Sequence[str]) -> None:
+    check_columns(columns)
     if format not in ("csv", "tsv", "jsonl", "parquet"):
         raise ValueError(f"format must be one of csv, tsv, jsonl, parquet; found {format!r}")
     bad = [c for c in required if c not in columns]

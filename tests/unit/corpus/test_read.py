@@ -246,3 +246,13 @@ def test_read_files_on_an_object_store_through_a_pickled_filesystem(s3_server):
     rows = [r for t in read_files(pa.table({"path": [f"{base}/a.jsonl.gz"]}), filesystem=pickle.loads(pickle.dumps(fs)),
                                   format="jsonl", columns=COLS, required=REQ, text_col="text") for r in t.to_pylist()]
     assert [(r["id"], r[READ_REJECT], r[READ_LINE]) for r in rows] == [("007", None, 1), (None, "malformed_json", 2)]
+
+
+def test_a_configured_column_named_like_a_reader_column_is_refused():
+    from debias.corpus.read import check_columns
+
+    check_columns(COLS)
+    with pytest.raises(ValueError, match=r"\['path'\] are used by the reader"):
+        check_columns(["text", "path"])
+    with pytest.raises(ValueError, match="read_reject"):
+        parse_bytes(b"", format="csv", columns=["text", "read_reject"])
