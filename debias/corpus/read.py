@@ -96,7 +96,7 @@ class _Rows:
 
     def add(self, values: Sequence[str | None], *, line: int | None, reject: str | None = None,
             raw: str | None = None) -> None:
-        for col, v in zip(self.values, values):
+        for col, v in zip(self.values, values, strict=True):
             col.append(v)
         self.line.append(line)
         self.reject.append(reject)
@@ -111,7 +111,7 @@ class _Rows:
                  raw=_printable(raw))
 
     def table(self) -> pa.Table:
-        arrays = {c: pa.array(v, type=pa.string()) for c, v in zip(self.columns, self.values)}
+        arrays = {c: pa.array(v, type=pa.string()) for c, v in zip(self.columns, self.values, strict=True)}
         arrays[READ_LINE] = pa.array(self.line, type=pa.int64())
         arrays[READ_REJECT] = pa.array(self.reject, type=pa.string())
         arrays[READ_RAW] = pa.array(self.raw, type=pa.string())

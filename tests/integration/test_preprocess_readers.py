@@ -47,7 +47,7 @@ def _delimited(path: Path, d: str) -> dict:
 
 
 def _jsonl(path: Path) -> dict:
-    rows = [json.dumps(dict(zip(("id", "comment", "toxic"), _good(i)))).encode() for i in range(N_GOOD)]
+    rows = [json.dumps(dict(zip(("id", "comment", "toxic"), _good(i), strict=True))).encode() for i in range(N_GOOD)]
     body = [b"\xef\xbb\xbf" + rows[0], *rows[1:30],
             b'{"id": "m1", "comment": "' + SECRET.encode() + b' cut off',            # malformed_json
             b'["' + SECRET.encode() + b'", "an", "array"]',                         # not_an_object
