@@ -28,6 +28,7 @@ _EXT = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
 }
 _PARQUET_MAGIC = b"PAR1"
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,10 @@ def _columns_of(fs: pafs.FileSystem, path: str, fmt: str) -> list[str]:
         raise ValueError(f"{path} looks like a parquet file but its name says {fmt}; rename it or set data.format")
     if fmt in ("csv", "tsv"):
         delim = "," if fmt == "csv" else "\t"
-        with fs.open_input_stream(path) as f:
+        with fs.open_input_stream(path, compression="detect") as f:
             first = f.read(1 << 16)
         line = first.split(b"\n", 1)[0].rstrip(b"\r")
+        line = line[len(_BOM):] if line.startswith(_BOM) else line  # as the reader drops it
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -108,19 +110,26 @@ def _columns_of(fs: pafs.FileSystem, path: str, fmt: str) -> list[str]:
                                 parse_options=pacsv.ParseOptions(delimiter=delim),
                                 read_options=pacsv.ReadOptions(autogenerate_column_names=False))
         return list(reader.column_names)
-    # jsonl: the keys of the first non-empty line
-    with fs.open_input_stream(path) as f:
+    # jsonl: the keys of the first JSON object among the lines of the first MiB. A malformed
+    # line before it is a reject for the reader (debias.corpus.read), not a failed run; the
+    # message names why a line failed, never what it holds.
+    with fs.open_input_stream(path, compression="detect") as f:
         chunk = f.read(1 << 20)
-    for raw in chunk.split(b"\n"):
-        if raw.strip():
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: the first line is not JSON ({e.msg}); expected one JSON object per line") from e
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}: expected one JSON object per line; the first line is a {type(obj).__name__}")
+    chunk = chunk[len(_BOM):] if chunk.startswith(_BOM) else chunk
+    first_problem = None
+    for n, raw in enumerate(chunk.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            first_problem = first_problem or f"line {n} is not JSON ({getattr(e, 'msg', 'not UTF-8')})"
+            continue
+        if isinstance(obj, dict):
             return list(obj.keys())
-    raise ValueError(f"{path}: no JSON object found in the first MiB")
+        first_problem = first_problem or f"line {n} is a JSON {type(obj).__name__}, not an object"
+    raise ValueError(f"{path}: no JSON object found in the first MiB; expected one JSON object per line"
+                     + (f"; {first_problem}" if first_problem else ""))
 
 
 def inspect_input(cfg: DataConfig) -> InputSpec:

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 __all__ = [
     "CLASS_NAMES", "CORE_SUITE_COLUMNS", "GROUPS", "GROUP_PREFIX", "ID", "IS_AUGMENTED", "LABEL", "NO_GROUP", "PAIR_ID",
-    "REJECT_COLUMNS", "REJECT_REASON", "SAMPLE_WEIGHT", "SPLIT", "TEXT", "Y_PRED", "Y_SCORE", "Y_TRUE",
+    "READ_LINE", "READ_RAW", "READ_REJECT", "READ_REJECT_REASONS", "REJECT_COLUMNS", "REJECT_REASON", "SAMPLE_WEIGHT",
+    "SPLIT", "TEXT", "Y_PRED", "Y_SCORE", "Y_TRUE",
     "group_column", "group_columns", "group_name", "is_group_column", "membership_columns",
 ]
 
@@ -33,6 +34,16 @@ NO_GROUP = "__none__"  # the cell of rows that mention no identity group (audit,
 # A rejected row: the input's id and raw values as strings, why, and at which stage
 REJECT_REASON = "reject_reason"
 REJECT_COLUMNS = (ID, "raw_text", "raw_label", REJECT_REASON, "stage")
+# The reasons of stage "read" (debias.corpus.read): records that could not be read as a row.
+# Stage "clean" has its own (debias.corpus.clean.REJECT_REASONS), "undecodable_text" among them,
+# which the reader also gives for bad bytes in the text column.
+READ_REJECT_REASONS = ("malformed_json", "not_an_object", "malformed_csv", "wrong_field_count", "missing_column",
+                       "wrong_type", "undecodable")
+# The reader's columns beside the configured ones: the reason (null for a row to keep), the
+# raw record of a rejected one and the line it starts on
+READ_REJECT = "read_reject"
+READ_RAW = "read_raw"
+READ_LINE = "read_line"
 
 # A prediction row (evaluate, serve monitor, metrics)
 Y_TRUE = "y_true"

@@ -32,12 +32,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from debias.config import PipelineConfig
-from debias.corpus import audit, resample
+from debias.corpus import audit, read, resample
 from debias.corpus.dedup import (
     counts_from_tables,
     dedup_block,
@@ -165,6 +164,8 @@ def log(msg: str) -> None:
 def preflight(cfg: PipelineConfig) -> InputSpec:
     """Everything that can fail without a cluster: input, columns, lexicons, swap lists."""
     spec = inspect_input(cfg.data)
+    d = cfg.data
+    read.check_columns([d.text_col, d.label_col, *([d.id_col] if d.id_col else []), *d.identity.columns.values()])
     lexicon_for(cfg.annotate.axes, cfg.annotate.lexicon_dir)
     if cfg.augment.mode != "none":
         swaps_for(cfg.augment.axes, cfg.augment.swap_dir)
@@ -172,33 +173,24 @@ def preflight(cfg: PipelineConfig) -> InputSpec:
 
 
 def read_dataset(spec: InputSpec, cfg: PipelineConfig):
+    """The input as rows of exact strings plus the reader's reject columns
+    (:mod:`debias.corpus.read`): a malformed record becomes a reject row, never a failed read.
+
+    One task per file, streaming it in tables of ``ROWS_PER_BLOCK`` rows (the memory bound).
+    Ray Data's own readers are not used: ``read_parquet`` unifies the files' schemas up front
+    (one file with an int ``id`` fails the job), ``read_csv`` fails the whole read on one bad
+    row and ``read_json(lines=True)`` infers types ("007" -> 7)."""
     import ray.data
 
     d = cfg.data
     wanted = [d.text_col, d.label_col] + ([d.id_col] if d.id_col else []) + list(d.identity.columns.values())
     wanted = list(dict.fromkeys(wanted))
-    common: dict[str, Any] = {"filesystem": spec.filesystem, "include_paths": True}
-    if spec.format == "parquet":
-        # One block per file: Ray Data then fuses read and the map that follows into one task
-        # per file, two at a time on two cores. Its default splits each file into many blocks
-        # and runs the map as a separate operator, which here ran one map task at a time.
-        ds = ray.data.read_parquet(spec.files, columns=wanted, override_num_blocks=len(spec.files), **common)
-    elif spec.format in ("csv", "tsv"):
-        # Text as bytes (undecodable rows become rejects instead of failing the read), the other
-        # configured columns as strings (no per-block type inference surprises), nothing else read.
-        types = {c: pa.string() for c in wanted}
-        types[d.text_col] = pa.binary()
-        ds = ray.data.read_csv(
-            spec.files,
-            parse_options=pacsv.ParseOptions(delimiter="," if spec.format == "csv" else "\t",
-                                             newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted,
-                                                 strings_can_be_null=True),
-            **common,
-        )
-    else:
-        ds = ray.data.read_json(spec.files, lines=True, **common)
-    return ds
+    # One block (task) per file: for parquet inputs of several files, Ray Data then fuses this
+    # map and prepare's into one task per file, two at a time on two cores.
+    ds = ray.data.from_items([{"path": f} for f in spec.files], override_num_blocks=len(spec.files))
+    return ds.map_batches(read.read_files, batch_format="pyarrow", batch_size=1, fn_kwargs={
+        "filesystem": spec.filesystem, "format": spec.format, "columns": wanted,
+        "required": [d.text_col, d.label_col], "text_col": d.text_col, "rows_per_table": ROWS_PER_BLOCK})
 
 
 def _files(fs: pafs.FileSystem, folder: str, suffix: str) -> list[str]:

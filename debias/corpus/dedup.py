@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pac
 
 from debias.corpus.patterns import pattern_array, pattern_strings
+from debias.schema import READ_REJECT_REASONS
 
 __all__ = ["COUNT_COLUMNS", "DROPPED_COLS", "counts_from_tables", "dedup_block", "dedup_counts", "dedup_view",
            "drop_ref_array", "keep_table", "kept_view", "key_partitions", "key_values", "rejects_view", "row_refs"]
@@ -93,14 +94,15 @@ _HEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
 
 
 def rejects_view(df: pd.DataFrame) -> pd.DataFrame:
-    """The rejects output of a prepared batch: ids, raw values as strings, reason, stage."""
+    """The rejects output of a prepared batch: ids, raw values as strings, reason, stage
+    (``read`` for the reader's reasons, ``debias.schema.READ_REJECT_REASONS``; else ``clean``)."""
     r = df[df["reject_reason"].notna()]
     return pd.DataFrame({
         "id": r["id"].astype(str),
         "raw_text": r["raw_text"].astype(str),
         "raw_label": r["raw_label"].astype(str),
         "reject_reason": r["reject_reason"].astype(str),
-        "stage": "clean",
+        "stage": np.where(r["reject_reason"].isin(list(READ_REJECT_REASONS)).to_numpy(), "read", "clean"),
     })
 
 

@@ -24,7 +24,7 @@ from debias.corpus import clean, split
 from debias.corpus.dedup import row_refs
 from debias.identity.annotate import from_given_columns
 from debias.identity.tools import annotator_for, lexicon_for
-from debias.schema import is_group_column
+from debias.schema import READ_LINE, READ_RAW, READ_REJECT, READ_REJECT_REASONS, is_group_column
 
 __all__ = ["INTERMEDIATE_PARQUET_ARGS", "PATH_COL", "freeze_startup_heap", "make_ids", "member_groups",
            "merge_pii_counts", "prepare_batch"]
@@ -96,6 +96,36 @@ def make_ids(df: pd.DataFrame, *, id_col: str | None, text_col: str, label_col: 
     return out
 
 
+def _read_rejects(df: pd.DataFrame) -> pd.Series | None:
+    """The rows the reader (debias.corpus.read) rejected with a reason of its own stage, or None."""
+    if READ_REJECT not in df.columns:
+        return None
+    read = df[READ_REJECT].isin(list(READ_REJECT_REASONS))
+    return read if read.any() else None
+
+
+def _place_read_rejects(out: pd.DataFrame, df: pd.DataFrame, read: pd.Series, *, id_col: str | None) -> None:
+    """A read reject's raw text is its raw record (where the reader kept one) and its raw label
+    empty; its id is the record's own where it gave one, else ``<path>:<line>`` (where the line is
+    known), which finds it in the input."""
+    rows = read.to_numpy()
+    if READ_RAW in df.columns:
+        raw = df.loc[rows, READ_RAW]
+        has = raw.notna().to_numpy()
+        idx = out.index[rows][has]
+        out.loc[idx, "raw_text"] = raw[has].astype(str).to_numpy()
+        out.loc[idx, "raw_label"] = ""
+    if READ_LINE in df.columns:
+        line = df.loc[rows, READ_LINE]
+        given = df.loc[rows, id_col].notna().to_numpy() & (_as_str(df.loc[rows, id_col]) != "").to_numpy() \
+            if id_col else np.zeros(int(rows.sum()), dtype=bool)
+        where = line.notna().to_numpy() & ~given
+        if where.any():
+            path = _as_str(df.loc[rows, PATH_COL]) if PATH_COL in df.columns else pd.Series("", index=line.index)
+            out.loc[out.index[rows][where], "id"] = (
+                path[where] + ":" + line[where].astype("int64").astype(str)).to_numpy()
+
+
 def member_groups(cfg: dict[str, Any]) -> list[str]:
     """The groups that get a ``g_<group>`` column in :func:`prepare_batch`'s output, in its
     order: the lexicon's groups, or (given identity columns) those and the columns' groups,
@@ -134,12 +164,20 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     out["label"] = cleaned["label"]
     out["dedup_key"] = cleaned["dedup_key"]
     out["reject_reason"] = cleaned["reject_reason"]
+    if READ_REJECT in df.columns and df[READ_REJECT].notna().any():
+        # The reader's reason comes first (its undecodable_text too: the text it hands on has
+        # U+FFFD where the bytes were, which clean cannot tell from a real U+FFFD).
+        by_reader = df[READ_REJECT].notna().to_numpy()
+        out.loc[by_reader, "reject_reason"] = df.loc[by_reader, READ_REJECT].to_numpy()
+    read = _read_rejects(df)
     rejected = out["reject_reason"].notna()
     for raw, col in (("raw_text", data["text_col"]), ("raw_label", data["label_col"])):
         values = pd.Series(None, index=df.index, dtype=object)  # kept rows: null
         if rejected.any():
             values[rejected.to_numpy()] = _as_str(df.loc[rejected.to_numpy(), col]).to_numpy()
         out[raw] = values
+    if read is not None:
+        _place_read_rejects(out, df, read, id_col=data["id_col"])
     out["text"] = out["text"].where(~rejected, "")
     out["label"] = out["label"].fillna(-1).astype("int64")
 

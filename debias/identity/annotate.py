@@ -42,6 +42,8 @@ def membership_flags(groups: pa.Array | pa.ChunkedArray, all_groups: list[str]) 
     ``groups`` alone between passes). A group outside ``all_groups`` raises ValueError."""
     arr = groups.combine_chunks() if isinstance(groups, pa.ChunkedArray) else groups
     flags = np.zeros((len(arr), len(all_groups)), dtype=bool)
+    if pa.types.is_null(arr.type):  # no rows (an empty pandas column comes back typeless)
+        return flags
     flat = pc.list_flatten(arr)
     if len(flat):
         idx = pc.index_in(flat, value_set=pa.array(all_groups, type=pa.string()))

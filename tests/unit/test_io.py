@@ -69,3 +69,24 @@ def test_to_arrow_outputs_read_back_with_pandas(tmp_path):
     pq.write_table(to_arrow(df), tmp_path / "x.parquet")
     back = pd.read_parquet(tmp_path / "x.parquet")
     assert [list(g) for g in back["groups"]] == [["female"], []]
+
+
+def test_preflight_reads_headers_as_the_reader_does(tmp_path):
+    """A BOM, a gzip stream, and malformed JSONL lines before the first object (rejects for the
+    reader, not a failed run); a missing column is still an error before any cluster work, and
+    no message quotes a line."""
+    import gzip
+
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbftext,label\nx,1\n")
+    assert inspect_input(_cfg(tmp_path / "bom.csv")).columns == ["text", "label"]
+    (tmp_path / "z.csv.gz").write_bytes(gzip.compress(b"text,label\nx,1\n"))
+    assert inspect_input(_cfg(tmp_path / "z.csv.gz")).columns == ["text", "label"]
+    (tmp_path / "late.jsonl").write_bytes(b'\xef\xbb\xbfSECRET{\n["SECRET"]\n{"text": "x", "label": 1}\n')
+    assert inspect_input(_cfg(tmp_path / "late.jsonl")).columns == ["text", "label"]
+    (tmp_path / "none.jsonl").write_bytes(b'SECRET{\n["SECRET"]\n')
+    with pytest.raises(ValueError, match="no JSON object") as e:
+        inspect_input(_cfg(tmp_path / "none.jsonl"))
+    assert "SECRET" not in str(e.value) and "line 1 is not JSON" in str(e.value)
+    (tmp_path / "nolabel.jsonl").write_bytes(b'{"text": "x"}\n')
+    with pytest.raises(ValueError, match="missing column 'label'"):
+        inspect_input(_cfg(tmp_path / "nolabel.jsonl"))

@@ -132,3 +132,11 @@ def test_intermediate_dictionary_columns_exist_in_the_prepared_schema(tmp_path):
     assert all("RLE_DICTIONARY" in chunks[c] for c in named)
     assert all("RLE_DICTIONARY" not in enc for c, enc in chunks.items() if c not in named)
 
+
+
+def test_membership_flags_of_a_typeless_empty_groups_column():
+    """A block whose rows are all rejects leaves no kept rows; pandas hands the empty `groups`
+    back as Arrow's null type, which must give no flags rather than fail the final pass."""
+    from debias.identity.annotate import membership_flags
+
+    assert membership_flags(pa.nulls(0), ["female", "male"]).shape == (0, 2)
