@@ -15,6 +15,7 @@ import pandas as pd
 
 from debias.config import PipelineConfig, SuiteConfig
 from debias.corpus.augment import counterfactual_batch
+from debias.corpus.clean import clean_texts
 from debias.evaluation import suites as S
 from debias.identity.tools import identity_tools
 
@@ -64,9 +65,16 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
             src = src.sample(n=sc.limit, random_state=seed).sort_index()
         df = S.counterfactual_pairs(src, make_pairs=make_pairs, suite=sc.name, annotate=annotate)
     elif sc.kind == "labelled_file":
-        df = S.load_labelled_file(sc, annotate=annotate if sc.group_col is None else None, seed=seed)
+        # an external file is cleaned (and PII masked) like the corpus before it is scored or
+        # annotated: the model never saw raw HTML or e-mail addresses, and the outputs keep none
+        later = (lambda d: d.assign(groups=[[] for _ in range(len(d))])) if sc.group_col is None else None
+        df = S.load_labelled_file(sc, annotate=later, seed=seed)  # groups found below, on the cleaned text
+        df["text"] = clean_texts(df["text"].astype(str).tolist(), params=cfg.clean)
+        if sc.group_col is None:
+            df["groups"] = annotate(df[["id", "text"]].copy())["groups"].map(list).to_numpy()
     elif sc.kind == "minimal_pairs":
         df = S.load_minimal_pairs(sc, seed=seed)
+        df["text"] = clean_texts(df["text"].astype(str).tolist(), params=cfg.clean)
     else:  # pragma: no cover - config's Literal forbids it
         raise ValueError(f"unknown suite kind {sc.kind!r}")
     if len(df) == 0:

@@ -56,3 +56,22 @@ def test_an_empty_suite_is_an_error_naming_it():
     empty = _test_split().iloc[0:0]
     with pytest.raises(ValueError, match="suite 't'"):
         build_suite(SuiteConfig(name="t", kind="test_split"), _cfg(), read_split=lambda name: empty)
+
+
+def test_external_suites_are_cleaned_and_masked_like_the_corpus(tmp_path):
+    lab = tmp_path / "lab.csv"
+    pd.DataFrame({"Text": ["<b>my sister</b> wrote to jane.doe@example.com", "call 555-123-4567 now, woman"],
+                  "Label": [0, 1]}).to_csv(lab, index=False)
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"more": ["women mail me at a@b.org"], "less": ["men mail me at a@b.org"],
+                  "bias_type": ["gender"]}).to_csv(pairs, index=False)
+    cfg = _cfg()
+    df = build_suite(SuiteConfig(name="lab", kind="labelled_file", path=str(lab), text_col="Text", label_col="Label"),
+                     cfg, read_split=lambda s: _test_split())
+    texts = " ".join(df["text"])
+    assert "@example.com" not in texts and "555-123-4567" not in texts and "<b>" not in texts
+    assert "[EMAIL]" in texts and "[PHONE]" in texts
+    assert [list(g) for g in df["groups"]] == [["female"], ["female"]]  # annotated on the cleaned text
+    mp = build_suite(SuiteConfig(name="mp", kind="minimal_pairs", path=str(pairs), pair_cols=["more", "less"],
+                                 group_col="bias_type"), cfg, read_split=lambda s: _test_split())
+    assert not mp["text"].str.contains("a@b.org").any()
