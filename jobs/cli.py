@@ -98,8 +98,8 @@ NO_CONFIG = ("no --config given. Commands that read a corpus or train run from a
 def _load(args: argparse.Namespace) -> PipelineConfig:
     base: dict[str, Any] | None = None
     if not args.config:
-        # report, export, serve and evaluate --compare read a finished run or a model dir only
-        if not (args.command in ("report", "export", "serve") or getattr(args, "compare", None)):
+        # report, export, serve, audit-lm (its model by --set) and evaluate --compare read no corpus
+        if not (args.command in ("report", "export", "serve", "audit-lm") or getattr(args, "compare", None)):
             raise ConfigError(NO_CONFIG)
         base = {"data": {"path": f"unused-by-{args.command}"}}
     return load_config(args.config, args.overrides, base=base)
