@@ -39,28 +39,42 @@ class DataConfig(_Section):
     label_col: str = "label"
     id_col: str | None = None
     identity: IdentityColumns = Field(default_factory=IdentityColumns)
-    # Raw label values (as strings) -> 0/1. Empty: labels must already be 0/1 (or "0"/"1",
-    # true/false). Anything unmappable goes to rejects with a reason.
-    label_map: dict[str, int] = Field(default_factory=dict)
+    # Raw label values (as strings) -> class ids 0..K-1. Empty: labels must already be class ids
+    # (or "0"/"1", true/false when binary, or the class names). Unmappable -> rejects with a reason.
+    label_map: dict[str, int] = Field(default_factory=dict, description=(
+        "raw label (as a string) -> class id 0..K-1, K = len(class_names); empty: the labels are "
+        "already class ids, class names, or (binary) true/false"))
     class_names: list[str] = Field(default_factory=lambda: list(CLASS_NAMES), description=(
-        "the name of label 0 and of label 1: the model's id2label, the service's label names and the "
-        "report's words (e.g. [negative, positive] for sentiment)"))
+        "the name of each class id in order (two or more): the model's id2label, the service's label "
+        "names and the report's words (e.g. [negative, positive] for sentiment, [hate, offensive, "
+        "neither] for a 3-class task)"))
+    label_threshold: float | None = Field(None, description=(
+        "score labels: the label column holds a number (e.g. a toxicity fraction in [0, 1]); the class "
+        "is 1 where score >= this, 0 below, and the raw score is kept as `label_score` (binary only)"))
 
     @field_validator("class_names")
     @classmethod
-    def _two_names(cls, v: list[str]) -> list[str]:
+    def _class_names(cls, v: list[str]) -> list[str]:
         v = [str(c).strip() for c in v]
-        if len(v) != 2 or not all(v) or v[0] == v[1]:
-            raise ValueError(f"class_names must be two different non-empty names (label 0, label 1); found {v}")
+        if len(v) < 2 or not all(v) or len(set(v)) != len(v):
+            raise ValueError(f"class_names must be two or more different non-empty names (class 0, 1, ...); found {v}")
         return v
 
-    @field_validator("label_map")
-    @classmethod
-    def _binary(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = {k: x for k, x in v.items() if x not in (0, 1)}
+    @model_validator(mode="after")
+    def _labels_fit_classes(self) -> DataConfig:
+        k = len(self.class_names)
+        bad = {key: x for key, x in self.label_map.items() if not isinstance(x, int) or not 0 <= x < k}
         if bad:
-            raise ValueError(f"label_map values must be 0 or 1; found {bad}")
-        return v
+            raise ValueError(f"label_map values must be class ids 0..{k - 1} (class_names has {k} names); found {bad}")
+        if self.label_threshold is not None and k != 2:
+            raise ValueError(f"label_threshold makes a binary label; class_names has {k} names")
+        if self.label_threshold is not None and self.label_map:
+            raise ValueError("label_threshold reads the label column as a score; label_map does not apply to it")
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
 
 
 class CleanConfig(_Section):
@@ -208,6 +222,10 @@ class SuiteConfig(_Section):
 class EvaluateConfig(_Section):
     model: str | None = Field(None, description="model dir; default: RUN_DIR/train/model")
     threshold: float = Field(0.5, ge=0.0, le=1.0)
+    focus_class: str | None = Field(None, description=(
+        "the class whose probability is the score that the fairness metrics, thresholds, templates and "
+        "report read (one class against the rest); default: class 1 (the positive class when binary). "
+        "With more than two classes, per-class metrics for every class are reported beside it"))
     tune_threshold: bool = Field(False, description="use the F1-best threshold on the val_split suite "
                                  "(never the test split) for every suite, instead of `threshold`")
     group_thresholds: Literal["none", "stored", "equal_opportunity", "false_positive_rate_parity",
@@ -340,6 +358,19 @@ class PipelineConfig(_Section):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     audit_lm: AuditLMConfig | None = Field(None, description="`debias audit-lm`: bias audit of a generative LM")
+
+    @model_validator(mode="after")
+    def _focus_is_a_class(self) -> PipelineConfig:
+        f = self.evaluate.focus_class
+        if f is not None and f not in self.data.class_names:
+            raise ValueError(f"evaluate.focus_class {f!r} is not one of data.class_names {self.data.class_names}")
+        return self
+
+    @property
+    def focus_id(self) -> int:
+        """The class id of ``evaluate.focus_class`` (default 1)."""
+        f = self.evaluate.focus_class
+        return 1 if f is None else self.data.class_names.index(f)
 
 
 class ConfigError(ValueError):

@@ -28,7 +28,13 @@ import pandas as pd
 from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, parse_gates
-from debias.evaluation.measure import attach_scores, choose_rule, measure_suites, with_predictions
+from debias.evaluation.measure import (
+    attach_scores,
+    choose_rule,
+    focus_labels,
+    measure_suites,
+    with_predictions,
+)
 from debias.evaluation.thresholds import FILE_NAME as RULE_FILE
 from debias.evaluation.thresholds import GroupThresholds
 from debias.io import to_arrow
@@ -112,8 +118,11 @@ def store_rule(rule: GroupThresholds, *, model_dir: str, run_dir: str,
     return f"decision rule stored with the model: {path}"
 
 
-def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.ndarray:
-    """P(toxic) for ``texts`` with Ray Data ``map_batches`` over an actor pool of Predictors.
+def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: int = 1,
+                with_proba: bool = False) -> Any:
+    """P(focus class) for ``texts`` (the positive class by default) with Ray Data ``map_batches``
+    over an actor pool of Predictors; ``with_proba``: ``(scores, probabilities)``, the second the
+    ``(n, K)`` matrix of a model of K > 2 classes, else None.
 
     Texts are sorted by length before they are cut into blocks, so every block (and every
     batch the Predictor pads) holds texts of similar length: the length bucketing that makes
@@ -125,7 +134,7 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
 
     n = len(texts)
     if n == 0:
-        return np.empty(0)
+        return (np.empty(0), None) if with_proba else np.empty(0)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
     order = np.argsort(lengths, kind="stable")
     frame = pd.DataFrame({"_row": order.astype(np.int64), "text": [texts[i] for i in order]})
@@ -138,29 +147,36 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig) -> np.n
         Predictor,
         fn_constructor_kwargs={"model_dir": model_dir, "batch_size": ev.batch_size,
                                "max_length": ev.max_length, "device": "cuda" if ev.use_gpu else "cpu",
-                               "num_threads": ev.cpus_per_actor},
+                               "num_threads": ev.cpus_per_actor, "focus": int(focus)},
         batch_size=block,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=ev.num_actors),
         num_cpus=ev.cpus_per_actor,
         num_gpus=1 if ev.use_gpu else 0,
     )
-    out = ds.select_columns(["_row", "y_score"]).to_pandas()
+    out = ds.drop_columns(["text"]).to_pandas()
     scores = np.full(n, np.nan)
-    scores[out["_row"].to_numpy()] = out["y_score"].to_numpy(dtype=np.float64)
+    rows = out["_row"].to_numpy()
+    scores[rows] = out["y_score"].to_numpy(dtype=np.float64)
     if np.isnan(scores).any():
         raise RuntimeError(f"inference returned {int(np.isnan(scores).sum())} rows without a score")
-    return scores
+    if not with_proba:
+        return scores
+    proba = None
+    if "y_proba" in out.columns:
+        proba = np.empty((n, len(out["y_proba"].iloc[0])), dtype=np.float64)
+        proba[rows] = np.stack([np.asarray(v, dtype=np.float64) for v in out["y_proba"]])
+    return scores, proba
 
 
-def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig) -> list[dict]:
+def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig, focus: int = 1) -> list[dict]:
     if not cases:
         return []
     from debias.evaluation.explain import IntegratedGradients, explain_cases
     from debias.evaluation.predict import Predictor
 
     if ev.explain_method == "occlusion":
-        p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length)
+        p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length, focus=focus)
         return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion")
     from debias.training.model import load_classifier
 
@@ -179,16 +195,17 @@ def _load_suites(cfg: PipelineConfig, run_dir: str) -> tuple[dict[str, pd.DataFr
     return frames, kinds
 
 
-def _score_suites(frames: dict[str, pd.DataFrame], *, model_dir: str, ev: EvaluateConfig) -> dict[str, pd.DataFrame]:
+def _score_suites(frames: dict[str, pd.DataFrame], *, model_dir: str, ev: EvaluateConfig,
+                  focus: int = 1) -> dict[str, pd.DataFrame]:
     """One inference pass over every suite; the scores go back to their rows by position."""
     texts = [t for df in frames.values() for t in df["text"].tolist()]
     log(f"scoring {len(texts):,} texts with {model_dir} on {ev.num_actors} actor(s) x "
         f"{ev.cpus_per_actor} CPU{' + 1 GPU' if ev.use_gpu else ''}")
     t1 = time.time()
-    scores = score_texts(texts, model_dir=model_dir, ev=ev)
+    scores, proba = score_texts(texts, model_dir=model_dir, ev=ev, focus=focus, with_proba=True)
     t_infer = time.time() - t1
     log(f"scored in {t_infer:.1f} s ({len(texts) / max(t_infer, 1e-9):.1f} texts/s)")
-    return attach_scores(frames, scores)
+    return attach_scores(frames, scores, proba=proba)
 
 
 def _write(run_dir: str, ev: EvaluateConfig, frames: dict[str, pd.DataFrame], kinds: dict[str, str],
@@ -237,7 +254,8 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
 
     frames, kinds = _load_suites(cfg, run_dir)
     timings = {"load_suites": lap()}
-    frames = _score_suites(frames, model_dir=model_dir, ev=ev)
+    frames = _score_suites(frames, model_dir=model_dir, ev=ev, focus=cfg.focus_id)
+    frames = focus_labels(frames, kinds, focus=cfg.focus_id, n_classes=cfg.data.n_classes)
     timings["inference"] = lap()
     rule = choose_rule(frames, kinds, threshold=ev.threshold, tune=ev.tune_threshold,
                        group_thresholds=ev.group_thresholds, min_rows=ev.group_thresholds_min_rows,
@@ -249,14 +267,15 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
             f"{rule.source}" + (f", {len(rule.rules)} cells" if rule.rules else ""))
     frames = with_predictions(frames, rule)
     measured = measure_suites(frames, kinds, parsed, threshold=threshold, n_boot=ev.n_boot,
-                              min_group_size=ev.min_group_size, seed=seed)
+                              min_group_size=ev.min_group_size, seed=seed, classes=cfg.data.class_names)
     timings["metrics"] = lap()
     labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
-    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev)
+    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev, focus=cfg.focus_id)
     timings["explain"] = lap()
     doc = to_json_safe({
         "model_dir": model_dir, "threshold": threshold, "threshold_source": rule.source,
         "decision_rule": rule.describe(),
+        "classes": list(cfg.data.class_names), "focus_class": cfg.data.class_names[cfg.focus_id],
         "suites": {n: {**measured["metrics"][n], "name": n} for n in frames},
         "gate_values": measured["values"], "gates": measured["gates"],
         "worst_cases": cases, "explain_method": ev.explain_method,

@@ -36,7 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from debias.config import PipelineConfig
-from debias.corpus import audit, read, resample
+from debias.corpus import audit, clean, read, resample
 from debias.corpus.dedup import (
     counts_from_tables,
     dedup_block,
@@ -166,10 +166,33 @@ def preflight(cfg: PipelineConfig) -> InputSpec:
     spec = inspect_input(cfg.data)
     d = cfg.data
     read.check_columns([d.text_col, d.label_col, *([d.id_col] if d.id_col else []), *d.identity.columns.values()])
+    _preflight_labels(spec, cfg)
     lexicon_for(cfg.annotate.axes, cfg.annotate.lexicon_dir)
     if cfg.augment.mode != "none":
         swaps_for(cfg.augment.axes, cfg.augment.swap_dir)
     return spec
+
+
+PREFLIGHT_LABEL_ROWS = 10_000
+
+
+def _preflight_labels(spec: InputSpec, cfg: PipelineConfig) -> None:
+    """The labels of the first file's first rows must map to classes (a wrong label_map or
+    class_names fails here, naming the values found, not after Ray starts); a class that this
+    sample lacks is only logged."""
+    d = cfg.data
+    tables = read.read_files(pa.table({"path": [spec.files[0]]}), filesystem=spec.filesystem, format=spec.format,
+                             columns=list(dict.fromkeys([d.text_col, d.label_col])),
+                             required=[d.text_col, d.label_col], text_col=d.text_col,
+                             rows_per_table=PREFLIGHT_LABEL_ROWS)
+    first = next(iter(tables), None)
+    if first is None or first.num_rows == 0:
+        return
+    found = clean.check_labels(first.column(d.label_col).to_pandas(), label_map=d.label_map,
+                               class_names=d.class_names, label_threshold=d.label_threshold, label_col=d.label_col)
+    missing = [d.class_names[k] for k in range(d.n_classes) if k not in found]
+    if missing:
+        log(f"labels: class {', '.join(map(repr, missing))} not among the first {first.num_rows:,} rows")
 
 
 def read_dataset(spec: InputSpec, cfg: PipelineConfig):
@@ -391,7 +414,7 @@ def _audit_and_plan(job: _Job, kept: _Kept, w, group_names: list[str]) -> dict[s
     if pc is None:
         dd = _kept_rows(job, kept, ["id", "label", "split", "groups"])
         pc = merge_pattern_counts([dd.map_batches(pattern_counts, batch_format="pandas").to_pandas()])
-    audit_counts = audit_from_patterns(pc, group_names=group_names)
+    audit_counts = audit_from_patterns(pc, group_names=group_names, positive=cfg.focus_id)
     report = audit.audit_report(audit_counts, min_group_size=cfg.evaluate.min_group_size)
     w.write_json("audit.json", report)
     w.write_text("audit.md", audit.audit_table(report))

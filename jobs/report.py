@@ -67,6 +67,15 @@ def _with_lm_audits(html: str, run_dirs: list[str], names: list[str]) -> str:
     return append_sections(html, sections)
 
 
+def binary_reading(class_names: tuple[str, ...], focus: str | None = None) -> tuple[str, str]:
+    """The report's two words: (label 0, label 1) of a binary task read for class 1; otherwise
+    ("not <focus>", "<focus>"), the focus class against the rest that the metrics measure."""
+    focus = focus if focus is not None else class_names[1]
+    if len(class_names) == 2 and focus == class_names[1]:
+        return class_names[0], class_names[1]
+    return f"not {focus}", focus
+
+
 def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
     """Write ``out_run_dir/report/{report.html, metrics.json, manifest.json}``; return the HTML path.
 
@@ -79,8 +88,10 @@ def run(cfg: PipelineConfig, run_dirs: list[str], *, out_run_dir: str) -> str:
         names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
     runs = [load_run(r, name=n) for r, n in zip(run_dirs, names, strict=True)]
     # the words of the task: the first run's model card names its classes, else the config does
-    class_names = next((tuple(r.model_card["class_names"]) for r in runs
-                        if r.model_card and r.model_card.get("class_names")), tuple(cfg.data.class_names))
+    card = next((r.model_card for r in runs if r.model_card and r.model_card.get("class_names")), None)
+    classes = tuple(card["class_names"]) if card else tuple(cfg.data.class_names)
+    focus = cfg.evaluate.focus_class or (card or {}).get("focus_class")
+    class_names = binary_reading(classes, focus)
     html = render_report(runs, title=f"Fairness report — {cfg.name}", class_names=class_names)
     html = _with_lm_audits(html, run_dirs, names)
     with stage_output(out_run_dir, "report", config=None, inputs=[stage_path(r, "evaluate") for r in run_dirs],

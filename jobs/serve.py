@@ -17,6 +17,22 @@ from jobs.ray_session import ray_session
 from serve.app import APP_NAME, deploy, settings_from_pipeline
 
 
+def check_binary_model(model_dir: str) -> None:
+    """The service decides one class against the rest with its thresholds and monitor; a model
+    of more than two classes is refused here, before Ray starts, not served with wrong names."""
+    import json
+    from pathlib import Path
+
+    try:
+        conf = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # load_classifier names what is wrong with the directory
+    k = int(conf.get("num_labels") or len(conf.get("id2label") or {}) or 2)
+    if k > 2:
+        raise ValueError(f"debias serve hosts binary classifiers; {model_dir} has {k} classes. Score it "
+                         "offline with `debias evaluate` (per-class metrics), or serve a one-vs-rest model")
+
+
 def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> None:
     """``debias serve``: deploy on an embedded local Ray (or ``RAY_ADDRESS``) and block.
 
@@ -24,6 +40,7 @@ def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> N
     running (and Ray with it) for the caller to stop with ``serve.shutdown()``.
     """
     settings = settings_from_pipeline(cfg, run_dir)
+    check_binary_model(settings.model_dir)
     stop = threading.Event()
     previous = {}
     try:

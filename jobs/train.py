@@ -115,7 +115,8 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
     return {"model_dir": model_dir, "train_path": train_path, "val_path": val_path,
             "n_train": n_train, "n_val": n_val, "group_cols": group_cols, "read_cols": read_cols,
             "val_cols": [c for c in read_cols if c in val_cols],
-            "counterfactuals": objective.needs_counterfactuals}
+            "counterfactuals": objective.needs_counterfactuals,
+            "n_classes": cfg.data.n_classes, "focus": cfg.focus_id}
 
 
 def steps_per_epoch(n_rows: int, *, workers: int, batch_size: int, bucket_window: int,
@@ -268,7 +269,7 @@ def _setup_worker(config: dict[str, Any]) -> _Worker:
     device = ray.train.torch.get_device()
     # seed: identical heads on every rank (DDP also broadcasts rank 0's)
     module, objective, _, pad_id, token_types = build_module(
-        plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]),
+        plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]), n_classes=plan.get("n_classes", 2),
         freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers, seed=int(config["seed"]))
     module = ray.train.torch.prepare_model(module)
     optimizer, scheduler = make_optimizer(module, lr=tc.lr, weight_decay=tc.weight_decay,
@@ -353,10 +354,12 @@ def _judge_epoch(w: _Worker, epoch: int, record: dict[str, Any]) -> tuple[list[b
         return [False, False], None
     tc, by_group, overall = w.tc, None, None
     if w.val_df is not None:
+        focus = int(w.plan.get("focus", 1))  # K classes: the focus class against the rest
         scores = predict_frame(unwrap(w.module).model, w.val_df, pad_id=w.pad_id, token_type_ids=w.token_types,
-                               batch_size=max(tc.batch_size, 64), device=w.device)
+                               batch_size=max(tc.batch_size, 64), device=w.device, focus=focus)
+        y_val = w.val_df["label"].to_numpy()
         overall, by_group = validation_metrics(
-            w.val_df["label"].to_numpy(), scores, membership_matrix(w.val_df, w.plan["group_cols"]),
+            (y_val == focus).astype(int) if w.plan.get("n_classes", 2) > 2 else y_val, scores, membership_matrix(w.val_df, w.plan["group_cols"]),
             w.plan["group_cols"], threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
         record.update(overall)
     record["selection_score"] = epoch_score(overall, objective=tc.selection_metric,
@@ -571,7 +574,7 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
     with result.checkpoint.as_directory() as d:  # the latest holds the whole history
         history = read_training_extra(d)["history"]
     built = build_module(plan["model_dir"], losses=tc.losses, n_groups=len(plan["group_cols"]),
-                         freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers)
+                         n_classes=plan.get("n_classes", 2), freeze_embeddings=tc.freeze_embeddings, freeze_layers=tc.freeze_layers)
     module, model, tok = built.module, built.module.model, built.tokenizer
     with ckpt.as_directory() as d:
         extra = load_training_state(d, module)
@@ -581,7 +584,9 @@ def export_best(cfg: PipelineConfig, fitted: dict[str, Any], out_dir: Path) -> d
     card = {
         # relative paths only: the folder travels (export, serve, a hub upload) without its run
         "base_model": Path(plan["model_dir"]).name,
-        "task": "binary sequence classification (label 1 = positive class)",
+        "task": ("binary sequence classification (label 1 = positive class)" if cfg.data.n_classes == 2 else
+                 f"{cfg.data.n_classes}-class sequence classification"),
+        "focus_class": cfg.data.class_names[cfg.focus_id],
         "class_names": list(cfg.data.class_names),
         "max_length": tc.max_length,
         "data": {"train": "preprocess/train", "val": "preprocess/val", "train_rows": fitted["n_train"],

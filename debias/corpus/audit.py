@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from debias.corpus.balance import binary_labels
+from debias.corpus.balance import class_labels
 from debias.schema import NO_GROUP, group_columns
 
 NONE_GROUP = NO_GROUP
@@ -33,15 +33,18 @@ ALL_GROUP = "__all__"
 _COLUMNS = ["group", "n_neg", "n_pos"]
 
 
-def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str = "label") -> pd.DataFrame:
+def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str = "label",
+                 positive: int = 1) -> pd.DataFrame:
     """Rows per group and label in one batch.
 
     Parameters
     ----------
     df : pandas.DataFrame with a bool column ``g_<group>`` for every group in ``group_names``
-        and a 0/1 ``label_col``.
+        and a class-id ``label_col``.
     group_names : list of str
     label_col : str
+    positive : the class counted as ``n_pos`` (default 1); every other class counts as ``n_neg``
+        (a K-class corpus is audited for one class against the rest).
 
     Returns
     -------
@@ -59,7 +62,7 @@ def audit_counts(df: pd.DataFrame, *, group_names: Sequence[str], label_col: str
         raise ValueError(
             f"missing group columns {missing}; columns present: {', '.join(map(str, df.columns))}"
         )
-    pos = binary_labels(df, label_col) == 1
+    pos = class_labels(df, label_col) == int(positive)
     member = (
         df[cols].fillna(False).to_numpy(dtype=bool) if cols else np.zeros((len(df), 0), dtype=bool)
     )  # (rows, groups)

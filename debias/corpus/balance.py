@@ -132,18 +132,22 @@ def _joined_groups(col: pd.Series) -> pd.Series | None:
     return pc.binary_join(arr, _SEP).to_pandas()
 
 
-def binary_labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
-    """``label_col`` as int64 0/1; a ValueError naming the column and bad values otherwise."""
+def class_labels(df: pd.DataFrame, label_col: str) -> np.ndarray:
+    """``label_col`` as int64 class ids (0..K-1; 0/1 when binary); a ValueError naming the column
+    and bad values otherwise."""
     if label_col not in df.columns:
         raise ValueError(
             f"missing label column {label_col!r}; columns present: {', '.join(map(str, df.columns))}"
         )
     y = pd.to_numeric(df[label_col], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isin(y, (0.0, 1.0))
+    bad = ~(np.isfinite(y) & (y >= 0) & (np.floor(y) == y))
     if bad.any():
         found = df[label_col][bad].head(5).tolist()
-        raise ValueError(f"label column {label_col!r} must hold 0/1; found e.g. {found}")
+        raise ValueError(f"label column {label_col!r} must hold class ids 0, 1, ...; found e.g. {found}")
     return y.astype(np.int64)
+
+
+binary_labels = class_labels  # the name of the binary-only days; K classes read the same way
 
 
 def _sum_frames(frames: Iterable[pd.DataFrame], by: list[str]) -> pd.DataFrame:
@@ -165,7 +169,7 @@ def cell_counts(
 ) -> pd.DataFrame:
     """Rows per (cell, label) in one batch: columns ``cell``, ``label``, ``n`` (mergeable)."""
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
-    y = binary_labels(df, label_col)
+    y = class_labels(df, label_col)
     frame = pd.DataFrame({"cell": keys.to_numpy(), "label": y, "n": 1})
     return _sum_frames([frame], ["cell", "label"])
 
@@ -181,9 +185,9 @@ def _counts_dict(counts: pd.DataFrame) -> dict[Cell, int]:
         raise ValueError(f"cell counts need columns cell, label, n; missing {sorted(missing)}")
     merged = merge_cell_counts([counts[["cell", "label", "n"]]])
     out = {(str(c), int(y)): int(n) for c, y, n in merged.itertuples(index=False)}
-    bad = sorted({y for _, y in out} - {0, 1})
+    bad = sorted({y for _, y in out if y < 0})
     if bad:
-        raise ValueError(f"cell counts labels must be 0/1; found {bad}")
+        raise ValueError(f"cell counts labels must be class ids 0, 1, ...; found {bad}")
     return out
 
 
@@ -246,7 +250,7 @@ def apply_weights(
     other data, or with other cell settings).
     """
     keys = cell_keys(df, intersectional=intersectional, group_counts=group_counts, groups_col=groups_col)
-    y = binary_labels(df, label_col)
+    y = class_labels(df, label_col)
     w = _per_row(keys.to_numpy(), y, weights, np.nan)
     if np.isnan(w).any():
         i = int(np.flatnonzero(np.isnan(w))[0])

@@ -1,7 +1,7 @@
 """Text cleaning and label normalisation for one batch of raw rows.
 
 ``clean_batch`` is the first stage after reading: it never drops a row. Every input row comes
-back with a cleaned ``text``, a 0/1 ``label`` (nullable), an exact de-duplication key and a
+back with a cleaned ``text``, a class-id ``label`` (nullable; 0/1 when binary), an exact de-duplication key and a
 ``reject_reason`` (None for rows to keep), so the caller can route rejects and count every row.
 
 Speed: the text steps run as pyarrow compute kernels over the whole column (RE2 regexes, C++
@@ -179,11 +179,24 @@ def _label_key(v: Any) -> str | None:
     return str(v).strip()
 
 
-def _normalise_labels(values: pd.Series, label_map: dict[str, int]) -> tuple[pd.Series, list[str | None]]:
+def default_label_map(class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, int]:
+    """The labels read without a ``label_map``: class ids as text ("0".."K-1"), the class names
+    (matched case-insensitively), and true/false when binary."""
+    names = list(class_names) if class_names else ["0", "1"]
+    out = {str(i): i for i in range(len(names))}
+    if len(names) == 2:
+        out.update({"true": 1, "false": 0})
+    for i, n in enumerate(names):
+        out.setdefault(str(n).strip().casefold(), i)
+    return out
+
+
+def _normalise_labels(values: pd.Series, label_map: dict[str, int],
+                      class_names: list[str] | tuple[str, ...] | None = None) -> tuple[pd.Series, list[str | None]]:
     exact = {str(k).strip(): int(x) for k, x in label_map.items()}
     folded = {k.casefold(): x for k, x in exact.items()}
     if not exact:
-        exact, folded = {}, _BOOL_LABELS
+        exact, folded = {}, default_label_map(class_names)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped: list[int | None] = []
     reasons: list[str | None] = []
@@ -203,17 +216,72 @@ def _normalise_labels(values: pd.Series, label_map: dict[str, int]) -> tuple[pd.
     return pd.Series(label, index=values.index), [reasons[c] for c in codes]
 
 
+def _score_labels(values: pd.Series, threshold: float) -> tuple[pd.Series, pd.Series, list[str | None]]:
+    """Score labels: (class 0/1 where score >= threshold, the score as float64, reasons). A null is
+    ``null_label``; text that is not a finite number is ``unknown_label``."""
+    raw = values.to_numpy(dtype=object)
+    null = np.array([_label_key(v) is None for v in raw], dtype=bool)
+    score = pd.to_numeric(pd.Series(raw, index=values.index).map(
+        lambda v: v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v), errors="coerce")
+    score = score.astype("float64")
+    ok = np.isfinite(score.to_numpy())
+    reasons = np.where(null, "null_label", np.where(ok, None, "unknown_label")).tolist()
+    label = pd.array([int(v >= threshold) if good else None for v, good in zip(score.to_numpy(), ok, strict=True)],
+                     dtype="Int64")
+    return pd.Series(label, index=values.index), score.where(ok), [r if r != "None" else None for r in reasons]
+
+
+def check_labels(values: pd.Series, *, label_map: dict[str, int], class_names: list[str] | None = None,
+                 label_threshold: float | None = None, label_col: str = "label",
+                 max_unknown_share: float = 0.5) -> dict[str, int]:
+    """Preflight of a sample of raw labels: the count of each class id found, or a ValueError.
+
+    Fails when most non-null labels of the sample map to no class (``max_unknown_share``: a
+    wrong ``label_map``, ``class_names`` or ``label_threshold``, not a few bad rows, which go to
+    rejects), naming the distinct values found (label values, the classes' vocabulary, never a
+    text) and what would have read them.
+    """
+    if label_threshold is not None:
+        label, _, reasons = _score_labels(values, float(label_threshold))
+    else:
+        k = len(class_names) if class_names else 2
+        label, reasons = _normalise_labels(values, _check_label_map(label_map, k), class_names)
+    nonnull = [r != "null_label" for r in reasons]
+    unknown = [r == "unknown_label" for r in reasons]
+    n, bad = sum(nonnull), sum(unknown)
+    if n and bad / n > max_unknown_share:
+        found = pd.Series([_label_key(v) for v, u in zip(values, unknown, strict=True) if u]).value_counts()
+        shown = ", ".join(f"{v!r} ({c:,})" for v, c in found.head(10).items())
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        if label_threshold is not None:
+            want = "numbers (data.label_threshold reads the column as a score)"
+        elif label_map:
+            want = f"the keys of data.label_map ({', '.join(map(repr, sorted(label_map)))})"
+        else:
+            want = ("class ids 0.." + str(len(class_names or [0, 1]) - 1) + " or data.class_names "
+                    f"({', '.join(map(repr, class_names or []))}); set data.label_map for other values")
+        raise ValueError(f"labels: {bad:,} of the first {n:,} non-null values of column {label_col!r} map to no "
+                         f"class: {shown}{more}. Expected {want}")
+    ids = pd.Series(label.dropna().astype("int64")).value_counts().sort_index()
+    return {int(k): int(v) for k, v in ids.items()}
+
+
 def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: dict[str, int],
-                params: dict[str, Any] | CleanConfig | None) -> pd.DataFrame:
+                params: dict[str, Any] | CleanConfig | None, class_names: list[str] | None = None,
+                label_threshold: float | None = None) -> pd.DataFrame:
     """Clean texts and normalise labels of one batch; never drops a row.
 
     Parameters
     ----------
     df : the raw batch. ``text_col`` may hold str, bytes, numbers, None or NaN.
     text_col, label_col : names of the source columns.
-    label_map : raw label (as str; 1.0 reads as "1", booleans as "true"/"false") -> 0/1. Keys are
-        matched exactly, then case-insensitively. Empty: accept 0/1, "0"/"1", true/false.
+    label_map : raw label (as str; 1.0 reads as "1", booleans as "true"/"false") -> class id
+        0..K-1. Keys are matched exactly, then case-insensitively. Empty:
+        :func:`default_label_map` (class ids, class names, and true/false when binary).
     params : ``CleanConfig().model_dump()`` (or a ``CleanConfig``).
+    class_names : the K class names (default two); label ids must lie in 0..K-1.
+    label_threshold : score labels: the label column holds numbers, the class is ``score >=
+        label_threshold`` and the score is kept as ``label_score`` (float64, NaN where rejected).
 
     Returns
     -------
@@ -240,7 +308,12 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     cleaned, masked = _clean_array(arr, cfg)
     lengths = np.asarray(pc.fill_null(pc.utf8_length(cleaned), 0), dtype=np.int64)
     texts = pc.fill_null(cleaned, "").to_pylist()
-    label, label_reasons = _normalise_labels(df[label_col], _check_label_map(label_map))
+    k = len(class_names) if class_names else 2
+    score = None
+    if label_threshold is not None:
+        label, score, label_reasons = _score_labels(df[label_col], float(label_threshold))
+    else:
+        label, label_reasons = _normalise_labels(df[label_col], _check_label_map(label_map, k), class_names)
 
     # Precedence: the text's own problems first, then the label's (assigned lowest first).
     reasons = np.array(label_reasons, dtype=object)
@@ -253,20 +326,23 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     out = df.copy()
     out["text"] = pd.Series(texts, index=df.index, dtype="string")
     out["label"] = label
+    if score is not None:
+        out["label_score"] = score
     out["dedup_key"] = pd.Series(dedup_key(texts), index=df.index, dtype="string")
     out["reject_reason"] = pd.Series(reasons.tolist(), index=df.index, dtype="string")
     out.attrs["pii_masked"] = masked
     return out
 
 
-def _check_label_map(label_map: dict[str, int] | None) -> dict[str, int]:
+def _check_label_map(label_map: dict[str, int] | None, n_classes: int = 2) -> dict[str, int]:
     if label_map is None:
         return {}
     if not isinstance(label_map, dict):
-        raise TypeError(f"label_map must be a dict of raw label -> 0/1; found {type(label_map).__name__}")
-    bad = {k: v for k, v in label_map.items() if v not in (0, 1)}
+        raise TypeError(f"label_map must be a dict of raw label -> class id; found {type(label_map).__name__}")
+    bad = {k: v for k, v in label_map.items() if not isinstance(v, (int, np.integer)) or isinstance(v, bool)
+           or not 0 <= v < n_classes}
     if bad:
-        raise ValueError(f"label_map values must be 0 or 1; found {bad}")
+        raise ValueError(f"label_map values must be class ids 0..{n_classes - 1}; found {bad}")
     return label_map
 
 

@@ -46,7 +46,7 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     lex = lexicon_for(ann["axes"], ann["lexicon_dir"])
     group_names = sorted(set(lex.group_names) | set(cfg["data"]["identity"]["columns"]))
     pc = pattern_counts(deduped)
-    audit_counts = audit_from_patterns(pc, group_names=group_names)
+    audit_counts = audit_from_patterns(pc, group_names=group_names, positive=_focus_id(cfg))
     gcounts = audit.group_counts(audit_counts)
     cells = cells_from_patterns(pc, intersectional=cfg["balance"]["intersectional"], group_counts=gcounts)
     plan = plan_from_counts(cells, cfg=cfg, group_counts=gcounts)
@@ -63,3 +63,9 @@ def run_local(df: pd.DataFrame, *, cfg: dict[str, Any],
     return {"rejects": rejects, "output": final, "audit_counts": audit_counts, "plan": plan,
             "n_read": len(df), "n_rejected": len(rejects), "n_duplicates": len(kept) - len(deduped),
             "pii_masked": merge_pii_counts([prepared.attrs.get("pii_masked", {})])}
+
+
+def _focus_id(cfg: dict[str, Any]) -> int:
+    """The audited class of a dumped config: ``evaluate.focus_class``'s id, default 1."""
+    f = cfg.get("evaluate", {}).get("focus_class")
+    return 1 if f is None else list(cfg["data"]["class_names"]).index(f)

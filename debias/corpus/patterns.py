@@ -73,9 +73,13 @@ def merge_pattern_counts(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return cat.groupby(["split", "pattern", "label"], as_index=False)["n"].sum()
 
 
-def audit_from_patterns(pc: pd.DataFrame, *, group_names: list[str]) -> pd.DataFrame:
-    """``debias.corpus.audit.audit_counts`` over the whole corpus, from pattern counts."""
-    by = pc.groupby(["pattern", "label"])["n"].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+def audit_from_patterns(pc: pd.DataFrame, *, group_names: list[str], positive: int = 1) -> pd.DataFrame:
+    """``debias.corpus.audit.audit_counts`` over the whole corpus, from pattern counts (class
+    ``positive`` against every other class)."""
+    wide = pc.groupby(["pattern", "label"])["n"].sum().unstack(fill_value=0)
+    classes = sorted({0, 1, int(positive), *(int(c) for c in wide.columns)})
+    wide = wide.reindex(columns=classes, fill_value=0)
+    by = pd.DataFrame({1: wide[int(positive)], 0: wide.drop(columns=[int(positive)]).sum(axis=1)}, index=wide.index)
     patterns = [p.split("+") if p else [] for p in by.index]
     member = np.array([[g in set(p) for g in group_names] for p in patterns], dtype=bool).reshape(
         len(patterns), len(group_names))  # (patterns, groups)

@@ -159,9 +159,12 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     out = pd.DataFrame(index=df.index)
     out["id"] = make_ids(df, id_col=data["id_col"], text_col=data["text_col"], label_col=data["label_col"])
     cleaned = clean.clean_batch(df, text_col=data["text_col"], label_col=data["label_col"],
-                                label_map=data["label_map"], params=cfg["clean"])
+                                label_map=data["label_map"], params=cfg["clean"],
+                                class_names=data.get("class_names"), label_threshold=data.get("label_threshold"))
     out["text"] = cleaned["text"].astype(object)
     out["label"] = cleaned["label"]
+    if "label_score" in cleaned.columns:
+        out["label_score"] = cleaned["label_score"].to_numpy(dtype=np.float64)
     out["dedup_key"] = cleaned["dedup_key"]
     out["reject_reason"] = cleaned["reject_reason"]
     if READ_REJECT in df.columns and df[READ_REJECT].notna().any():

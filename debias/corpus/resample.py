@@ -27,9 +27,9 @@ from debias.corpus.balance import (  # the cell helpers weights and resampling s
     _counts_dict,
     _per_row,
     _sum_frames,
-    binary_labels,
     cell_counts,
     cell_keys,
+    class_labels,
 )
 from debias.corpus.split import stable_uniform
 
@@ -52,7 +52,7 @@ def target_counts(
 
     Returns
     -------
-    dict (cell, label) -> target, for every group key in the counts and both labels. A cell
+    dict (cell, label) -> target, for every group key in the counts and every label (both when binary). A cell
     with no rows but a positive target cannot be reached; :func:`resample_plan` lists it.
     """
     counts = _counts_dict(cell_counts)
@@ -60,12 +60,13 @@ def target_counts(
     if total == 0:
         raise ValueError("cell counts are empty: nothing to resample")
     n_g: dict[str, int] = {}
-    n_y = {0: 0, 1: 0}
+    classes = sorted({0, 1} | {y for _, y in counts})  # binary: both labels, as always; K: every class seen
+    n_y = dict.fromkeys(classes, 0)
     for (g, y), n in counts.items():
         n_g[g] = n_g.get(g, 0) + n
         n_y[y] += n
-    p_y = {y: n_y[y] / total for y in (0, 1)}
-    shape = {(g, y): n_g[g] * p_y[y] for g in sorted(n_g) for y in (0, 1)}
+    p_y = {y: n_y[y] / total for y in classes}
+    shape = {(g, y): n_g[g] * p_y[y] for g in sorted(n_g) for y in classes}
     ratios = [counts[c] / shape[c] for c in shape if counts.get(c, 0) > 0 and shape[c] > 0]
     # The 1e-9 guards keep exact products (e.g. 40.000000001) from rounding the wrong way.
     if strategy == "hybrid":
@@ -174,7 +175,7 @@ def _row_cells_u(df: pd.DataFrame, plan: ResamplePlan) -> tuple[np.ndarray, np.n
     keys = cell_keys(
         df, intersectional=plan.intersectional, group_counts=plan.group_counts, groups_col=plan.groups_col
     ).to_numpy()
-    y = binary_labels(df, plan.label_col)
+    y = class_labels(df, plan.label_col)
     if plan.id_col not in df.columns:
         raise ValueError(
             f"missing id column {plan.id_col!r}; columns present: {', '.join(map(str, df.columns))}"

@@ -17,19 +17,68 @@ from debias.evaluation.gates import Gate, check_gates, metric_values
 from debias.evaluation.suites import suite_metrics
 from debias.evaluation.thresholds import GroupThresholds, decide, fit_group_thresholds
 
-__all__ = ["attach_scores", "choose_rule", "choose_threshold", "measure_suites", "with_predictions"]
+__all__ = ["CLASS_LABEL_KINDS", "attach_scores", "choose_rule", "choose_threshold", "focus_labels",
+           "measure_suites", "multiclass_suite_metrics", "with_predictions"]
+
+# Suites whose y_true is the corpus's class id (the others' is already "is the focus class").
+CLASS_LABEL_KINDS = ("test_split", "val_split", "counterfactual_pairs")
 
 
-def attach_scores(frames: Mapping[str, pd.DataFrame], scores: np.ndarray) -> dict[str, pd.DataFrame]:
+def attach_scores(frames: Mapping[str, pd.DataFrame], scores: np.ndarray,
+                  proba: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
     """Each suite with its ``y_score`` column: ``scores`` holds every suite's rows, in the order
-    of ``frames`` and of the rows within each suite (one inference pass over all suites)."""
+    of ``frames`` and of the rows within each suite (one inference pass over all suites).
+    ``proba`` (the ``(n, K)`` class probabilities of a K-class model, same rows) adds
+    ``y_proba``, one vector per row."""
     total = sum(len(df) for df in frames.values())
     if len(scores) != total:
         raise ValueError(f"expected {total} scores (the rows of every suite); found {len(scores)}")
+    if proba is not None and len(proba) != total:
+        raise ValueError(f"expected {total} probability rows; found {len(proba)}")
     out, start = {}, 0
     for name, df in frames.items():
-        out[name] = df.assign(y_score=scores[start:start + len(df)])
+        extra = {"y_score": scores[start:start + len(df)]}
+        if proba is not None:
+            extra["y_proba"] = list(proba[start:start + len(df)])
+        out[name] = df.assign(**extra)
         start += len(df)
+    return out
+
+
+def focus_labels(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *, focus: int,
+                 n_classes: int) -> dict[str, pd.DataFrame]:
+    """The binary reading of a K-class task: suites of :data:`CLASS_LABEL_KINDS` keep their class
+    id as ``y_class`` and get ``y_true = (y_class == focus)``, so every binary metric, threshold
+    and gate reads the focus class against the rest. Binary with focus 1: unchanged."""
+    if n_classes == 2 and focus == 1:
+        return dict(frames)
+    out = {}
+    for name, df in frames.items():
+        if kinds[name] in CLASS_LABEL_KINDS and "y_class" not in df.columns:
+            y = df["y_true"].astype("int64")
+            df = df.assign(y_class=y.to_numpy(), y_true=(y == focus).astype("int64").to_numpy())
+        out[name] = df
+    return out
+
+
+def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_group_size: int) -> dict[str, Any]:
+    """Per-class fairness of a K-class suite (``y_class``, ``y_proba``, ``groups``): demographic
+    parity and equalized odds differences per class one-vs-rest and their maximum, accuracy and
+    macro-F1 by group (argmax decisions), and for paired rows the argmax flip rate and total-
+    variation gaps (:mod:`debias.metrics.multiclass`)."""
+    from debias.metrics.multiclass import accuracy_by_group, multiclass_counterfactual, multiclass_criteria
+
+    k = len(classes)
+    p = np.stack([np.asarray(v, dtype=np.float64) for v in df["y_proba"]])
+    frame = pd.DataFrame({"y_true": df["y_class"].astype("int64").to_numpy(), "y_pred": p.argmax(axis=1),
+                          "y_proba": list(p), "groups": df["groups"].to_numpy()})
+    out: dict[str, Any] = {
+        "classes": list(classes),
+        "criteria": multiclass_criteria(frame, classes=classes, min_group_size=min_group_size).to_dict("records"),
+        "by_group": accuracy_by_group(frame, n_classes=k, min_group_size=min_group_size).to_dict("records"),
+    }
+    if "pair_id" in df.columns and df["pair_id"].notna().any():
+        out["counterfactual"] = multiclass_counterfactual(frame.assign(pair_id=df["pair_id"].to_numpy()), n_classes=k)
     return out
 
 
@@ -94,11 +143,17 @@ def with_predictions(frames: Mapping[str, pd.DataFrame], rule: float | GroupThre
 
 
 def measure_suites(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], gates: Sequence[Gate], *,
-                   threshold: float, n_boot: int, min_group_size: int, seed: int) -> dict[str, Any]:
+                   threshold: float, n_boot: int, min_group_size: int, seed: int,
+                   classes: Sequence[str] | None = None) -> dict[str, Any]:
     """Metrics per suite (:func:`debias.evaluation.suites.suite_metrics`), the gateable values
-    per suite and the gate checks: ``{"metrics", "values", "gates"}``."""
-    metrics = {name: suite_metrics(df, kind=kinds[name], threshold=threshold, n_boot=n_boot,
-                                   min_group_size=min_group_size, seed=seed)
-               for name, df in frames.items()}
+    per suite and the gate checks: ``{"metrics", "values", "gates"}``. With ``classes`` (more
+    than two) a suite holding ``y_class`` and ``y_proba`` gets a ``multiclass`` block too."""
+    metrics = {}
+    for name, df in frames.items():
+        core = df.drop(columns=[c for c in ("y_proba", "y_class") if c in df.columns])
+        metrics[name] = suite_metrics(core, kind=kinds[name], threshold=threshold, n_boot=n_boot,
+                                      min_group_size=min_group_size, seed=seed)
+        if classes is not None and len(classes) > 2 and {"y_class", "y_proba"} <= set(df.columns):
+            metrics[name]["multiclass"] = multiclass_suite_metrics(df, classes=classes, min_group_size=min_group_size)
     values = {name: metric_values(m, min_group_size=min_group_size) for name, m in metrics.items()}
     return {"metrics": metrics, "values": values, "gates": check_gates(gates, values)}

@@ -69,6 +69,22 @@ def positive_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)[:, 1]
 
 
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """``(batch, K)`` class probabilities (softmax; one logit: [1 - sigmoid, sigmoid])."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        p = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - p, p], dim=-1)
+    return torch.softmax(logits, dim=-1)
+
+
+def class_probability(logits: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """P(y=k) per row: :func:`positive_probability` for k = 1."""
+    if k == 1:
+        return positive_probability(logits)
+    return class_probabilities(logits)[:, k]
+
+
 class Predictor:
     """Score texts with a local sequence-classification model.
 
@@ -90,7 +106,8 @@ class Predictor:
     """
 
     def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = 64, max_length: int = 128,
-                 device: str = "cpu", num_threads: int | None = None, padding_aware: bool = True) -> None:
+                 device: str = "cpu", num_threads: int | None = None, padding_aware: bool = True,
+                 focus: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; found {batch_size}")
         if num_threads is not None:
@@ -105,11 +122,26 @@ class Predictor:
         self.model.eval()
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._token_types = wants_token_type_ids(self.tokenizer)
+        config = getattr(self.model, "config", None)
+        self.n_classes = max(2, int(getattr(config, "num_labels", 2) or 2))
+        if not 0 <= int(focus) < self.n_classes:
+            raise ValueError(f"focus class {focus} is not a class of this {self.n_classes}-class model")
+        self.focus = int(focus)
 
     def predict_texts(self, texts: list[str]) -> np.ndarray:
-        """Positive-class probabilities (float64), in the order of ``texts``."""
+        """Probabilities of the focus class (class 1 by default: the positive class; float64), in
+        the order of ``texts``."""
+        if self.n_classes == 2 and self.focus == 1:
+            return self._predict(texts, proba=False)
+        return self._predict(texts, proba=True)[:, self.focus]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), n_classes)`` class probabilities (float64), in the order of ``texts``."""
+        return self._predict(texts, proba=True)
+
+    def _predict(self, texts: list[str], *, proba: bool) -> np.ndarray:
         texts = list(texts)
-        scores = np.empty(len(texts), dtype=np.float64)
+        scores = np.empty((len(texts), self.n_classes) if proba else len(texts), dtype=np.float64)
         if not texts:
             return scores
         ids = encode(texts, self.tokenizer, max_length=self.max_length)
@@ -122,11 +154,13 @@ class Predictor:
                                 token_type_ids=self._token_types)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 logits = self.model(**batch).logits
-                scores[idx] = positive_probability(logits).cpu().numpy().astype(np.float64)
+                p = class_probabilities(logits) if proba else positive_probability(logits)
+                scores[idx] = p.cpu().numpy().astype(np.float64)
         return scores
 
     def __call__(self, batch: pd.DataFrame, *, text_col: str = "text") -> pd.DataFrame:
-        """Return ``batch`` with a ``y_score`` column added (for ``Dataset.map_batches``)."""
+        """Return ``batch`` with a ``y_score`` column added (for ``Dataset.map_batches``); a model
+        of more than two classes adds ``y_proba`` (a list of its class probabilities per row) too."""
         if isinstance(batch, dict):  # Ray's "default"/numpy batch format
             batch = pd.DataFrame(batch)
         if not isinstance(batch, pd.DataFrame):
@@ -135,7 +169,12 @@ class Predictor:
             raise ValueError(f"missing column {text_col!r}; columns present: "
                              f"{', '.join(map(str, batch.columns))}")
         out = batch.copy()
-        out["y_score"] = self.predict_texts(batch[text_col].tolist())
+        if self.n_classes == 2:
+            out["y_score"] = self.predict_texts(batch[text_col].tolist())
+            return out
+        p = self.predict_proba(batch[text_col].tolist())
+        out["y_score"] = p[:, self.focus]
+        out["y_proba"] = list(p)
         return out
 
     def info(self) -> dict[str, Any]:

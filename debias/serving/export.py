@@ -250,7 +250,7 @@ class OnnxClassifier:
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
-def load_optimized(model_dir: str | os.PathLike, spec: dict[str, Any], *, num_labels: int = 2,
+def load_optimized(model_dir: str | os.PathLike, spec: dict[str, Any], *, num_labels: int | None = None,
                    device: str = "cpu") -> Any:
     """The model an ``optimized`` card entry describes (the tokenizer is loaded by the caller)."""
     from debias.training.model import load_classifier

@@ -130,7 +130,7 @@ def load_tokenizer(model_dir: str | os.PathLike):
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
-def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: int = 2,
+def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: int | None = None,
                     device: str = "cpu", optimized: bool = True) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)``: a sequence classifier with ``num_labels`` outputs.
 
@@ -140,7 +140,8 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
     Parameters
     ----------
     model_dir : local HF directory; None means :func:`default_model_dir`.
-    num_labels : size of the classification head.
+    num_labels : size of the classification head; None: the directory's own (its config's
+        ``num_labels``, 2 for a base encoder). A head of another size is drawn anew.
     device : torch device string, e.g. ``"cpu"`` or ``"cuda"``.
     optimized : for a ``debias export --optimize`` directory, return the optimised model (int8
         or an ONNX Runtime session, :mod:`debias.serving.export`); False: its fp32 weights
@@ -157,8 +158,10 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
         if spec is not None:
             return load_optimized(path, spec, num_labels=num_labels, device=device), tokenizer
     with _quiet_hf():  # the new-head LOAD REPORT and progress bars are noise on every worker
+        kw: dict[str, Any] = {} if num_labels is None else {"num_labels": int(num_labels),
+                                                           "ignore_mismatched_sizes": True}
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), num_labels=num_labels, use_safetensors=True, local_files_only=True
+            str(path), use_safetensors=True, local_files_only=True, **kw
         )
     return model.to(device), tokenizer
 

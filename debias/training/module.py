@@ -69,7 +69,7 @@ class BuiltModule(NamedTuple):
     token_type_ids: bool
 
 
-def build_module(model_dir: str | os.PathLike, *, losses: list[Any], n_groups: int,
+def build_module(model_dir: str | os.PathLike, *, losses: list[Any], n_groups: int, n_classes: int = 2,
                  freeze_embeddings: bool = False, freeze_layers: int = 0,
                  seed: int | None = None) -> BuiltModule:
     """Load the classifier from ``model_dir``, freeze what is asked, build the objective from
@@ -81,9 +81,9 @@ def build_module(model_dir: str | os.PathLike, *, losses: list[Any], n_groups: i
     """
     if seed is not None:
         torch.manual_seed(seed)
-    model, tok = load_classifier(model_dir)
+    model, tok = load_classifier(model_dir, num_labels=n_classes)
     freeze(model, embeddings=freeze_embeddings, layers=freeze_layers)
-    objective = FairnessObjective(losses, n_groups=n_groups)
+    objective = FairnessObjective(losses, n_groups=n_groups, n_classes=n_classes)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     module = FairClassifier(model, n_groups=n_groups, adversary=objective.adversary_params, pad_id=pad_id)
     return BuiltModule(module, objective, tok, pad_id, wants_token_type_ids(tok))

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from debias.evaluation.predict import positive_probability
+from debias.evaluation.predict import class_probability
 from debias.metrics import bias_auc
 from debias.schema import NO_GROUP, group_name
 from debias.training.model import collate
@@ -32,8 +32,9 @@ NAN_SCORE = -1e9  # what a NaN validation objective counts as when ranking check
 
 @torch.inference_mode()
 def predict_frame(model: torch.nn.Module, df: pd.DataFrame, *, pad_id: int, token_type_ids: bool,
-                  batch_size: int = 64, device: torch.device | str = "cpu") -> np.ndarray:
-    """Positive-class probabilities for a tokenised frame (length-sorted batches)."""
+                  batch_size: int = 64, device: torch.device | str = "cpu", focus: int = 1) -> np.ndarray:
+    """Probabilities of class ``focus`` (default 1, the positive class) for a tokenised frame
+    (length-sorted batches)."""
     device = torch.device(device)
     model.eval()
     scores = np.empty(len(df), dtype=np.float64)
@@ -44,7 +45,7 @@ def predict_frame(model: torch.nn.Module, df: pd.DataFrame, *, pad_id: int, toke
             idx = order[i:i + batch_size]
             inputs = collate([list(ids[j]) for j in idx], pad_id=pad_id, token_type_ids=token_type_ids)
             logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits
-            scores[idx] = positive_probability(logits).cpu().numpy()
+            scores[idx] = class_probability(logits, focus).cpu().numpy()
     return scores
 
 

@@ -131,8 +131,9 @@ def test_bad_input_is_named():
     df = _frame()
     with pytest.raises(ValueError, match="missing group columns \\['g_gay'\\]"):
         audit_counts(df, group_names=["gay"])
-    df.loc[0, "label"] = 2
-    with pytest.raises(ValueError, match="must hold 0/1"):
+    df["label"] = df["label"].astype(float)
+    df.loc[0, "label"] = 0.5
+    with pytest.raises(ValueError, match="must hold class ids"):
         audit_counts(df, group_names=["female"])
     with pytest.raises(ValueError, match="__all__"):
         audit_report(pd.DataFrame({"group": ["a"], "n_neg": [1], "n_pos": [1]}))
@@ -151,3 +152,14 @@ def test_chi_square_matches_scipy_on_small_and_large_tables():
         assert chi2 == pytest.approx(want.statistic, rel=1e-9, abs=1e-12)
         assert p == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
     assert _chi2_p(np.array([[0, 0], [3, 4]])) == (None, None)
+
+
+def test_k_classes_audit_one_class_against_the_rest():
+    df = _frame()
+    df["label"] = [i % 3 for i in range(len(df))]
+    for positive in (0, 1, 2):
+        got = audit_counts(df, group_names=["female"], positive=positive).set_index("group")
+        member = df["g_female"].fillna(False).astype(bool)
+        assert got.loc["female", "n_pos"] == int((member & (df["label"] == positive)).sum())
+        assert got.loc["female", "n_neg"] == int((member & (df["label"] != positive)).sum())
+        assert got.loc["__all__", "n_pos"] + got.loc["__all__", "n_neg"] == len(df)

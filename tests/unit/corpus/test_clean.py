@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from debias.config import CleanConfig
-from debias.corpus.clean import clean_batch, clean_text, clean_texts
+from debias.corpus.clean import check_labels, clean_batch, clean_text, clean_texts
 
 P = CleanConfig().model_dump()
 
@@ -131,8 +131,10 @@ def test_bad_params_and_label_map():
     df = pd.DataFrame({"t": ["x"], "y": [1]})
     with pytest.raises(ValueError):
         clean_batch(df, text_col="t", label_col="y", label_map={}, params={"max_charz": 3})
-    with pytest.raises(ValueError, match="0 or 1"):
+    with pytest.raises(ValueError, match="class ids 0..1"):
         clean_batch(df, text_col="t", label_col="y", label_map={"a": 2}, params=P)
+    with pytest.raises(ValueError, match="class ids 0..2"):
+        clean_batch(df, text_col="t", label_col="y", label_map={"a": 3}, params=P, class_names=["a", "b", "c"])
     with pytest.raises(TypeError):
         clean_text(None)
 
@@ -152,3 +154,31 @@ def test_chunked_arrow_backed_strings_are_cleaned_like_one_array():
                       label_map={}, params=CleanConfig().model_dump())
     assert out["text"].tolist()[:3] == ["a & b", "x", "y <3"]
     assert out["reject_reason"].tolist()[3] == "null_text"
+
+
+def test_k_class_labels_by_id_name_or_map():
+    names = ["hate", "offensive", "neither"]
+    df = pd.DataFrame({"t": ["a b c"] * 7, "y": ["0", 2, "Hate", "neither", "3", None, 1.0]})
+    out = clean_batch(df, text_col="t", label_col="y", label_map={}, params=P, class_names=names)
+    assert out["label"].tolist() == [0, 2, 0, 2, pd.NA, pd.NA, 1]
+    assert out["reject_reason"].tolist() == [pd.NA, pd.NA, pd.NA, pd.NA, "unknown_label", "null_label", pd.NA]
+    mapped = clean_batch(df.iloc[:4], text_col="t", label_col="y", params=P, class_names=names,
+                         label_map={"0": 2, "2": 1, "hate": 0, "neither": 1})
+    assert mapped["label"].tolist() == [2, 1, 0, 1]
+
+
+def test_score_labels_threshold_and_keep_the_score():
+    df = pd.DataFrame({"t": ["a b c"] * 6, "y": [0.2, "0.5", 0.9, None, "n/a", float("inf")]})
+    out = clean_batch(df, text_col="t", label_col="y", label_map={}, params=P, label_threshold=0.5)
+    assert out["label"].tolist() == [0, 1, 1, pd.NA, pd.NA, pd.NA]
+    assert out["reject_reason"].tolist() == [pd.NA, pd.NA, pd.NA, "null_label", "unknown_label", "unknown_label"]
+    assert out["label_score"].tolist()[:3] == [0.2, 0.5, 0.9] and out["label_score"].iloc[3:].isna().all()
+
+
+def test_check_labels_names_the_values_found():
+    names = ["hate", "offensive", "neither"]
+    assert check_labels(pd.Series(["hate", "neither", "hate", "x"]), label_map={}, class_names=names) == {0: 2, 2: 1}
+    with pytest.raises(ValueError, match=r"3 of the first 3 .*'toxic' \(2\), 'ok' \(1\)"):
+        check_labels(pd.Series(["toxic", "ok", "toxic", None]), label_map={}, class_names=names)
+    with pytest.raises(ValueError, match="label_threshold"):
+        check_labels(pd.Series(["high", "low"]), label_map={}, label_threshold=0.5)

@@ -115,3 +115,37 @@ def test_choose_rule_global_fitted_or_stored():
     with pytest.raises(ValueError, match="needs a val_split suite"):
         choose_rule(frames, {"val": "test_split", "test": "test_split"}, threshold=0.5, tune=False,
                     group_thresholds="equalized_odds")
+
+
+def test_focus_labels_and_multiclass_block_match_sklearn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from debias.evaluation.measure import focus_labels, measure_suites, multiclass_suite_metrics
+
+    rng = np.random.default_rng(0)
+    n = 300
+    y = rng.integers(0, 3, n)
+    p = rng.dirichlet([1, 1, 1], n)
+    groups = [["a"] if i % 2 else ["b"] for i in range(n)]
+    test = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": ["t"] * n, "y_true": y, "groups": groups,
+                         "y_score": p[:, 2], "y_proba": list(p), "pair_id": None, "suite": "test"})
+    tmpl = test.assign(y_true=(y == 2).astype(int))
+    frames = focus_labels({"test": test, "tmpl": tmpl}, {"test": "test_split", "tmpl": "identity_templates"},
+                          focus=2, n_classes=3)
+    assert (frames["test"]["y_true"] == (y == 2)).all() and (frames["test"]["y_class"] == y).all()
+    assert "y_class" not in frames["tmpl"].columns  # already the focus class's 0/1
+    mc = multiclass_suite_metrics(frames["test"], classes=["x", "y", "z"], min_group_size=1)
+    overall = {r["group"]: r for r in mc["by_group"]}
+    assert overall["overall"]["accuracy"] == pytest.approx(accuracy_score(y, p.argmax(1)))
+    assert overall["overall"]["macro_f1"] == pytest.approx(f1_score(y, p.argmax(1), average="macro"))
+    a = np.array([g == ["a"] for g in groups])
+    assert overall["a"]["macro_f1"] == pytest.approx(f1_score(y[a], p[a].argmax(1), average="macro"))
+    rates = [[(p[m].argmax(1) == k).mean() for m in (a, ~a)] for k in range(3)]
+    crit = {r["class"]: r for r in mc["criteria"]}
+    for k, name in enumerate("xyz"):
+        assert crit[name]["demographic_parity_difference"] == pytest.approx(abs(rates[k][0] - rates[k][1]))
+    assert crit["max"]["demographic_parity_difference"] == pytest.approx(max(abs(r[0] - r[1]) for r in rates))
+    out = measure_suites({"test": frames["test"].assign(y_pred=(p[:, 2] >= 0.5).astype("int8"))},
+                         {"test": "test_split"}, [], threshold=0.5, n_boot=5, min_group_size=1, seed=0,
+                         classes=["x", "y", "z"])
+    assert out["metrics"]["test"]["multiclass"]["classes"] == ["x", "y", "z"]
