@@ -110,6 +110,15 @@ class _Rows:
         self.add(values if values is not None else [None] * len(self.columns), line=line, reject=code,
                  raw=_printable(raw))
 
+    def add_checked(self, values: list[str | None], raw: str, *, line: int, text_col: str) -> None:
+        """A parsed record: kept (undecodable text is a reject that keeps its values, not its
+        raw record), or rejected with :func:`_checked`'s code."""
+        values, code = _checked(values, columns=self.columns, text_col=text_col)
+        if code is None or code == UNDECODABLE_TEXT:
+            self.add(values, line=line, reject=code)
+        else:
+            self.reject_record(code, raw, line=line, values=values)
+
     def table(self) -> pa.Table:
         arrays = {c: pa.array(v, type=pa.string()) for c, v in zip(self.columns, self.values, strict=True)}
         arrays[READ_LINE] = pa.array(self.line, type=pa.int64())
@@ -165,12 +174,8 @@ def _csv_tables(lines: Iterable[str], *, delimiter: str, columns: Sequence[str],
         elif len(fields) != width:
             rows.reject_record("wrong_field_count", raw, line=line)
         else:
-            values, code = _checked([(fields[i] or None) if i is not None else None for i in where],
-                                    columns=columns, text_col=text_col)
-            if code is None or code == UNDECODABLE_TEXT:
-                rows.add(values, line=line, reject=code)
-            else:
-                rows.reject_record(code, raw, line=line, values=values)
+            rows.add_checked([(fields[i] or None) if i is not None else None for i in where], raw,
+                             line=line, text_col=text_col)
         if len(rows) >= rows_per_table:
             yield rows.table()
             rows = _Rows(columns)
@@ -247,11 +252,7 @@ def _jsonl_tables(lines: Iterable[bytes], *, columns: Sequence[str], required: S
             if not ok:
                 rows.reject_record("wrong_type", line, line=n)
             else:
-                values, code = _checked(values, columns=columns, text_col=text_col)
-                if code is None or code == UNDECODABLE_TEXT:
-                    rows.add(values, line=n, reject=code)
-                else:
-                    rows.reject_record(code, line, line=n, values=values)
+                rows.add_checked(values, line, line=n, text_col=text_col)
         if len(rows) >= rows_per_table:
             yield rows.table()
             rows = _Rows(columns)
