@@ -269,9 +269,10 @@ def _per_row(keys: np.ndarray, y: np.ndarray, table: Mapping[Cell, float], missi
     if len(keys) == 0:
         return np.zeros(0, dtype=np.float64)
     codes, uniq = pd.factorize(pd.Series(keys, dtype=object))
-    lut = np.full((len(uniq), 2), missing, dtype=np.float64)
+    n_labels = max(2, int(y.max()) + 1, 1 + max((lab for _, lab in table), default=1))
+    lut = np.full((len(uniq), n_labels), missing, dtype=np.float64)
     for i, g in enumerate(uniq):
-        for lab in (0, 1):
+        for lab in range(n_labels):
             v = table.get((g, lab))
             if v is not None:
                 lut[i, lab] = v

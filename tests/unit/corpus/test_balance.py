@@ -132,3 +132,19 @@ def test_apply_weights_unknown_cell_and_bad_method():
         compute_weights(_counts(HAND), method="magic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must hold class ids"):
         apply_weights(pd.DataFrame({"groups": [[]], "label": ["unknown"]}), weights={}, intersectional=False)
+
+
+def test_k_class_weights_make_group_and_class_independent():
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"groups": [["A"] if rng.random() < 0.3 else [] for _ in range(400)],
+                       "label": rng.integers(0, 3, 400)})
+    counts = cell_counts(df, intersectional=False)
+    w = compute_weights(counts)
+    out = apply_weights(df, weights=w, intersectional=False)
+    a = np.array([g == ["A"] for g in df["groups"]])
+    y = df["label"].to_numpy()
+    for k in range(3):  # weighted P(class k | group) equals the overall P(class k) in every cell
+        for m in (a, ~a):
+            sw = out["sample_weight"].to_numpy()[m]
+            assert (sw * (y[m] == k)).sum() / sw.sum() == pytest.approx((y == k).mean())
+    assert out["sample_weight"].sum() == pytest.approx(len(df))
