@@ -161,7 +161,6 @@ def dedup_key(texts: list[str | None]) -> list[str]:
     return out
 
 
-_BOOL_LABELS = {"0": 0, "1": 1, "true": 1, "false": 0}
 
 
 def _label_key(v: Any) -> str | None:
@@ -225,10 +224,21 @@ def _score_labels(values: pd.Series, threshold: float) -> tuple[pd.Series, pd.Se
         lambda v: v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v), errors="coerce")
     score = score.astype("float64")
     ok = np.isfinite(score.to_numpy())
-    reasons = np.where(null, "null_label", np.where(ok, None, "unknown_label")).tolist()
+    reasons = ["null_label" if n else None if good else "unknown_label" for n, good in zip(null, ok, strict=True)]
     label = pd.array([int(v >= threshold) if good else None for v, good in zip(score.to_numpy(), ok, strict=True)],
                      dtype="Int64")
-    return pd.Series(label, index=values.index), score.where(ok), [r if r != "None" else None for r in reasons]
+    return pd.Series(label, index=values.index), score.where(ok), reasons
+
+
+def _parse_labels(values: pd.Series, *, label_map: dict[str, int], class_names: list[str] | None,
+                  label_threshold: float | None) -> tuple[pd.Series, pd.Series | None, list[str | None]]:
+    """(class ids, the raw score or None, reasons): score labels with ``label_threshold``, else
+    mapped labels."""
+    if label_threshold is not None:
+        return _score_labels(values, float(label_threshold))
+    k = len(class_names) if class_names else 2
+    label, reasons = _normalise_labels(values, _check_label_map(label_map, k), class_names)
+    return label, None, reasons
 
 
 def check_labels(values: pd.Series, *, label_map: dict[str, int], class_names: list[str] | None = None,
@@ -241,11 +251,8 @@ def check_labels(values: pd.Series, *, label_map: dict[str, int], class_names: l
     rejects), naming the distinct values found (label values, the classes' vocabulary, never a
     text) and what would have read them.
     """
-    if label_threshold is not None:
-        label, _, reasons = _score_labels(values, float(label_threshold))
-    else:
-        k = len(class_names) if class_names else 2
-        label, reasons = _normalise_labels(values, _check_label_map(label_map, k), class_names)
+    label, _, reasons = _parse_labels(values, label_map=label_map, class_names=class_names,
+                                      label_threshold=label_threshold)
     nonnull = [r != "null_label" for r in reasons]
     unknown = [r == "unknown_label" for r in reasons]
     n, bad = sum(nonnull), sum(unknown)
@@ -308,12 +315,8 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     cleaned, masked = _clean_array(arr, cfg)
     lengths = np.asarray(pc.fill_null(pc.utf8_length(cleaned), 0), dtype=np.int64)
     texts = pc.fill_null(cleaned, "").to_pylist()
-    k = len(class_names) if class_names else 2
-    score = None
-    if label_threshold is not None:
-        label, score, label_reasons = _score_labels(df[label_col], float(label_threshold))
-    else:
-        label, label_reasons = _normalise_labels(df[label_col], _check_label_map(label_map, k), class_names)
+    label, score, label_reasons = _parse_labels(df[label_col], label_map=label_map, class_names=class_names,
+                                                label_threshold=label_threshold)
 
     # Precedence: the text's own problems first, then the label's (assigned lowest first).
     reasons = np.array(label_reasons, dtype=object)
