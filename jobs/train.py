@@ -359,7 +359,7 @@ def _judge_epoch(w: _Worker, epoch: int, record: dict[str, Any]) -> tuple[list[b
                                batch_size=max(tc.batch_size, 64), device=w.device, focus=focus)
         y_val = w.val_df["label"].to_numpy()
         overall, by_group = validation_metrics(
-            (y_val == focus).astype(int) if w.plan.get("n_classes", 2) > 2 else y_val, scores, membership_matrix(w.val_df, w.plan["group_cols"]),
+            (y_val == focus).astype(int), scores, membership_matrix(w.val_df, w.plan["group_cols"]),
             w.plan["group_cols"], threshold=tc.val_threshold, min_group_size=tc.val_min_group_size)
         record.update(overall)
     record["selection_score"] = epoch_score(overall, objective=tc.selection_metric,
