@@ -36,6 +36,10 @@ class DataConfig(_Section):
     path: str = Field(..., description="file, folder, glob or pyarrow filesystem URI")
     format: Literal["auto", "parquet", "csv", "tsv", "jsonl"] = "auto"
     text_col: str = "text"
+    text_pair_col: str | None = Field(None, description=(
+        "text-pair tasks (premise/hypothesis, question/passage, query/document): the column of each "
+        "row's second text, kept as `text_pair`, cleaned and annotated like the first and tokenised "
+        "with it as a pair in training, evaluation and serving"))
     label_col: str = "label"
     id_col: str | None = None
     identity: IdentityColumns = Field(default_factory=IdentityColumns)
@@ -70,6 +74,8 @@ class DataConfig(_Section):
             raise ValueError(f"label_threshold makes a binary label; class_names has {k} names")
         if self.label_threshold is not None and self.label_map:
             raise ValueError("label_threshold reads the label column as a score; label_map does not apply to it")
+        if self.text_pair_col is not None and self.text_pair_col in (self.text_col, self.label_col):
+            raise ValueError(f"text_pair_col {self.text_pair_col!r} must differ from text_col and label_col")
         return self
 
     @property
@@ -207,6 +213,7 @@ class SuiteConfig(_Section):
                   "minimal_pairs"]
     path: str | None = None
     text_col: str = "text"
+    text_pair_col: str | None = Field(None, description="labelled_file of a pair task: the second text's column")
     label_col: str | None = None
     group_col: str | None = None
     pair_cols: list[str] = Field(default_factory=list)

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 __all__ = [
     "CLASS_NAMES", "CORE_SUITE_COLUMNS", "GROUPS", "GROUP_PREFIX", "ID", "IS_AUGMENTED", "LABEL", "NO_GROUP", "PAIR_ID",
     "READ_LINE", "READ_RAW", "READ_REJECT", "READ_REJECT_REASONS", "REJECT_COLUMNS", "REJECT_REASON", "SAMPLE_WEIGHT",
-    "SPLIT", "TEXT", "Y_PRED", "Y_SCORE", "Y_TRUE",
+    "SPLIT", "TEXT", "TEXT_PAIR", "Y_PRED", "Y_SCORE", "Y_TRUE",
     "group_column", "group_columns", "group_name", "is_group_column", "membership_columns",
 ]
 
 # A preprocessed row
 ID = "id"
 TEXT = "text"
+TEXT_PAIR = "text_pair"  # the second text of a pair task (data.text_pair_col), null for single texts
 LABEL = "label"
 GROUPS = "groups"
 SPLIT = "split"

@@ -28,6 +28,7 @@ import pandas as pd
 from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, parse_gates
+from debias.schema import TEXT_PAIR
 from debias.evaluation.measure import (
     attach_scores,
     choose_rule,
@@ -119,14 +120,15 @@ def store_rule(rule: GroupThresholds, *, model_dir: str, run_dir: str,
 
 
 def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: int = 1,
-                with_proba: bool = False) -> Any:
+                with_proba: bool = False, pairs: list[str | None] | None = None) -> Any:
     """P(focus class) for ``texts`` (the positive class by default) with Ray Data ``map_batches``
     over an actor pool of Predictors; ``with_proba``: ``(scores, probabilities)``, the second the
     ``(n, K)`` matrix of a model of K > 2 classes, else None.
 
     Texts are sorted by length before they are cut into blocks, so every block (and every
     batch the Predictor pads) holds texts of similar length: the length bucketing that makes
-    short-text inference much cheaper than padding to max_length.
+    short-text inference much cheaper than padding to max_length. ``pairs[i]`` (a str) scores
+    row ``i`` as the text pair (texts[i], pairs[i]).
     """
     import ray
 
@@ -135,9 +137,14 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: 
     n = len(texts)
     if n == 0:
         return (np.empty(0), None) if with_proba else np.empty(0)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+    if pairs is not None and len(pairs) != n:
+        raise ValueError(f"pairs must have one entry per text; found {len(pairs)} for {n} texts")
+    lengths = np.fromiter((len(t) + (len(pairs[i]) if pairs is not None and isinstance(pairs[i], str) else 0)
+                           for i, t in enumerate(texts)), dtype=np.int64, count=n)
     order = np.argsort(lengths, kind="stable")
     frame = pd.DataFrame({"_row": order.astype(np.int64), "text": [texts[i] for i in order]})
+    if pairs is not None:
+        frame[TEXT_PAIR] = [pairs[i] if isinstance(pairs[i], str) else None for i in order]
     # Enough blocks to keep every actor busy, each at least one batch and at most _BLOCK_BATCHES.
     per_actor = -(-n // (ev.num_actors * 2))
     block = max(ev.batch_size, min(ev.batch_size * _BLOCK_BATCHES, per_actor))
@@ -154,7 +161,7 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: 
         num_cpus=ev.cpus_per_actor,
         num_gpus=1 if ev.use_gpu else 0,
     )
-    out = ds.drop_columns(["text"]).to_pandas()
+    out = ds.drop_columns(["text", *([TEXT_PAIR] if pairs is not None else [])]).to_pandas()
     scores = np.full(n, np.nan)
     rows = out["_row"].to_numpy()
     scores[rows] = out["y_score"].to_numpy(dtype=np.float64)
@@ -199,10 +206,14 @@ def _score_suites(frames: dict[str, pd.DataFrame], *, model_dir: str, ev: Evalua
                   focus: int = 1) -> dict[str, pd.DataFrame]:
     """One inference pass over every suite; the scores go back to their rows by position."""
     texts = [t for df in frames.values() for t in df["text"].tolist()]
+    pairs = None
+    if any(TEXT_PAIR in df.columns for df in frames.values()):  # a pair task: rows without one score alone
+        pairs = [p if isinstance(p, str) else None for df in frames.values()
+                 for p in (df[TEXT_PAIR].tolist() if TEXT_PAIR in df.columns else [None] * len(df))]
     log(f"scoring {len(texts):,} texts with {model_dir} on {ev.num_actors} actor(s) x "
         f"{ev.cpus_per_actor} CPU{' + 1 GPU' if ev.use_gpu else ''}")
     t1 = time.time()
-    scores, proba = score_texts(texts, model_dir=model_dir, ev=ev, focus=focus, with_proba=True)
+    scores, proba = score_texts(texts, model_dir=model_dir, ev=ev, focus=focus, with_proba=True, pairs=pairs)
     t_infer = time.time() - t1
     log(f"scored in {t_infer:.1f} s ({len(texts) / max(t_infer, 1e-9):.1f} texts/s)")
     return attach_scores(frames, scores, proba=proba)
@@ -270,7 +281,11 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
                               min_group_size=ev.min_group_size, seed=seed, classes=cfg.data.class_names)
     timings["metrics"] = lap()
     labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
-    cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev, focus=cfg.focus_id)
+    if any(TEXT_PAIR in d.columns for d in frames.values()):
+        log("explanations: not computed for text-pair inputs (the attributions read one text)")
+        cases = []
+    else:
+        cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev, focus=cfg.focus_id)
     timings["explain"] = lap()
     doc = to_json_safe({
         "model_dir": model_dir, "threshold": threshold, "threshold_source": rule.source,

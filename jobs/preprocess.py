@@ -165,7 +165,8 @@ def preflight(cfg: PipelineConfig) -> InputSpec:
     """Everything that can fail without a cluster: input, columns, lexicons, swap lists."""
     spec = inspect_input(cfg.data)
     d = cfg.data
-    read.check_columns([d.text_col, d.label_col, *([d.id_col] if d.id_col else []), *d.identity.columns.values()])
+    read.check_columns([d.text_col, d.label_col, *([d.text_pair_col] if d.text_pair_col else []),
+                        *([d.id_col] if d.id_col else []), *d.identity.columns.values()])
     _preflight_labels(spec, cfg)
     lexicon_for(cfg.annotate.axes, cfg.annotate.lexicon_dir)
     if cfg.augment.mode != "none":
@@ -181,13 +182,19 @@ def _preflight_labels(spec: InputSpec, cfg: PipelineConfig) -> None:
     class_names fails here, naming the values found, not after Ray starts); a class that this
     sample lacks is only logged."""
     d = cfg.data
+    wanted = _text_columns(d)
     tables = read.read_files(pa.table({"path": [spec.files[0]]}), filesystem=spec.filesystem, format=spec.format,
-                             columns=list(dict.fromkeys([d.text_col, d.label_col])),
-                             required=[d.text_col, d.label_col], text_col=d.text_col,
+                             columns=wanted, required=wanted, text_col=d.text_col,
                              rows_per_table=PREFLIGHT_LABEL_ROWS)
     first = next(iter(tables), None)
     if first is None or first.num_rows == 0:
         return
+    if d.text_pair_col:
+        reasons = first.column(read.READ_REJECT).to_pylist() if read.READ_REJECT in first.column_names else []
+        lacking = sum(r == "missing_column" for r in reasons)
+        if lacking > first.num_rows / 2:
+            raise ValueError(f"data.text_pair_col {d.text_pair_col!r}: {lacking:,} of the first {first.num_rows:,} "
+                             f"rows of {spec.files[0]} lack that column (or {d.text_col!r} / {d.label_col!r})")
     found = clean.check_labels(first.column(d.label_col).to_pandas(), label_map=d.label_map,
                                class_names=d.class_names, label_threshold=d.label_threshold, label_col=d.label_col)
     missing = [d.class_names[k] for k in range(d.n_classes) if k not in found]
@@ -206,14 +213,19 @@ def read_dataset(spec: InputSpec, cfg: PipelineConfig):
     import ray.data
 
     d = cfg.data
-    wanted = [d.text_col, d.label_col] + ([d.id_col] if d.id_col else []) + list(d.identity.columns.values())
+    wanted = _text_columns(d) + ([d.id_col] if d.id_col else []) + list(d.identity.columns.values())
     wanted = list(dict.fromkeys(wanted))
     # One block (task) per file: for parquet inputs of several files, Ray Data then fuses this
     # map and prepare's into one task per file, two at a time on two cores.
     ds = ray.data.from_items([{"path": f} for f in spec.files], override_num_blocks=len(spec.files))
     return ds.map_batches(read.read_files, batch_format="pyarrow", batch_size=1, fn_kwargs={
         "filesystem": spec.filesystem, "format": spec.format, "columns": wanted,
-        "required": [d.text_col, d.label_col], "text_col": d.text_col, "rows_per_table": ROWS_PER_BLOCK})
+        "required": _text_columns(d), "text_col": d.text_col, "rows_per_table": ROWS_PER_BLOCK})
+
+
+def _text_columns(d) -> list[str]:
+    """The columns every row must have: the text, the label and (pair tasks) the second text."""
+    return list(dict.fromkeys([d.text_col, d.label_col, *([d.text_pair_col] if d.text_pair_col else [])]))
 
 
 def _files(fs: pafs.FileSystem, folder: str, suffix: str) -> list[str]:

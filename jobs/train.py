@@ -110,8 +110,8 @@ def preflight(cfg: PipelineConfig, run_dir: str) -> dict[str, Any]:
                     "lowest training loss (selection_metric %r is not used)", val_path, tc.selection_metric)
     if tc.padding == "fixed" and tc.bucket_window != 1:
         log.info("fixed padding: length bucketing is off")
-    read_cols = [c for c in ["id", "text", "label", "sample_weight", "pair_id", "is_augmented", *group_cols]
-                 if c in cols]
+    read_cols = [c for c in ["id", "text", "text_pair", "label", "sample_weight", "pair_id", "is_augmented",
+                             *group_cols] if c in cols]
     return {"model_dir": model_dir, "train_path": train_path, "val_path": val_path,
             "n_train": n_train, "n_val": n_val, "group_cols": group_cols, "read_cols": read_cols,
             "val_cols": [c for c in read_cols if c in val_cols],
@@ -460,10 +460,12 @@ def _datasets(plan: dict[str, Any], tc: TrainConfig, seed: int):
     train = ray.data.read_parquet(train_p, filesystem=fs, columns=plan["read_cols"])
     if plan["counterfactuals"]:
         # The pair table is small (paired rows only); the partner texts travel with the tasks.
-        pairs = pq.read_table(train_p, filesystem=fs, columns=["id", "pair_id", "text", "is_augmented"]
+        second = [c for c in ["text_pair"] if c in plan["read_cols"]]
+        pairs = pq.read_table(train_p, filesystem=fs, columns=["id", "pair_id", "text", *second, "is_augmented"]
                               ).to_pandas()
-        train = train.map_batches(add_partner_text, batch_format="pandas",
-                                  fn_kwargs={"partners": partner_texts(pairs)})
+        train = train.map_batches(add_partner_text, batch_format="pandas", fn_kwargs={
+            "partners": partner_texts(pairs),
+            "pair_partners": partner_texts(pairs, text_col="text_pair") if second else None})
     # One global shuffle (seeded, though Ray Data does not promise the same order on a rerun):
     # the preprocess output is in file order (a supplement corpus or
     # the appended counterfactual rows come last), and the workers' local shuffle only mixes

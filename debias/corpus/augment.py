@@ -50,7 +50,7 @@ def row_mapping(table: SwapTable, row_id: str, seed: int) -> dict[str, str]:
 def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon | None,
                          mode: Literal["none", "append", "replace", "pairs"], probability: float = 0.5,
                          seed: int = 0, text_col: str = "text", id_col: str = "id",
-                         reannotate: bool = True) -> pd.DataFrame:
+                         reannotate: bool = True, pair_col: str | None = None) -> pd.DataFrame:
     """Counterfactual augmentation of one batch (row schema of docs/ARCHITECTURE.md).
 
     Parameters
@@ -67,6 +67,9 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
     probability : replace mode only.
     seed : makes the permutation and the replace draw reproducible.
     reannotate : recompute ``groups``/``g_*`` on rewritten rows (needs ``lexicon``).
+    pair_col : text pairs: the second text's column (``text_pair``), rewritten with the same
+        group mapping as the first, so both texts speak of the same swapped group; a row is a
+        source when either text changes. None: the column is copied as it is.
 
     Returns
     -------
@@ -78,7 +81,8 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
         raise ValueError(f"mode must be one of none, append, replace, pairs; found {mode!r}")
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"probability must be in [0, 1]; found {probability}")
-    for role, col in (("text_col", text_col), ("id_col", id_col)):
+    roles = (("text_col", text_col), ("id_col", id_col), *((("pair_col", pair_col),) if pair_col else ()))
+    for role, col in roles:
         if col not in df.columns:
             raise ValueError(f"missing {role} column {col!r}; columns present: {', '.join(map(str, df.columns))}")
     out = df.copy()
@@ -93,10 +97,47 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
         return out.iloc[0:0] if mode == "pairs" else out
 
     ids = out[id_col].astype(str).tolist()
-    texts = out[text_col].tolist()
     eligible = ~out["is_augmented"].to_numpy()
     # With only two-group axes (gender) the mapping is the same for every row: draw it once.
     fixed = row_mapping(table, "", seed) if all(len(g) <= 2 for g in table.groups.values()) else None
+    cols = [text_col, *([pair_col] if pair_col else [])]
+    rewritten = {c: _rewrite_column(out[c].tolist(), ids, eligible, table, fixed, seed) for c in cols}
+    changed = np.zeros(len(out), dtype=bool)
+    for new_texts in rewritten.values():
+        changed |= np.array([x is not None for x in new_texts], dtype=bool)
+    # A row whose other text changed keeps this one as it was.
+    filled = {c: [n if n is not None else o for n, o in zip(rewritten[c], out[c].tolist(), strict=True)]
+              for c in cols}
+
+    if mode == "replace":
+        draw = np.array([_u64("replace", seed, rid) / 2.0**64 < probability for rid in ids], dtype=bool)
+        pick = changed & draw
+        if pick.any():
+            for c in cols:
+                col = out[c].astype(object).to_numpy().copy()
+                col[pick] = [filled[c][i] for i in np.flatnonzero(pick)]
+                out[c] = pd.Series(col, index=out.index).astype(df[c].dtype)
+            out.loc[pick, "is_augmented"] = True
+            out = _reannotate(out, pick, lexicon, text_col, pair_col) if reannotate else out
+        return out
+
+    src_idx = np.flatnonzero(changed)
+    out.loc[out.index[src_idx], "pair_id"] = [ids[i] for i in src_idx]
+    gen = out.iloc[src_idx].copy()
+    gen[id_col] = [f"{ids[i]}~cf" for i in src_idx]
+    for c in cols:
+        gen[c] = pd.Series([filled[c][i] for i in src_idx], index=gen.index).astype(df[c].dtype)
+    gen["is_augmented"] = True
+    if reannotate:
+        gen = _reannotate(gen, np.ones(len(gen), dtype=bool), lexicon, text_col, pair_col)
+    base = out if mode == "append" else out.iloc[src_idx]
+    return pd.concat([base, gen], ignore_index=True)
+
+
+def _rewrite_column(texts: list[Any], ids: list[str], eligible: np.ndarray, table: SwapTable,
+                    fixed: dict[str, str] | None, seed: int) -> list[str | None]:
+    """Each text rewritten with its row's mapping, or None where it is not a source or did not
+    change (the mapping depends on the row id only, so both texts of a pair get the same one)."""
     maybe = _may_match(texts, table)
     new_texts: list[str | None] = []
     for i, (rid, t) in enumerate(zip(ids, texts, strict=True)):
@@ -105,29 +146,7 @@ def counterfactual_batch(df: pd.DataFrame, *, table: SwapTable, lexicon: Lexicon
             continue
         cf = rewrite(t, table, fixed or row_mapping(table, rid, seed))
         new_texts.append(cf if cf != t else None)
-    changed = np.array([x is not None for x in new_texts], dtype=bool)
-
-    if mode == "replace":
-        draw = np.array([_u64("replace", seed, rid) / 2.0**64 < probability for rid in ids], dtype=bool)
-        pick = changed & draw
-        if pick.any():
-            col = out[text_col].astype(object).to_numpy().copy()
-            col[pick] = [new_texts[i] for i in np.flatnonzero(pick)]
-            out[text_col] = pd.Series(col, index=out.index).astype(df[text_col].dtype)
-            out.loc[pick, "is_augmented"] = True
-            out = _reannotate(out, pick, lexicon, text_col) if reannotate else out
-        return out
-
-    src_idx = np.flatnonzero(changed)
-    out.loc[out.index[src_idx], "pair_id"] = [ids[i] for i in src_idx]
-    gen = out.iloc[src_idx].copy()
-    gen[id_col] = [f"{ids[i]}~cf" for i in src_idx]
-    gen[text_col] = pd.Series([new_texts[i] for i in src_idx], index=gen.index).astype(df[text_col].dtype)
-    gen["is_augmented"] = True
-    if reannotate:
-        gen = _reannotate(gen, np.ones(len(gen), dtype=bool), lexicon, text_col)
-    base = out if mode == "append" else out.iloc[src_idx]
-    return pd.concat([base, gen], ignore_index=True)
+    return new_texts
 
 
 def _may_match(texts: list[Any], table: SwapTable) -> np.ndarray:
@@ -143,12 +162,22 @@ def _may_match(texts: list[Any], table: SwapTable) -> np.ndarray:
     return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, text_col: str) -> pd.DataFrame:
+def _reannotate(df: pd.DataFrame, mask: np.ndarray, lexicon: Lexicon | None, text_col: str,
+                pair_col: str | None = None) -> pd.DataFrame:
     if lexicon is None or "groups" not in df.columns or not mask.any():
         return df
     ann = annotator_of(lexicon)
     found = ann.detect_groups(df.loc[mask, text_col].tolist())
     df = df.copy()
+    if pair_col:
+        second = ann.detect_groups(df.loc[mask, pair_col].tolist())
+        for col, side in (("groups_text", found), ("groups_pair", second)):
+            if col in df.columns:
+                merged = [list(g) if g is not None else [] for g in df[col].tolist()]
+                for pos, gs in zip(np.flatnonzero(mask), side, strict=True):
+                    merged[pos] = gs
+                df[col] = groups_series(merged, df.index)
+        found = [sorted(set(a) | set(b)) for a, b in zip(found, second, strict=True)]
     merged = [list(g) if g is not None else [] for g in df["groups"].tolist()]
     for pos, gs in zip(np.flatnonzero(mask), found, strict=True):
         merged[pos] = gs

@@ -38,6 +38,7 @@ __all__ = ["clean_batch", "clean_text", "clean_texts", "dedup_key", "REJECT_REAS
 # count reasons, and they must hold no row content (the rejects files keep the raw rows).
 REJECT_REASONS = (
     "null_text", "undecodable_text", "empty_text", "text_too_short", "text_too_long",
+    "null_text_pair", "undecodable_text_pair", "empty_text_pair", "text_pair_too_long",
     "null_label", "unknown_label",
 )
 
@@ -275,7 +276,7 @@ def check_labels(values: pd.Series, *, label_map: dict[str, int], class_names: l
 
 def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: dict[str, int],
                 params: dict[str, Any] | CleanConfig | None, class_names: list[str] | None = None,
-                label_threshold: float | None = None) -> pd.DataFrame:
+                label_threshold: float | None = None, pair_col: str | None = None) -> pd.DataFrame:
     """Clean texts and normalise labels of one batch; never drops a row.
 
     Parameters
@@ -308,7 +309,8 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
         If ``text_col`` or ``label_col`` is missing.
     """
     cfg = _config(params)
-    for role, col in (("text_col", text_col), ("label_col", label_col)):
+    roles = (("text_col", text_col), ("label_col", label_col), *((("text_pair_col", pair_col),) if pair_col else ()))
+    for role, col in roles:
         if col not in df.columns:
             raise ValueError(f"missing {role} column {col!r}; columns present: {', '.join(map(str, df.columns))}")
     arr, null, undecodable = _coerce_text(df[text_col])
@@ -318,8 +320,20 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     label, score, label_reasons = _parse_labels(df[label_col], label_map=label_map, class_names=class_names,
                                                 label_threshold=label_threshold)
 
-    # Precedence: the text's own problems first, then the label's (assigned lowest first).
+    # Precedence: the text's own problems first, then the second text's, then the label's
+    # (assigned lowest first).
     reasons = np.array(label_reasons, dtype=object)
+    pairs: list[str] | None = None
+    if pair_col:
+        p_arr, p_null, p_undecodable = _coerce_text(df[pair_col])
+        p_cleaned, p_masked = _clean_array(p_arr, cfg)
+        p_lengths = np.asarray(pc.fill_null(pc.utf8_length(p_cleaned), 0), dtype=np.int64)
+        pairs = pc.fill_null(p_cleaned, "").to_pylist()
+        masked = {k: masked.get(k, 0) + p_masked.get(k, 0) for k in sorted(set(masked) | set(p_masked))}
+        reasons[p_lengths > cfg.max_chars] = "text_pair_too_long"
+        reasons[p_lengths == 0] = "empty_text_pair"
+        reasons[p_undecodable] = "undecodable_text_pair"
+        reasons[p_null] = "null_text_pair"
     reasons[lengths > cfg.max_chars] = "text_too_long"
     reasons[lengths < cfg.min_chars] = "text_too_short"
     reasons[lengths == 0] = "empty_text"
@@ -331,7 +345,10 @@ def clean_batch(df: pd.DataFrame, *, text_col: str, label_col: str, label_map: d
     out["label"] = label
     if score is not None:
         out["label_score"] = score
-    out["dedup_key"] = pd.Series(dedup_key(texts), index=df.index, dtype="string")
+    if pairs is not None:
+        out["text_pair"] = pd.Series(pairs, index=df.index, dtype="string")
+    keyed = texts if pairs is None else [f"{t}\x00{p}" for t, p in zip(texts, pairs, strict=True)]
+    out["dedup_key"] = pd.Series(dedup_key(keyed), index=df.index, dtype="string")
     out["reject_reason"] = pd.Series(reasons.tolist(), index=df.index, dtype="string")
     out.attrs["pii_masked"] = masked
     return out

@@ -73,7 +73,8 @@ def _augment(df: pd.DataFrame, *, cfg: dict[str, Any], only_train: bool) -> pd.D
     target = df[df["split"] == "train"] if only_train else df
     other = df[df["split"] != "train"] if only_train else df.iloc[0:0]
     augmented = counterfactual_batch(target.drop(columns=["pair_id", "is_augmented"]), table=table, lexicon=lex,
-                                     mode=aug["mode"], probability=aug["probability"], seed=cfg["seed"])
+                                     mode=aug["mode"], probability=aug["probability"], seed=cfg["seed"],
+                                     pair_col="text_pair" if "text_pair" in target.columns else None)
     return pd.concat([augmented, other], ignore_index=True)
 
 

@@ -160,8 +160,12 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     out["id"] = make_ids(df, id_col=data["id_col"], text_col=data["text_col"], label_col=data["label_col"])
     cleaned = clean.clean_batch(df, text_col=data["text_col"], label_col=data["label_col"],
                                 label_map=data["label_map"], params=cfg["clean"],
-                                class_names=data.get("class_names"), label_threshold=data.get("label_threshold"))
+                                class_names=data.get("class_names"), label_threshold=data.get("label_threshold"),
+                                pair_col=data.get("text_pair_col"))
     out["text"] = cleaned["text"].astype(object)
+    pair_col = "text_pair" if "text_pair" in cleaned.columns else None
+    if pair_col:
+        out[pair_col] = cleaned[pair_col].astype(object)
     out["label"] = cleaned["label"]
     if "label_score" in cleaned.columns:
         out["label_score"] = cleaned["label_score"].to_numpy(dtype=np.float64)
@@ -182,6 +186,8 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
     if read is not None:
         _place_read_rejects(out, df, read, id_col=data["id_col"])
     out["text"] = out["text"].where(~rejected, "")
+    if pair_col:
+        out[pair_col] = out[pair_col].where(~rejected, "")
     out["label"] = out["label"].fillna(-1).astype("int64")
 
     ann = cfg["annotate"]
@@ -193,9 +199,10 @@ def prepare_batch(df: pd.DataFrame, *, cfg: dict[str, Any], flags: bool = True) 
             if col == "groups" or is_group_column(col):
                 out[col] = groups[col].values
     else:
-        annotated = annotator_for(ann["axes"], ann["lexicon_dir"])(out, text_col="text", flags=flags)
+        annotated = annotator_for(ann["axes"], ann["lexicon_dir"])(out, text_col="text", flags=flags,
+                                                                   pair_col=pair_col)
         for col in annotated.columns:
-            if col == "groups" or is_group_column(col):
+            if col in ("groups", "groups_text", "groups_pair") or is_group_column(col):
                 out[col] = annotated[col].values
     s = cfg["split"]
     out = split.assign_split(out, fractions={"train": s["train"], "val": s["val"], "test": s["test"]},

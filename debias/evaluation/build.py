@@ -18,6 +18,7 @@ from debias.corpus.augment import counterfactual_batch
 from debias.corpus.clean import clean_texts
 from debias.evaluation import suites as S
 from debias.identity.tools import identity_tools
+from debias.schema import TEXT_PAIR
 
 __all__ = ["build_suite"]
 
@@ -40,7 +41,7 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
                            swap_axes=cfg.augment.axes, swap_dir=cfg.augment.swap_dir)
 
     def annotate(df: pd.DataFrame) -> pd.DataFrame:
-        return tools.annotator(df, text_col="text")
+        return tools.annotator(df, text_col="text", pair_col=TEXT_PAIR if TEXT_PAIR in df.columns else None)
 
     def split(name: str) -> pd.DataFrame:
         if name not in cache:
@@ -58,9 +59,10 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
         if sc.limit:
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
     elif sc.kind == "counterfactual_pairs":
-        make_pairs = partial(counterfactual_batch, table=tools.swaps, lexicon=tools.lexicon, mode="pairs",
-                             probability=1.0, seed=seed, text_col="text", id_col="id")
         src = split("test")
+        make_pairs = partial(counterfactual_batch, table=tools.swaps, lexicon=tools.lexicon, mode="pairs",
+                             probability=1.0, seed=seed, text_col="text", id_col="id",
+                             pair_col=TEXT_PAIR if TEXT_PAIR in src.columns else None)
         if sc.limit and len(src) > sc.limit:
             src = src.sample(n=sc.limit, random_state=seed).sort_index()
         df = S.counterfactual_pairs(src, make_pairs=make_pairs, suite=sc.name, annotate=annotate)
@@ -70,8 +72,11 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
         later = (lambda d: d.assign(groups=[[] for _ in range(len(d))])) if sc.group_col is None else None
         df = S.load_labelled_file(sc, annotate=later, seed=seed)  # groups found below, on the cleaned text
         df["text"] = clean_texts(df["text"].astype(str).tolist(), params=cfg.clean)
+        if TEXT_PAIR in df.columns:
+            df[TEXT_PAIR] = clean_texts(df[TEXT_PAIR].astype(str).tolist(), params=cfg.clean)
         if sc.group_col is None:
-            df["groups"] = annotate(df[["id", "text"]].copy())["groups"].map(list).to_numpy()
+            df["groups"] = annotate(df[[c for c in ("id", "text", TEXT_PAIR) if c in df.columns]].copy()
+                                    )["groups"].map(list).to_numpy()
     elif sc.kind == "minimal_pairs":
         df = S.load_minimal_pairs(sc, seed=seed)
         df["text"] = clean_texts(df["text"].astype(str).tolist(), params=cfg.clean)

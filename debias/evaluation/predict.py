@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias.training.model import collate, encode, load_classifier, wants_token_type_ids
+from debias.schema import TEXT_PAIR
+from debias.training.model import collate, encode_pairs, load_classifier, wants_token_type_ids
 
 
 def length_sorted_batches(lengths: np.ndarray | list[int], batch_size: int) -> list[np.ndarray]:
@@ -128,39 +129,42 @@ class Predictor:
             raise ValueError(f"focus class {focus} is not a class of this {self.n_classes}-class model")
         self.focus = int(focus)
 
-    def predict_texts(self, texts: list[str]) -> np.ndarray:
+    def predict_texts(self, texts: list[str], pairs: list[str | None] | None = None) -> np.ndarray:
         """Probabilities of the focus class (class 1 by default: the positive class; float64), in
-        the order of ``texts``."""
+        the order of ``texts``. ``pairs[i]`` (a str) scores row ``i`` as the pair (text, pair)."""
         if self.n_classes == 2 and self.focus == 1:
-            return self._predict(texts, proba=False)
-        return self._predict(texts, proba=True)[:, self.focus]
+            return self._predict(texts, pairs, proba=False)
+        return self._predict(texts, pairs, proba=True)[:, self.focus]
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], pairs: list[str | None] | None = None) -> np.ndarray:
         """``(len(texts), n_classes)`` class probabilities (float64), in the order of ``texts``."""
-        return self._predict(texts, proba=True)
+        return self._predict(texts, pairs, proba=True)
 
-    def _predict(self, texts: list[str], *, proba: bool) -> np.ndarray:
+    def _predict(self, texts: list[str], pairs: list[str | None] | None, *, proba: bool) -> np.ndarray:
         texts = list(texts)
         scores = np.empty((len(texts), self.n_classes) if proba else len(texts), dtype=np.float64)
         if not texts:
             return scores
-        ids = encode(texts, self.tokenizer, max_length=self.max_length)
+        ids, first = encode_pairs(texts, None if pairs is None else list(pairs), self.tokenizer,
+                                  max_length=self.max_length)
+        segments = pairs is not None and any(p is not None for p in pairs)
         autocast = self.autocast and self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                     enabled=autocast):
             cut = padding_aware_batches if self.padding_aware else length_sorted_batches
             for idx in cut([len(x) for x in ids], self.batch_size):
-                batch = collate([ids[i] for i in idx], pad_id=self._pad_id,
-                                token_type_ids=self._token_types)
+                batch = collate([ids[i] for i in idx], pad_id=self._pad_id, token_type_ids=self._token_types,
+                                first_lengths=[first[i] for i in idx] if segments else None)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 logits = self.model(**batch).logits
                 p = class_probabilities(logits) if proba else positive_probability(logits)
                 scores[idx] = p.cpu().numpy().astype(np.float64)
         return scores
 
-    def __call__(self, batch: pd.DataFrame, *, text_col: str = "text") -> pd.DataFrame:
+    def __call__(self, batch: pd.DataFrame, *, text_col: str = "text", pair_col: str = TEXT_PAIR) -> pd.DataFrame:
         """Return ``batch`` with a ``y_score`` column added (for ``Dataset.map_batches``); a model
-        of more than two classes adds ``y_proba`` (a list of its class probabilities per row) too."""
+        of more than two classes adds ``y_proba`` (a list of its class probabilities per row) too.
+        Rows with a ``pair_col`` value (``text_pair``) are scored as text pairs."""
         if isinstance(batch, dict):  # Ray's "default"/numpy batch format
             batch = pd.DataFrame(batch)
         if not isinstance(batch, pd.DataFrame):
@@ -169,10 +173,11 @@ class Predictor:
             raise ValueError(f"missing column {text_col!r}; columns present: "
                              f"{', '.join(map(str, batch.columns))}")
         out = batch.copy()
+        pairs = _pairs_of(batch, pair_col)
         if self.n_classes == 2:
-            out["y_score"] = self.predict_texts(batch[text_col].tolist())
+            out["y_score"] = self.predict_texts(batch[text_col].tolist(), pairs)
             return out
-        p = self.predict_proba(batch[text_col].tolist())
+        p = self.predict_proba(batch[text_col].tolist(), pairs)
         out["y_score"] = p[:, self.focus]
         out["y_proba"] = list(p)
         return out
@@ -180,3 +185,11 @@ class Predictor:
     def info(self) -> dict[str, Any]:
         return {"model_dir": self.model_dir, "batch_size": self.batch_size,
                 "max_length": self.max_length, "device": str(self.device)}
+
+
+def _pairs_of(batch: pd.DataFrame, pair_col: str) -> list[str | None] | None:
+    """The second texts of a batch (None where a row has none), or None without that column."""
+    if pair_col not in batch.columns:
+        return None
+    values = [v if isinstance(v, str) else None for v in batch[pair_col].tolist()]
+    return values if any(v is not None for v in values) else None

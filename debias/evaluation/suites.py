@@ -43,7 +43,7 @@ import pandas as pd
 import yaml
 
 from debias.config import SuiteConfig
-from debias.schema import CORE_SUITE_COLUMNS, is_group_column
+from debias.schema import CORE_SUITE_COLUMNS, TEXT_PAIR, is_group_column
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 SLOT = "{term}"
@@ -257,14 +257,16 @@ def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], p
         raise ValueError(f"suite {cfg.name!r} (labelled_file) needs 'label_col': the column holding "
                          "the 0/1 (or label_map-mapped) label")
     raw = read_table(cfg.path, what=f"suite {cfg.name!r} file")
-    _require(raw, {"text_col": cfg.text_col, "label_col": cfg.label_col, "group_col": cfg.group_col},
-             suite=cfg.name, path=cfg.path)
+    _require(raw, {"text_col": cfg.text_col, "label_col": cfg.label_col, "group_col": cfg.group_col,
+                   "text_pair_col": cfg.text_pair_col}, suite=cfg.name, path=cfg.path)
     raw = sample_rows(raw, cfg.limit, seed)
     df = pd.DataFrame({
         "id": [f"{cfg.name}/{i}" for i in raw.index],
         "text": raw[cfg.text_col].astype(str).to_numpy(),
         "y_true": _labels(raw[cfg.label_col], cfg.label_map, suite=cfg.name, col=cfg.label_col).to_numpy(),
     })
+    if cfg.text_pair_col is not None:
+        df[TEXT_PAIR] = raw[cfg.text_pair_col].astype(str).to_numpy()
     if cfg.group_col is not None:
         df["groups"] = [_as_groups(v) for v in raw[cfg.group_col]]
     elif annotate is not None:
@@ -327,7 +329,7 @@ def from_split(df: pd.DataFrame, *, suite: str) -> pd.DataFrame:
     if "pair_id" not in out.columns:
         out["pair_id"] = None
     out["suite"] = suite
-    keep = [c for c in out.columns if c in CORE_COLUMNS or c in ("sample_weight", "is_augmented")]
+    keep = [c for c in out.columns if c in CORE_COLUMNS or c in ("sample_weight", "is_augmented", TEXT_PAIR)]
     return _finish(out[keep])
 
 
@@ -379,7 +381,7 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     -------
     Only complete pairs (an original and at least one counterfactual), sorted by pair.
     """
-    base = test.loc[:, [c for c in ("id", "text", "label", "groups") if c in test.columns]].copy()
+    base = test.loc[:, [c for c in ("id", "text", TEXT_PAIR, "label", "groups") if c in test.columns]].copy()
     if "pair_id" in test.columns:  # a split already holding augmented rows: score originals only
         keep = ~test.get("is_augmented", pd.Series(False, index=test.index)).fillna(False).astype(bool)
         base = base[keep.to_numpy()]
@@ -396,7 +398,7 @@ def counterfactual_pairs(test: pd.DataFrame, *, make_pairs: Callable[[pd.DataFra
     out = out.sort_values(["pair_id", "is_augmented", "id"], kind="stable")
     out = out.rename(columns={"label": "y_true"})
     out["suite"] = suite
-    keep = [c for c in out.columns if c in CORE_COLUMNS or c == "is_augmented"]
+    keep = [c for c in out.columns if c in CORE_COLUMNS or c in ("is_augmented", TEXT_PAIR)]
     return _finish(out[keep])
 
 

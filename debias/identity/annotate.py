@@ -130,19 +130,31 @@ class IdentityAnnotator:
                 self._match(lows[i], pattern, index, found[i])
         return [sorted(f) for f in found]
 
-    def __call__(self, df: pd.DataFrame, *, text_col: str = "text", flags: bool = True) -> pd.DataFrame:
+    def __call__(self, df: pd.DataFrame, *, text_col: str = "text", flags: bool = True,
+                 pair_col: str | None = None) -> pd.DataFrame:
         """Return a new frame with ``groups`` and (``flags``) a ``g_<group>`` column per lexicon
         group; a pipeline that stores ``groups`` alone passes ``flags=False``.
+
+        With ``pair_col`` (text pairs) ``groups`` is the union of the groups both texts mention,
+        and ``groups_text`` / ``groups_pair`` say which side mentioned each.
 
         Raises
         ------
         ValueError
-            If ``text_col`` is missing.
+            If ``text_col`` (or ``pair_col``) is missing.
         """
-        if text_col not in df.columns:
-            raise ValueError(f"missing text column {text_col!r}; columns present: {', '.join(map(str, df.columns))}")
+        for col in (text_col, *([pair_col] if pair_col else [])):
+            if col not in df.columns:
+                raise ValueError(f"missing text column {col!r}; columns present: {', '.join(map(str, df.columns))}")
         found = self.detect_groups(df[text_col].tolist())
-        return _frame_with_groups(df, found, self.group_names, flags=flags)
+        if not pair_col:
+            return _frame_with_groups(df, found, self.group_names, flags=flags)
+        second = self.detect_groups([t if isinstance(t, str) else None for t in df[pair_col].tolist()])
+        both = [sorted(set(a) | set(b)) for a, b in zip(found, second, strict=True)]
+        out = _frame_with_groups(df, both, self.group_names, flags=flags)
+        out["groups_text"] = groups_series(found, df.index)
+        out["groups_pair"] = groups_series(second, df.index)
+        return out
 
 
 def from_given_columns(df: pd.DataFrame, *, columns: dict[str, str], threshold: float = 0.5,

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias.training.model import collate, encode, load_tokenizer
+from debias.schema import TEXT_PAIR
+from debias.training.model import collate, encode_pairs, load_tokenizer
 
 __all__ = ["Tokenize", "TrainBatch", "add_partner_text", "bucket_batches", "iter_train_batches",
            "make_batch", "membership_matrix", "partner_texts", "window_batches"]
@@ -30,18 +31,20 @@ def membership_matrix(df: pd.DataFrame, group_cols: list[str]) -> np.ndarray:
     return out
 
 
-def partner_texts(df: pd.DataFrame) -> dict[str, str]:
-    """Map each paired row's ``id`` to the text of its counterfactual partner.
+def partner_texts(df: pd.DataFrame, *, text_col: str = "text") -> dict[str, str]:
+    """Map each paired row's ``id`` to the text (``text_col``: ``text_pair`` for a pair task's
+    second text) of its counterfactual partner.
 
     Pairs share ``pair_id`` (set by the augment stage): the source row's partner is its first
     augmented row (by id, so deterministic), and every augmented row's partner is the source.
     Rows whose pair has no other member are left out.
     """
-    need = {"id", "pair_id", "text", "is_augmented"}
+    need = {"id", "pair_id", text_col, "is_augmented"}
     missing = need - set(df.columns)
     if missing:
         raise ValueError(f"partner_texts needs columns {sorted(need)}; missing {sorted(missing)}")
-    paired = df.loc[df["pair_id"].notna(), ["id", "pair_id", "text", "is_augmented"]]
+    paired = df.loc[df["pair_id"].notna(), ["id", "pair_id", text_col, "is_augmented"]].rename(
+        columns={text_col: "text"})
     out: dict[str, str] = {}
     for _, grp in paired.sort_values("id").groupby("pair_id", sort=False):
         if len(grp) < 2:
@@ -58,16 +61,24 @@ def partner_texts(df: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def add_partner_text(df: pd.DataFrame, *, partners: dict[str, str]) -> pd.DataFrame:
-    """Add ``cf_text`` (the partner's text, or None) from :func:`partner_texts`."""
+def add_partner_text(df: pd.DataFrame, *, partners: dict[str, str],
+                     pair_partners: dict[str, str] | None = None) -> pd.DataFrame:
+    """Add ``cf_text`` (the partner's text, or None) from :func:`partner_texts`, and with
+    ``pair_partners`` (a pair task) ``cf_text_pair``, the partner's second text."""
     out = df.copy()
     out["cf_text"] = [partners.get(i) for i in df["id"]]
+    if pair_partners is not None:
+        out["cf_" + TEXT_PAIR] = [pair_partners.get(i) for i in df["id"]]
     return out
 
 
 class Tokenize:
     """``map_batches`` callable: adds ``input_ids`` (unpadded) and ``n_tokens`` (and
-    ``cf_input_ids`` when a ``cf_text`` column is there). Padding happens per batch later."""
+    ``cf_input_ids`` when a ``cf_text`` column is there). Padding happens per batch later.
+
+    A pair task's rows (a ``text_pair`` column) are encoded as text pairs, with ``n_first``,
+    the first segment's length, from which the batch's ``token_type_ids`` are built (likewise
+    ``cf_n_first`` for the partners, from ``cf_text`` and ``cf_text_pair``)."""
 
     def __init__(self, model_dir: str, *, max_length: int = 128) -> None:
         self.tokenizer = load_tokenizer(model_dir)
@@ -77,16 +88,31 @@ class Tokenize:
         if "text" not in batch.columns:
             raise ValueError(f"missing column 'text'; columns present: {', '.join(batch.columns)}")
         out = batch.copy()
-        ids = encode(batch["text"].tolist(), self.tokenizer, max_length=self.max_length)
+        paired = TEXT_PAIR in batch.columns
+        ids, first = encode_pairs(batch["text"].tolist(), _seconds(batch, TEXT_PAIR), self.tokenizer,
+                                  max_length=self.max_length)
         out["input_ids"] = [np.asarray(x, dtype=np.int32) for x in ids]
         out["n_tokens"] = np.array([len(x) for x in ids], dtype=np.int32)
+        if paired:
+            out["n_first"] = np.array(first, dtype=np.int32)
         if "cf_text" in batch.columns:
             has = batch["cf_text"].notna().to_numpy()
-            texts = batch.loc[has, "cf_text"].tolist()
-            cf = iter(encode(texts, self.tokenizer, max_length=self.max_length))
+            seconds = _seconds(batch.loc[has], "cf_" + TEXT_PAIR)
+            cf_ids, cf_first = encode_pairs(batch.loc[has, "cf_text"].tolist(), seconds, self.tokenizer,
+                                            max_length=self.max_length)
+            cf, cf_cut = iter(cf_ids), iter(cf_first)
             empty = np.zeros(0, dtype=np.int32)
             out["cf_input_ids"] = [np.asarray(next(cf), dtype=np.int32) if h else empty for h in has]
+            if paired:
+                out["cf_n_first"] = np.array([next(cf_cut) if h else 0 for h in has], dtype=np.int32)
         return out
+
+
+def _seconds(df: pd.DataFrame, col: str) -> list[str | None] | None:
+    """A pair column's texts (None where null), or None when the frame has no such column."""
+    if col not in df.columns:
+        return None
+    return [v if isinstance(v, str) else None for v in df[col].tolist()]
 
 
 def bucket_batches(window: pd.DataFrame, *, batch_size: int, seed: int) -> list[pd.DataFrame]:
@@ -138,7 +164,8 @@ def make_batch(df: pd.DataFrame, *, group_cols: list[str], pad_id: int, token_ty
     ``pad_to`` pads to a fixed length instead of the longest row (the fixed-padding baseline).
     """
     ids = [list(x) for x in df["input_ids"]]
-    inputs = collate(ids, pad_id=pad_id, pad_to=pad_to, token_type_ids=token_type_ids)
+    first = df["n_first"].tolist() if "n_first" in df.columns else None
+    inputs = collate(ids, pad_id=pad_id, pad_to=pad_to, token_type_ids=token_type_ids, first_lengths=first)
     y = torch.as_tensor(df["label"].to_numpy().astype(np.int64))
     w = (df["sample_weight"].to_numpy(dtype=np.float32) if "sample_weight" in df.columns
          else np.ones(len(df), dtype=np.float32))
@@ -148,7 +175,9 @@ def make_batch(df: pd.DataFrame, *, group_cols: list[str], pad_id: int, token_ty
         rows = [i for i, x in enumerate(df["cf_input_ids"]) if x is not None and len(x) > 0]
         if rows:
             cf = [list(df["cf_input_ids"].iloc[i]) for i in rows]
-            batch.cf_inputs = collate(cf, pad_id=pad_id, pad_to=pad_to, token_type_ids=token_type_ids)
+            cf_first = [int(df["cf_n_first"].iloc[i]) for i in rows] if "cf_n_first" in df.columns else None
+            batch.cf_inputs = collate(cf, pad_id=pad_id, pad_to=pad_to, token_type_ids=token_type_ids,
+                                      first_lengths=cf_first)
             batch.cf_index = torch.as_tensor(rows, dtype=torch.long)
     return batch
 

@@ -166,13 +166,17 @@ def load_classifier(model_dir: str | os.PathLike | None = None, *, num_labels: i
     return model.to(device), tokenizer
 
 
-def encode(texts: list[str], tokenizer: Any, *, max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length`` and NOT padded (padding is per batch)."""
+def _check_strings(texts: list[Any], what: str) -> None:
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         i = bad[0]
-        raise TypeError(f"texts must be strings; found {type(texts[i]).__name__} at position {i} "
+        raise TypeError(f"{what} must be strings; found {type(texts[i]).__name__} at position {i} "
                         f"({len(bad)} non-string value(s) in all)")
+
+
+def encode(texts: list[str], tokenizer: Any, *, max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length`` and NOT padded (padding is per batch)."""
+    _check_strings(texts, "texts")
     if not texts:
         return []
     out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False,
@@ -180,12 +184,59 @@ def encode(texts: list[str], tokenizer: Any, *, max_length: int) -> list[list[in
     return out["input_ids"]
 
 
+def encode_pairs(texts: list[str], pairs: list[str | None] | None, tokenizer: Any, *,
+                 max_length: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids per text or text pair, and the length of each first segment.
+
+    ``pairs[i]`` (a str) makes row ``i`` a pair, encoded as the tokenizer joins two texts
+    (``[CLS] a [SEP] b [SEP]`` for BERT), truncated longest-first to ``max_length``; None (or
+    ``pairs`` None) encodes the text alone. The first segment's length (specials included; the
+    whole length for a single text) is what :func:`collate` turns into ``token_type_ids``.
+    """
+    n = len(texts)
+    if pairs is None:
+        ids = encode(texts, tokenizer, max_length=max_length)
+        return ids, [len(x) for x in ids]
+    if len(pairs) != n:
+        raise ValueError(f"pairs must have one entry per text; found {len(pairs)} for {n} texts")
+    _check_strings(texts, "texts")
+    has = [p is not None for p in pairs]
+    _check_strings([p for p in pairs if p is not None], "text pairs")
+    ids: list[list[int]] = [[] for _ in range(n)]
+    first: list[int] = [0] * n
+    single = [i for i in range(n) if not has[i]]
+    for i, x in zip(single, encode([texts[i] for i in single], tokenizer, max_length=max_length), strict=True):
+        ids[i], first[i] = x, len(x)
+    both = [i for i in range(n) if has[i]]
+    if both:
+        out = tokenizer([texts[i] for i in both], [pairs[i] for i in both], truncation="longest_first",
+                        max_length=max_length, padding=False, return_attention_mask=False,
+                        return_token_type_ids=True)
+        types = out.get("token_type_ids")
+        for k, i in enumerate(both):
+            x = out["input_ids"][k]
+            ids[i] = x
+            if types is not None and any(types[k]):
+                first[i] = int(list(types[k]).index(1))
+            else:  # a tokenizer without segments (RoBERTa): the first separator ends segment one
+                first[i] = _first_segment(x, tokenizer)
+    return ids, first
+
+
+def _first_segment(ids: list[int], tokenizer: Any) -> int:
+    sep = getattr(tokenizer, "sep_token_id", None)
+    if sep is not None and sep in ids:
+        return ids.index(sep) + 1
+    return len(ids)
+
+
 def collate(ids: list[list[int]], *, pad_id: int, pad_to: int | None = None,
-            token_type_ids: bool = True) -> dict[str, torch.Tensor]:
+            token_type_ids: bool = True, first_lengths: list[int] | None = None) -> dict[str, torch.Tensor]:
     """Pad a batch of id lists to its longest member (dynamic padding) or to ``pad_to``.
 
-    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` of zeros for BERT-like
-    models), each a ``(batch, length)`` int64 tensor.
+    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` for BERT-like models:
+    zeros, or with ``first_lengths`` (:func:`encode_pairs`) ones from each row's second
+    segment to its end), each a ``(batch, length)`` int64 tensor.
     """
     if not ids:
         raise ValueError("collate needs at least one sequence; found an empty batch")
@@ -198,7 +249,12 @@ def collate(ids: list[list[int]], *, pad_id: int, pad_to: int | None = None,
         mask[i, : len(seq)] = 1
     batch = {"input_ids": input_ids, "attention_mask": mask}
     if token_type_ids:
-        batch["token_type_ids"] = torch.zeros_like(input_ids)
+        types = torch.zeros_like(input_ids)
+        if first_lengths is not None:
+            for i, (seq, cut) in enumerate(zip(ids, first_lengths, strict=True)):
+                if cut < len(seq):
+                    types[i, int(cut): len(seq)] = 1
+        batch["token_type_ids"] = types
     return batch
 
 

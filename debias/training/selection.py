@@ -40,10 +40,12 @@ def predict_frame(model: torch.nn.Module, df: pd.DataFrame, *, pad_id: int, toke
     scores = np.empty(len(df), dtype=np.float64)
     order = np.argsort(df["n_tokens"].to_numpy(), kind="stable")
     ids = df["input_ids"].tolist()
+    first = df["n_first"].tolist() if "n_first" in df.columns else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            inputs = collate([list(ids[j]) for j in idx], pad_id=pad_id, token_type_ids=token_type_ids)
+            inputs = collate([list(ids[j]) for j in idx], pad_id=pad_id, token_type_ids=token_type_ids,
+                             first_lengths=None if first is None else [int(first[j]) for j in idx])
             logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits
             scores[idx] = class_probability(logits, focus).cpu().numpy()
     return scores
