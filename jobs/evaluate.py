@@ -188,7 +188,7 @@ def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig, focus: in
     from debias.training.model import load_classifier
 
     model, tok = load_classifier(model_dir, optimized=False)  # IG needs gradients: fp32 weights
-    ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length)
+    ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length, focus=focus)
     return explain_cases(cases, ig=ig, method="integrated_gradients")
 
 

@@ -76,12 +76,15 @@ class IntegratedGradients:
     model, tokenizer : from :func:`debias.training.model.load_classifier` (a fast tokenizer, for offsets).
     steps : Riemann-sum points along the path (more: closer to completeness, slower).
     max_length : truncation in tokens.
+    focus : the class whose probability is attributed (default 1, the positive class; a K-class
+        model's ``evaluate.focus_class``).
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, steps: int = 32,
-                 max_length: int = 128) -> None:
+                 max_length: int = 128, focus: int = 1) -> None:
         if steps < 1:
             raise ValueError(f"steps must be >= 1; found {steps}")
+        self.focus = int(focus)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.steps = int(steps)
@@ -93,7 +96,9 @@ class IntegratedGradients:
         logits = self.model(inputs_embeds=embeds, attention_mask=mask).logits.float()
         if logits.shape[-1] == 1:
             return torch.sigmoid(logits[:, 0])
-        return torch.softmax(logits, dim=-1)[:, 1]
+        if not 0 <= self.focus < logits.shape[-1]:
+            raise ValueError(f"focus class {self.focus} is not a class of this {logits.shape[-1]}-class model")
+        return torch.softmax(logits, dim=-1)[:, self.focus]
 
     def __call__(self, text: str) -> dict[str, Any]:
         """``{"method": "integrated_gradients", "score", "baseline_score", "delta", "tokens"}``."""

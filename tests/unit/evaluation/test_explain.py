@@ -71,3 +71,16 @@ def test_worst_cases_pairs_and_group_errors():
     done = explain_cases(cases, predict_fn=_fake_predict)
     assert "partner_attribution" in done[0] and "partner_attribution" not in done[1]
     assert [w for w, _ in done[0]["attribution"]["tokens"]] == ["he", "x"]
+
+
+def test_integrated_gradients_explain_the_focus_class(tiny_model_dir):
+    from debias.evaluation.predict import Predictor
+    from debias.training.model import load_classifier
+
+    model, tok = load_classifier(tiny_model_dir)
+    text = "those people are unbelievably rude"
+    a = IntegratedGradients(model, tok, steps=64, focus=0)(text)
+    assert a["score"] == pytest.approx(float(Predictor(tiny_model_dir, focus=0).predict_texts([text])[0]), abs=1e-5)
+    assert sum(v for _, v in a["tokens"]) == pytest.approx(a["score"] - a["baseline_score"], abs=2e-3)
+    with pytest.raises(ValueError, match="focus class 5"):
+        IntegratedGradients(model, tok, focus=5)(text)
