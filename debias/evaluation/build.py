@@ -70,7 +70,7 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
         # an external file is cleaned (and PII masked) like the corpus before it is scored or
         # annotated: the model never saw raw HTML or e-mail addresses, and the outputs keep none
         later = (lambda d: d.assign(groups=[[] for _ in range(len(d))])) if sc.group_col is None else None
-        df = S.load_labelled_file(sc, annotate=later, seed=seed)  # groups found below, on the cleaned text
+        df = S.load_labelled_file(sc, annotate=later, seed=seed, class_names=cfg.data.class_names)  # groups found below, on the cleaned text
         df["text"] = clean_texts(df["text"].astype(str).tolist(), params=cfg.clean)
         if TEXT_PAIR in df.columns:
             df[TEXT_PAIR] = clean_texts(df[TEXT_PAIR].astype(str).tolist(), params=cfg.clean)

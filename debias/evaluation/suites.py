@@ -217,19 +217,27 @@ def _require(df: pd.DataFrame, cols: Mapping[str, str | None], *, suite: str, pa
                          f"columns present: {', '.join(map(str, df.columns))}")
 
 
-def _labels(values: pd.Series, label_map: Mapping[str, int], *, suite: str, col: str) -> pd.Series:
+def _labels(values: pd.Series, label_map: Mapping[str, int], *, suite: str, col: str,
+            class_names: Sequence[str] | None = None) -> pd.Series:
+    """Class ids of a labelled file: through ``label_map``, else class ids ("0".."K-1", "1.0"
+    reads as 1), the class names (case-insensitive) and, when binary, true/false."""
+    from debias.corpus.clean import default_label_map
+
     raw = values.astype(str).str.strip()
     if label_map:
         mapped = raw.map({str(k): int(v) for k, v in label_map.items()})
     else:
-        norm = raw.str.lower().map({"0": 0, "1": 1, "true": 1, "false": 0, "0.0": 0, "1.0": 1})
-        mapped = norm
+        known = default_label_map(list(class_names) if class_names else None)
+        folded = raw.str.casefold()
+        as_int = folded.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+        mapped = folded.map(known).fillna(as_int.map(known))
     bad = raw[mapped.isna()]
     if len(bad):
         hint = ("set label_map in the suite config" if not label_map
                 else f"label_map covers {sorted(label_map)}")
+        k = len(class_names) if class_names else 2
         raise ValueError(f"suite {suite!r}: column {col!r} has {len(bad)} value(s) that are not "
-                         f"0/1 labels, e.g. {sorted(bad.unique())[:5]}; {hint}")
+                         f"class labels (ids 0..{k - 1} or class names), e.g. {sorted(bad.unique())[:5]}; {hint}")
     return mapped.astype("int8")
 
 
@@ -245,7 +253,7 @@ def _stable_id(prefix: str, values: Sequence[str]) -> list[str]:
 
 
 def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, class_names: Sequence[str] | None = None) -> pd.DataFrame:
     """An external labelled suite (e.g. bias-madlibs) through the suite's column mapping.
 
     ``groups`` comes from ``group_col`` (one group name per row, or a list) when set, else from
@@ -263,7 +271,8 @@ def load_labelled_file(cfg: SuiteConfig, *, annotate: Callable[[pd.DataFrame], p
     df = pd.DataFrame({
         "id": [f"{cfg.name}/{i}" for i in raw.index],
         "text": raw[cfg.text_col].astype(str).to_numpy(),
-        "y_true": _labels(raw[cfg.label_col], cfg.label_map, suite=cfg.name, col=cfg.label_col).to_numpy(),
+        "y_true": _labels(raw[cfg.label_col], cfg.label_map, suite=cfg.name, col=cfg.label_col,
+                          class_names=class_names).to_numpy(),
     })
     if cfg.text_pair_col is not None:
         df[TEXT_PAIR] = raw[cfg.text_pair_col].astype(str).to_numpy()

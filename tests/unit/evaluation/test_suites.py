@@ -240,3 +240,18 @@ def test_template_sets_declare_two_distinct_variants(tmp_path):
         load_templates(tmp_path, task="t")
     with pytest.raises(ValueError, match="no template set for task 'toxicity'"):
         load_templates(tmp_path)
+
+
+def test_labelled_file_reads_class_ids_and_names_of_k_classes(tmp_path):
+    p = tmp_path / "k3.csv"
+    pd.DataFrame({"t": ["a", "b", "c", "d", "e"], "y": ["Hate", "2", "offensive", "1.0", "neither"],
+                  "g": ["female"] * 5}).to_csv(p, index=False)
+    cfg = SuiteConfig(name="k3", kind="labelled_file", path=str(p), text_col="t", label_col="y", group_col="g")
+    df = load_labelled_file(cfg, class_names=["hate", "offensive", "neither"])
+    assert df["y_true"].tolist() == [0, 2, 1, 1, 2]
+    with pytest.raises(ValueError, match=r"ids 0..2 or class names"):
+        pd.DataFrame({"t": ["a"], "y": ["spam"], "g": ["x"]}).to_csv(p, index=False)
+        load_labelled_file(cfg, class_names=["hate", "offensive", "neither"])
+    # binary without class names: 0/1, 1.0 and true/false, as before
+    pd.DataFrame({"t": ["a", "b", "c"], "y": ["1.0", "false", "TRUE"], "g": ["x"] * 3}).to_csv(p, index=False)
+    assert load_labelled_file(cfg)["y_true"].tolist() == [1, 0, 1]
