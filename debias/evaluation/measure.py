@@ -21,7 +21,7 @@ __all__ = ["CLASS_LABEL_KINDS", "attach_scores", "choose_rule", "choose_threshol
            "measure_suites", "multiclass_suite_metrics", "with_predictions"]
 
 # Suites whose y_true is the corpus's class id (the others' is already "is the focus class").
-CLASS_LABEL_KINDS = ("test_split", "val_split", "counterfactual_pairs")
+CLASS_LABEL_KINDS = ("test_split", "val_split", "counterfactual_pairs", "labelled_file")
 
 
 def attach_scores(frames: Mapping[str, pd.DataFrame], scores: np.ndarray,
@@ -66,7 +66,12 @@ def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_gr
     parity and equalized odds differences per class one-vs-rest and their maximum, accuracy and
     macro-F1 by group (argmax decisions), and for paired rows the argmax flip rate and total-
     variation gaps (:mod:`debias.metrics.multiclass`)."""
-    from debias.metrics.multiclass import accuracy_by_group, multiclass_counterfactual, multiclass_criteria
+    from debias.metrics.multiclass import (
+        accuracy_by_group,
+        multiclass_bias_auc,
+        multiclass_counterfactual,
+        multiclass_criteria,
+    )
 
     k = len(classes)
     p = np.stack([np.asarray(v, dtype=np.float64) for v in df["y_proba"]])
@@ -76,9 +81,27 @@ def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_gr
         "classes": list(classes),
         "criteria": multiclass_criteria(frame, classes=classes, min_group_size=min_group_size).to_dict("records"),
         "by_group": accuracy_by_group(frame, n_classes=k, min_group_size=min_group_size).to_dict("records"),
+        "bias_auc": _worst_auc_per_class(multiclass_bias_auc(frame, classes=classes), min_group_size),
     }
     if "pair_id" in df.columns and df["pair_id"].notna().any():
         out["counterfactual"] = multiclass_counterfactual(frame.assign(pair_id=df["pair_id"].to_numpy()), n_classes=k)
+    return out
+
+
+def _worst_auc_per_class(table: pd.DataFrame, min_group_size: int) -> list[dict[str, Any]]:
+    """Per class: the lowest subgroup, BPSN and BNSP AUC over groups of at least
+    ``min_group_size`` rows, and the group that has it (NaN AUCs, a group lacking one side of
+    the class, are passed over)."""
+    out = []
+    for name, t in table.groupby("class", sort=False):
+        t = t[(t["group"] != "overall") & (t["n"] >= min_group_size)]
+        row: dict[str, Any] = {"class": name}
+        for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+            vals = t[["group", m]].dropna()
+            worst = vals.loc[vals[m].idxmin()] if len(vals) else None
+            row[f"min_{m}"] = float(worst[m]) if worst is not None else float("nan")
+            row[f"min_{m}_group"] = str(worst["group"]) if worst is not None else None
+        out.append(row)
     return out
 
 

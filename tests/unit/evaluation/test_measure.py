@@ -145,6 +145,20 @@ def test_focus_labels_and_multiclass_block_match_sklearn():
     for k, name in enumerate("xyz"):
         assert crit[name]["demographic_parity_difference"] == pytest.approx(abs(rates[k][0] - rates[k][1]))
     assert crit["max"]["demographic_parity_difference"] == pytest.approx(max(abs(r[0] - r[1]) for r in rates))
+    # the worst subgroup / BPSN AUC per class, one-vs-rest, against scikit-learn's roc_auc_score
+    from sklearn.metrics import roc_auc_score
+
+    worst = {r["class"]: r for r in mc["bias_auc"]}
+    for k, name in enumerate("xyz"):
+        yk = (y == k).astype(int)
+        sub = {g: roc_auc_score(yk[m], p[m, k]) for g, m in (("a", a), ("b", ~a))}
+        assert worst[name]["min_subgroup_auc"] == pytest.approx(min(sub.values()))
+        assert worst[name]["min_subgroup_auc_group"] == min(sub, key=sub.get)
+        bpsn = {}
+        for g, m in (("a", a), ("b", ~a)):  # in-group negatives with out-group positives
+            keep = (m & (yk == 0)) | (~m & (yk == 1))
+            bpsn[g] = roc_auc_score(yk[keep], p[keep, k])
+        assert worst[name]["min_bpsn_auc"] == pytest.approx(min(bpsn.values()))
     out = measure_suites({"test": frames["test"].assign(y_pred=(p[:, 2] >= 0.5).astype("int8"))},
                          {"test": "test_split"}, [], threshold=0.5, n_boot=5, min_group_size=1, seed=0,
                          classes=["x", "y", "z"])
