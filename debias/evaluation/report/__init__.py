@@ -20,6 +20,8 @@ import pandas as pd
 
 from debias.evaluation.gates import METRICS, parse_gates
 from debias.evaluation.report import plots
+from debias.evaluation.report._format import fmt
+from debias.evaluation.report.per_class import per_class_context
 from debias.metrics.group_intervals import INTERVAL_METHODS
 from debias.schema import NO_GROUP
 
@@ -60,21 +62,6 @@ class RunInput:
     preprocess_manifest: dict[str, Any] | None = None
     evaluate_manifest: dict[str, Any] | None = None
     model_card: dict[str, Any] | None = None
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    """A number for people: '–' for missing, fixed decimals, thousands separators for counts."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if x != 0 and abs(x) < 10 ** -digits:
-            return f"{x:.1e}"
-        return f"{x:.{digits}f}"
-    return str(x)
 
 
 def headline_value(values: dict[str, Any], key: str) -> float | None:
@@ -331,7 +318,9 @@ def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
     threshold = float(m.get("threshold", cfg.get("threshold", 0.5)))
     mgs = int(cfg.get("min_group_size", 30))
     values = m.get("gate_values", {})
-    suites = [_suite_context(n, sm, values.get(n, {}), run.predictions.get(n), threshold, mgs, class_names)
+    suites = [{**_suite_context(n, sm, values.get(n, {}), run.predictions.get(n), threshold, mgs, class_names),
+               "per_class": per_class_context(sm.get("multiclass"), suite=n, classes=m.get("classes"),
+                                              focus_class=m.get("focus_class"))}
               for n, sm in m.get("suites", {}).items()]
     cases = []
     for c in m.get("worst_cases", []):
