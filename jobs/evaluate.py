@@ -29,6 +29,7 @@ from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, parse_gates
 from debias.schema import TEXT_PAIR
+from jobs.progress import Progress
 from debias.evaluation.measure import (
     attach_scores,
     choose_rule,
@@ -161,7 +162,13 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: 
         num_cpus=ev.cpus_per_actor,
         num_gpus=1 if ev.use_gpu else 0,
     )
-    out = ds.drop_columns(["text", *([TEXT_PAIR] if pairs is not None else [])]).to_pandas()
+    ds = ds.drop_columns(["text", *([TEXT_PAIR] if pairs is not None else [])])
+    prog = Progress("[evaluate] scoring", n, unit="texts")
+    parts = []
+    for part in ds.iter_batches(batch_size=None, batch_format="pandas"):
+        parts.append(part)
+        prog.update(len(part))
+    out = pd.concat(parts, ignore_index=True)
     scores = np.full(n, np.nan)
     rows = out["_row"].to_numpy()
     scores[rows] = out["y_score"].to_numpy(dtype=np.float64)
@@ -182,14 +189,16 @@ def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig, focus: in
     from debias.evaluation.explain import IntegratedGradients, explain_cases
     from debias.evaluation.predict import Predictor
 
+    prog = Progress(f"[evaluate] explaining ({ev.explain_method})", len(cases), unit="cases")
+
     if ev.explain_method == "occlusion":
         p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length, focus=focus)
-        return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion")
+        return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion", on_case=lambda: prog.update(1))
     from debias.training.model import load_classifier
 
     model, tok = load_classifier(model_dir, optimized=False)  # IG needs gradients: fp32 weights
     ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length, focus=focus)
-    return explain_cases(cases, ig=ig, method="integrated_gradients")
+    return explain_cases(cases, ig=ig, method="integrated_gradients", on_case=lambda: prog.update(1))
 
 
 def _load_suites(cfg: PipelineConfig, run_dir: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -277,8 +286,11 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
         log(f"decision rule: {rule.constraint if rule.rules else 'global'} threshold {threshold:.4f}, "
             f"{rule.source}" + (f", {len(rule.rules)} cells" if rule.rules else ""))
     frames = with_predictions(frames, rule)
+    prog = Progress(f"[evaluate] metrics ({ev.n_boot} bootstrap draws)", sum(len(d) for d in frames.values()),
+                    every_s=0.0)
     measured = measure_suites(frames, kinds, parsed, threshold=threshold, n_boot=ev.n_boot,
-                              min_group_size=ev.min_group_size, seed=seed, classes=cfg.data.class_names)
+                              min_group_size=ev.min_group_size, seed=seed, classes=cfg.data.class_names,
+                              on_suite=lambda name, rows: prog.update(rows, note=f"suite {name} done"))
     timings["metrics"] = lap()
     labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
     if any(TEXT_PAIR in d.columns for d in frames.values()):

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import secrets
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ def train_seed(cfg: PipelineConfig) -> int:
 
 
 def _say(msg: str) -> None:
-    print(f"[debias train] {msg}", flush=True)
+    """One progress line. Written to the process's own stdout (``sys.__stdout__``): in a Ray
+    Train worker ``sys.stdout`` is wrapped so that each print reaches the driver twice."""
+    print(f"[debias train] {msg}", file=sys.__stdout__ or sys.stdout, flush=True)
 
 
 # ---------------------------------------------------------------- preflight (driver, no Ray)

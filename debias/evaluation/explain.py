@@ -189,8 +189,10 @@ def _worst_pairs(suite: str, df: pd.DataFrame, k: int) -> list[dict[str, Any]]:
 
 def explain_cases(cases: list[dict[str, Any]], *, predict_fn: PredictFn | None = None,
                   ig: IntegratedGradients | None = None,
-                  method: Literal["occlusion", "integrated_gradients"] = "occlusion") -> list[dict[str, Any]]:
-    """Add ``attribution`` (and ``partner_attribution`` for pairs) to each case from :func:`worst_cases`."""
+                  method: Literal["occlusion", "integrated_gradients"] = "occlusion",
+                  on_case: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Add ``attribution`` (and ``partner_attribution`` for pairs) to each case from
+    :func:`worst_cases`; ``on_case()`` is called after each case (progress)."""
     if method == "occlusion" and predict_fn is None:
         raise ValueError("occlusion needs predict_fn")
     if method == "integrated_gradients" and ig is None:
@@ -206,4 +208,6 @@ def explain_cases(cases: list[dict[str, Any]], *, predict_fn: PredictFn | None =
         if "partner_text" in c:
             c["partner_attribution"] = one(c["partner_text"])
         out.append(c)
+        if on_case is not None:
+            on_case()
     return out

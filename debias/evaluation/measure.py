@@ -7,7 +7,7 @@ only reads, scores and writes around them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,10 +167,12 @@ def with_predictions(frames: Mapping[str, pd.DataFrame], rule: float | GroupThre
 
 def measure_suites(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], gates: Sequence[Gate], *,
                    threshold: float, n_boot: int, min_group_size: int, seed: int,
-                   classes: Sequence[str] | None = None) -> dict[str, Any]:
+                   classes: Sequence[str] | None = None,
+                   on_suite: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Metrics per suite (:func:`debias.evaluation.suites.suite_metrics`), the gateable values
     per suite and the gate checks: ``{"metrics", "values", "gates"}``. With ``classes`` (more
-    than two) a suite holding ``y_class`` and ``y_proba`` gets a ``multiclass`` block too."""
+    than two) a suite holding ``y_class`` and ``y_proba`` gets a ``multiclass`` block too.
+    ``on_suite(name, rows)`` is called after each suite (progress)."""
     metrics = {}
     for name, df in frames.items():
         core = df.drop(columns=[c for c in ("y_proba", "y_class") if c in df.columns])
@@ -178,5 +180,7 @@ def measure_suites(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str],
                                       min_group_size=min_group_size, seed=seed)
         if classes is not None and len(classes) > 2 and {"y_class", "y_proba"} <= set(df.columns):
             metrics[name]["multiclass"] = multiclass_suite_metrics(df, classes=classes, min_group_size=min_group_size)
+        if on_suite is not None:
+            on_suite(name, len(df))
     values = {name: metric_values(m, min_group_size=min_group_size) for name, m in metrics.items()}
     return {"metrics": metrics, "values": values, "gates": check_gates(gates, values)}

@@ -29,7 +29,7 @@ def _corpus(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_pair_corpus_preprocess_train_evaluate(ray_local, tmp_path, tiny_model_dir):
+def test_pair_corpus_preprocess_train_evaluate(ray_local, tmp_path, tiny_model_dir, capsys):
     from jobs import evaluate, preprocess, train
 
     df = _corpus(240)
@@ -69,7 +69,13 @@ def test_pair_corpus_preprocess_train_evaluate(ray_local, tmp_path, tiny_model_d
     train.run(cfg, str(run))
     assert (run / "train" / "model" / "config.json").exists()
 
+    capsys.readouterr()
     evaluate.run(cfg, str(run))
+    err = capsys.readouterr().err
+    # progress while scoring and measuring, with an ETA; the explanations are skipped for pairs, saying so
+    assert "[evaluate] scoring: " in err and "texts, " in err and "ETA" in err
+    assert err.count("[evaluate] metrics (10 bootstrap draws): ") == 2 and "suite counterfactual done" in err
+    assert "explanations: not computed for text-pair inputs" in err
     metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
     assert set(metrics["suites"]) == {"test", "counterfactual"}
     pred = pd.read_parquet(run / "evaluate" / "predictions" / "test")
