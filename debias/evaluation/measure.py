@@ -61,11 +61,13 @@ def focus_labels(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *
     return out
 
 
-def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_group_size: int) -> dict[str, Any]:
+def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_group_size: int,
+                             n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
     """Per-class fairness of a K-class suite (``y_class``, ``y_proba``, ``groups``): demographic
     parity and equalized odds differences per class one-vs-rest and their maximum, accuracy and
     macro-F1 by group (argmax decisions), and for paired rows the argmax flip rate and total-
-    variation gaps (:mod:`debias.metrics.multiclass`)."""
+    variation gaps (:mod:`debias.metrics.multiclass`). With ``n_boot`` the per-class criteria
+    and their maximum carry 95% bootstrap intervals (``<criterion>_lo`` / ``_hi``)."""
     from debias.metrics.multiclass import (
         accuracy_by_group,
         multiclass_bias_auc,
@@ -79,7 +81,9 @@ def multiclass_suite_metrics(df: pd.DataFrame, *, classes: Sequence[str], min_gr
                           "y_proba": list(p), "groups": df["groups"].to_numpy()})
     out: dict[str, Any] = {
         "classes": list(classes),
-        "criteria": multiclass_criteria(frame, classes=classes, min_group_size=min_group_size).to_dict("records"),
+        "criteria": multiclass_criteria(frame, classes=classes, min_group_size=min_group_size,
+                                        **({"ci": True, "n_boot": n_boot, "seed": seed} if n_boot else {})
+                                        ).to_dict("records"),
         "by_group": accuracy_by_group(frame, n_classes=k, min_group_size=min_group_size).to_dict("records"),
         "bias_auc": _worst_auc_per_class(multiclass_bias_auc(frame, classes=classes), min_group_size),
     }
@@ -179,7 +183,8 @@ def measure_suites(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str],
         metrics[name] = suite_metrics(core, kind=kinds[name], threshold=threshold, n_boot=n_boot,
                                       min_group_size=min_group_size, seed=seed)
         if classes is not None and len(classes) > 2 and {"y_class", "y_proba"} <= set(df.columns):
-            metrics[name]["multiclass"] = multiclass_suite_metrics(df, classes=classes, min_group_size=min_group_size)
+            metrics[name]["multiclass"] = multiclass_suite_metrics(df, classes=classes, min_group_size=min_group_size,
+                                                                   n_boot=n_boot, seed=seed)
         if on_suite is not None:
             on_suite(name, len(df))
     values = {name: metric_values(m, min_group_size=min_group_size) for name, m in metrics.items()}

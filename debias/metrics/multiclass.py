@@ -120,18 +120,46 @@ def multiclass_criteria(df: pd.DataFrame, *, classes: Sequence[str], group_col: 
     """Demographic parity and equalized odds differences per class, then their maximum.
 
     One row per class (one-vs-rest, between groups) and a last row ``class == "max"`` holding
-    the largest value of each column over classes: the multi-class criterion.
+    the largest value of each column over classes: the multi-class criterion. With ``ci=True``
+    in ``kwargs`` (and ``n_boot``, ``confidence``, ``seed``) each value gets ``<col>_lo`` /
+    ``<col>_hi``: a class's from the binary criterion's own bootstrap interval, the maximum's
+    from :func:`debias.metrics.intervals.extremum_interval` over the classes' intervals.
     """
+    from debias.metrics.intervals import extremum_interval
+
+    binaries = [one_vs_rest(df, k, n_classes=len(classes), group_col=group_col) for k in range(len(classes))]
+    funcs = {"demographic_parity_difference": demographic_parity_difference,
+             "equalized_odds_difference": equalized_odds_difference}
+    ci = bool(kwargs.get("ci", False))
+    confidence = float(kwargs.get("confidence", 0.95))
+
+    def per_class(fn: Any, conf: float) -> list[Any]:
+        return [fn(b, group_col=group_col, **{**kwargs, "confidence": conf}) for b in binaries]
+
+    found = {col: per_class(fn, confidence) for col, fn in funcs.items()}
     rows = []
     for k, name in enumerate(classes):
-        b = one_vs_rest(df, k, n_classes=len(classes), group_col=group_col)
-        dp = demographic_parity_difference(b, group_col=group_col, **kwargs)
-        eo = equalized_odds_difference(b, group_col=group_col, **kwargs)
-        rows.append({"class": name, "demographic_parity_difference": dp.value,
-                     "equalized_odds_difference": eo.value})
-    out = pd.DataFrame(rows, columns=["class", "demographic_parity_difference", "equalized_odds_difference"])
-    worst = {"class": "max", **{c: float(np.nanmax(out[c])) if out[c].notna().any() else float("nan")
-                                for c in out.columns[1:]}}
+        row: dict[str, Any] = {"class": name}
+        for col in funcs:
+            c = found[col][k]
+            row[col] = c.value
+            if ci:
+                row[f"{col}_lo"] = np.nan if c.ci_low is None else float(c.ci_low)
+                row[f"{col}_hi"] = np.nan if c.ci_high is None else float(c.ci_high)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    worst: dict[str, Any] = {"class": "max"}
+    for col, fn in funcs.items():
+        vals = out[col].to_numpy(dtype=np.float64)
+        worst[col] = float(np.nanmax(vals)) if np.isfinite(vals).any() else float("nan")
+        if ci:
+            def limits(conf: float, fn: Any = fn, col: str = col) -> tuple[np.ndarray, np.ndarray]:
+                got = found[col] if conf == confidence else per_class(fn, conf)
+                return (np.array([np.nan if c.ci_low is None else c.ci_low for c in got], dtype=np.float64),
+                        np.array([np.nan if c.ci_high is None else c.ci_high for c in got], dtype=np.float64))
+
+            _, lo, hi = extremum_interval(vals, limits, kind="max", confidence=confidence)
+            worst[f"{col}_lo"], worst[f"{col}_hi"] = lo, hi
     return pd.concat([out, pd.DataFrame([worst])], ignore_index=True)
 
 

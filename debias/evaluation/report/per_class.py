@@ -20,6 +20,7 @@ from debias.schema import NO_GROUP
 __all__ = ["per_class_context"]
 
 _CRITERIA = (("dp", "demographic_parity_difference"), ("eo", "equalized_odds_difference"))
+_AUCS = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
 
 
 def _class_names(block: Mapping[str, Any], classes: Sequence[str] | None, suite: str) -> list[str]:
@@ -31,6 +32,12 @@ def _class_names(block: Mapping[str, Any], classes: Sequence[str] | None, suite:
     if len(names) < 3:
         raise ValueError(f"a per-class block needs at least 3 class names; suite {suite!r} has {names!r}")
     return [str(n) for n in names]
+
+
+def _ci(r: Mapping[str, Any], col: str) -> str:
+    """``[lo, hi]`` of a value that carries an interval, else ""."""
+    lo, hi = r.get(f"{col}_lo"), r.get(f"{col}_hi")
+    return f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else ""
 
 
 def _worst(v: Any, top: Any) -> bool:
@@ -70,11 +77,13 @@ def per_class_context(block: Mapping[str, Any] | None, *, suite: str, classes: S
         row: dict[str, Any] = {"name": name, "focus": name == focus_class}
         for key, col in _CRITERIA:
             row[key] = fmt(r.get(col))
+            row[f"{key}_ci"] = _ci(r, col)
             row[f"{key}_worst"] = _worst(r.get(col), top.get(col))
         rows.append(row)
     mx = {}
     for key, col in _CRITERIA:
         mx[key] = fmt(top.get(col))
+        mx[f"{key}_ci"] = _ci(top, col)
         mx[f"{key}_class"] = ", ".join(w["name"] for w in rows if w[f"{key}_worst"]) or "–"
 
     by = list(block.get("by_group") or [])
@@ -87,9 +96,12 @@ def per_class_context(block: Mapping[str, Any] | None, *, suite: str, classes: S
                 "accuracy": fmt(r.get("accuracy")), "macro_f1": fmt(r.get("macro_f1"))}
 
     cf = block.get("counterfactual")
+    aucs = [{"name": str(r.get("class")), **{m: fmt(r.get(f"min_{m}")) for m in _AUCS},
+             **{f"{m}_group": r.get(f"min_{m}_group") or "–" for m in _AUCS}}
+            for r in block.get("bias_auc") or []]
     return {
         "classes": names, "focus": focus_class if focus_class in names else None,
-        "criteria": rows, "max": mx,
+        "criteria": rows, "max": mx, "intervals": any(r["dp_ci"] for r in rows), "bias_auc": aucs,
         "groups": [group_row(r, "no identity term" if r["group"] == NO_GROUP else str(r["group"])) for r in groups],
         "overall": overall and group_row(overall, "all rows"),
         "counterfactual": None if not cf or not cf.get("n_pairs") else {

@@ -89,8 +89,13 @@ def test_per_class_table_names_the_run_classes_and_shows_their_values(multi):
         per_class = [_cells(f"<td>{r}") for r in rows]  # the max row is <tr class="max">, read below
         assert [c[0].replace(" focus class", "") for c in per_class] == list(CLASSES)
         crit = block["criteria"]
+        def shown(rec, col):  # the value and its 95% interval, both from metrics.json
+            return f"{fmt(rec[col])} [{fmt(rec[col + '_lo'])}, {fmt(rec[col + '_hi'])}]"
+
         for cells, rec in zip(per_class, crit[:-1], strict=True):
-            assert cells[1:] == [fmt(rec["demographic_parity_difference"]), fmt(rec["equalized_odds_difference"])]
+            assert cells[1:] == [shown(rec, "demographic_parity_difference"), shown(rec, "equalized_odds_difference")]
+            assert rec["demographic_parity_difference_lo"] <= rec["demographic_parity_difference"] \
+                <= rec["demographic_parity_difference_hi"]
         top = crit[-1]
         assert top["class"] == "max"
         mx = _cells(re.search(r'<tr class="max">(.*?)</tr>', sec, re.S).group(1))
@@ -98,7 +103,7 @@ def test_per_class_table_names_the_run_classes_and_shows_their_values(multi):
         for cell, col in zip(mx[1:], ("demographic_parity_difference", "equalized_odds_difference"), strict=True):
             worst = [c for c, r in zip(CLASSES, crit[:-1], strict=True) if r[col] == top[col]]
             assert top[col] == max(r[col] for r in crit[:-1])  # the measured max is the worst class
-            assert cell == f"{fmt(top[col])} ({', '.join(worst)})"
+            assert cell == f"{shown(top, col)} ({', '.join(worst)})"
 
 
 def test_the_worst_class_cell_is_highlighted(multi):
@@ -107,7 +112,8 @@ def test_the_worst_class_cell_is_highlighted(multi):
     crit = run.metrics["suites"]["test"]["multiclass"]["criteria"]
     table = sec.split("<table>")[1].split("</table>")[0]
     highlighted = re.findall(r'<td class="num worst">([^<]+)</td>', table)
-    expected = [fmt(r[col]) for col in ("demographic_parity_difference", "equalized_odds_difference")
+    expected = [f"{fmt(r[col])} [{fmt(r[col + '_lo'])}, {fmt(r[col + '_hi'])}]"
+                for col in ("demographic_parity_difference", "equalized_odds_difference")
                 for r in crit[:-1] if r[col] == crit[-1][col]]
     assert sorted(highlighted) == sorted(expected) and len(highlighted) >= 2  # one worst class per criterion
     assert table.count('<span class="badge">focus class</span>') == 1
@@ -163,3 +169,16 @@ def test_per_class_context_checks_the_block():
         per_class_context(block, suite="test", classes=["a", "b", "c"])
     with pytest.raises(ValueError, match="expected 4 per-class criteria rows"):
         per_class_context({**block, "criteria": block["criteria"][:-1]}, suite="test")
+
+
+def test_lowest_auc_per_class_table(multi):
+    run, html = multi
+    sec = _section(html, "test")
+    aucs = run.metrics["suites"]["test"]["multiclass"]["bias_auc"]
+    table = sec[sec.index("Lowest AUCs per class"):]
+    table = table[:table.index("</table>")]
+    rows = [_cells(r) for r in re.findall(r"<tr>(<td.*?)</tr>", table, re.S)]
+    assert [r[0] for r in rows] == [a["class"] for a in aucs] == list(CLASSES)
+    for cells, a in zip(rows, aucs, strict=True):
+        assert cells[1:] == [f"{fmt(a['min_' + m])} ({a['min_' + m + '_group'] or '–'})"
+                             for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc")]

@@ -130,3 +130,31 @@ def test_bad_class_ids_and_probabilities_get_clear_errors():
     bad = df.assign(y_proba=[[0.5, 0.5]] * len(df))
     with pytest.raises(ValueError, match="3 probabilities per row"):
         multiclass_bias_auc(bad, classes=CLASSES)
+
+
+def test_criteria_intervals_are_each_class_s_binary_interval_and_cover_the_max():
+    from debias.metrics import demographic_parity_difference, equalized_odds_difference
+    from debias.metrics.multiclass import multiclass_criteria, one_vs_rest
+
+    rng = np.random.default_rng(4)
+    n = 500
+    p = rng.dirichlet([1, 1, 1], n)
+    df = pd.DataFrame({"y_true": rng.integers(0, 3, n), "y_pred": p.argmax(1), "y_proba": list(p),
+                       "groups": [[g] for g in rng.choice(["a", "b"], n)]})
+    kw = {"ci": True, "n_boot": 100, "seed": 0, "min_group_size": 10}
+    out = multiclass_criteria(df, classes=CLASSES, **kw).set_index("class")
+    for k, name in enumerate(CLASSES):
+        b = one_vs_rest(df, k, n_classes=3)
+        for col, fn in (("demographic_parity_difference", demographic_parity_difference),
+                        ("equalized_odds_difference", equalized_odds_difference)):
+            c = fn(b, **kw)
+            assert out.loc[name, col] == pytest.approx(c.value)
+            assert (out.loc[name, f"{col}_lo"], out.loc[name, f"{col}_hi"]) == pytest.approx((c.ci_low, c.ci_high))
+    for col in ("demographic_parity_difference", "equalized_odds_difference"):
+        lo, v, hi = out.loc["max", [f"{col}_lo", col, f"{col}_hi"]]
+        assert lo <= v <= hi
+        assert hi >= out.loc[list(CLASSES), f"{col}_hi"].max() - 1e-12  # no narrower than the widest class reach
+    # without ci: the point values only, the same numbers
+    plain = multiclass_criteria(df, classes=CLASSES, min_group_size=10).set_index("class")
+    assert list(plain.columns) == ["demographic_parity_difference", "equalized_odds_difference"]
+    assert np.allclose(plain.to_numpy(), out[plain.columns].to_numpy())
