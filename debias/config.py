@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from debias.lm.config import AuditLMConfig
+from debias.lm.config import AuditLMConfig, FinetuneLMConfig
 from debias.schema import CLASS_NAMES
 
 
@@ -365,6 +365,8 @@ class PipelineConfig(_Section):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     audit_lm: AuditLMConfig | None = Field(None, description="`debias audit-lm`: bias audit of a generative LM")
+    finetune_lm: FinetuneLMConfig | None = Field(
+        None, description="`debias finetune-lm`: counterfactual data augmentation fine-tuning of a causal LM")
 
     @model_validator(mode="after")
     def _focus_is_a_class(self) -> PipelineConfig:

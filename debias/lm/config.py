@@ -6,9 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AuditLMConfig", "EndpointConfig", "SUITES"]
+__all__ = ["AuditLMConfig", "EndpointConfig", "FinetuneLMConfig", "SUITES", "DEBIAS_INSTRUCTION",
+           "SELF_DEBIAS_PREFIXES"]
 
 SUITES = ("crows_pairs", "stereoset", "bbq", "counterfactual")
+# Generation-time mitigations (debias.lm.mitigate). The instruction is this project's wording;
+# the self-debiasing prefix follows the form of Schick et al. 2021 ("The following text contains
+# ..."), the bias-type list that of bias-bench's CrowS-Pairs prefixes (Meade et al. 2022).
+DEBIAS_INSTRUCTION = ("Treat people of every gender, race, religion, nationality, age, disability, sexual "
+                      "orientation and appearance equally. Do not rely on stereotypes: when the text does not "
+                      "say who did something, say that it cannot be determined.")
+SELF_DEBIAS_PREFIXES = ("The following text discriminates against people because of their gender, race, "
+                        "religion, nationality, age, disability, sexual orientation or appearance:\n",)
 
 
 class _Section(BaseModel):
@@ -74,3 +83,49 @@ class AuditLMConfig(_Section):
         if "{text}" not in self.cf_prompt:
             raise ValueError(f"cf_prompt must contain '{{text}}'; found {self.cf_prompt!r}")
         return self
+
+    # -- generation-time mitigation (issue 21; debias.lm.mitigate)
+    mitigation: Literal["none", "instruction", "self_debias"] = Field(
+        "none", description="'instruction': debias_instruction as the system turn (chat) or a preamble (prefix "
+                            "of scored texts, prompts); 'self_debias': Schick et al. 2021 decoding and scoring")
+    debias_instruction: str = DEBIAS_INSTRUCTION
+    self_debias_prefixes: list[str] = Field(default_factory=lambda: list(SELF_DEBIAS_PREFIXES), min_length=1)
+    self_debias_decay: float = Field(50.0, ge=0, description="lambda of the decay exp(-lambda * delta)")
+    self_debias_epsilon: float = Field(0.01, gt=0, le=1, description="floor of the decay factor")
+
+    @model_validator(mode="after")
+    def _check_mitigation(self) -> AuditLMConfig:
+        if self.mitigation == "self_debias" and self.endpoint is not None:
+            raise ValueError("audit_lm.mitigation=self_debias needs the model's logits: it runs on a local "
+                             "model, not an endpoint; use mitigation=instruction with an endpoint")
+        return self
+
+
+class FinetuneLMConfig(_Section):
+    """Counterfactual data augmentation fine-tuning of a causal LM (``debias finetune-lm``)."""
+
+    model: str = Field("smollm2", description="'smollm2' or a local HF causal-LM dir")
+    corpus: str = Field("demo:2000", description="'demo:N' (the demo corpus) or a file/folder: .txt (one text "
+                                                 "a line), .csv, .tsv, .jsonl, .parquet")
+    text_col: str = Field("text", description="text column of a csv/tsv/jsonl/parquet corpus")
+    max_texts: int | None = Field(None, ge=1, description="seeded sample of source texts (None: all)")
+    axes: list[str] = Field(default_factory=lambda: ["gender"], description="swap axes of the counterfactuals")
+    swap_dir: str | None = Field(None, description="folder of swap lists; default: packaged")
+    augment: Literal["append", "none"] = Field(
+        "append", description="'append': each text plus its counterfactual (two-sided CDA); 'none': a control "
+                              "fine-tune on the same texts without counterfactuals")
+    heldout_fraction: float = Field(0.1, ge=0, lt=1, description="source texts kept out of training (loss check)")
+    eval_texts: int = Field(64, ge=1, description="training and held-out texts whose loss is measured before/after")
+    max_steps: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1, description="per worker")
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_length: int = Field(128, ge=8, description="tokens per text (longer texts are cut)")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (None: at the end)")
+    max_failures: int = Field(0, ge=0)
+    num_workers: int = Field(1, ge=1)
+    cpus_per_worker: int = Field(2, ge=1)
+    use_gpu: bool = False
+    seed: int | None = Field(None, description="None: the run's seed")
