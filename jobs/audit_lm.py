@@ -91,7 +91,8 @@ def _blocks(df: pd.DataFrame, rows_per_block: int) -> list[pd.DataFrame]:
 def _ray_score(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd.DataFrame:
     import ray
 
-    from debias.lm.scorer import LMScorer
+    from debias.lm.mitigate import MitigatedScorer as LMScorer
+    from debias.lm.mitigate import mitigation_kwargs
 
     if rows.empty:
         return rows.assign(logprob_sum=[], logprob_mean=[], n_tokens=[])
@@ -100,7 +101,8 @@ def _ray_score(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd.Da
     ds = ray.data.from_pandas(_blocks(rows.drop(columns="_len"), acfg.batch_size * 8))
     ds = ds.map_batches(LMScorer, fn_constructor_kwargs={"model": model_dir, "batch_size": acfg.batch_size,
                                                          "max_length": acfg.max_length,
-                                                         "torch_threads": acfg.cpus_per_actor, "dtype": acfg.dtype},
+                                                         "torch_threads": acfg.cpus_per_actor, "dtype": acfg.dtype,
+                                                         **mitigation_kwargs(acfg)},
                         batch_size=acfg.batch_size * 4, batch_format="pandas",
                         compute=ray.data.ActorPoolStrategy(size=acfg.num_actors), num_cpus=acfg.cpus_per_actor,
                         num_gpus=1 if acfg.use_gpu else 0)
@@ -114,7 +116,8 @@ def _ray_score(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd.Da
 def _ray_generate(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd.DataFrame:
     import ray
 
-    from debias.lm.scorer import LMGenerator
+    from debias.lm.mitigate import MitigatedGenerator as LMGenerator
+    from debias.lm.mitigate import mitigation_kwargs
 
     out = []
     for max_new, part in rows.groupby("max_new_tokens", sort=True):
@@ -123,7 +126,7 @@ def _ray_generate(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd
         ds = ds.map_batches(LMGenerator, fn_constructor_kwargs={
             "model": model_dir, "batch_size": acfg.gen_batch_size, "max_new_tokens": int(max_new),
             "temperature": acfg.temperature, "top_p": acfg.top_p, "seed": acfg.seed, "chat": acfg.chat,
-            "torch_threads": acfg.cpus_per_actor, "dtype": acfg.dtype},
+            "torch_threads": acfg.cpus_per_actor, "dtype": acfg.dtype, **mitigation_kwargs(acfg)},
             batch_size=acfg.gen_batch_size * 2, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=acfg.num_actors), num_cpus=acfg.cpus_per_actor,
             num_gpus=1 if acfg.use_gpu else 0)
@@ -182,6 +185,10 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
           f"({', '.join(p.items)})" + (f"; skipped: {p.skipped}" if p.skipped else ""), file=sys.stderr, flush=True)
     timings: dict[str, float] = {}
     client = None
+    if acfg.endpoint is not None and acfg.mitigation == "instruction":  # the client sends no system turn
+        from debias.lm.mitigate import instruct_rows
+
+        p.score_rows, p.prompt_rows = instruct_rows(p.score_rows, p.prompt_rows, acfg.debias_instruction)
     if acfg.endpoint is not None:
         client = _endpoint_client(acfg, run_dir)
         model_name = f"{acfg.endpoint.base_url} ({acfg.endpoint.model})"
@@ -216,7 +223,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
     # stage_output's wall_seconds times only the writing; the manifest also says how long the audit took
     timings["total_s"] = time.time() - t0
     metrics = json_safe({"model": model_name, "classifier": clf, "limit": acfg.limit, "seed": acfg.seed,
-                         "suites": suites, "gate_values": gate_values(suites)})
+                         "mitigation": acfg.mitigation, "suites": suites, "gate_values": gate_values(suites)})
     gate_results = check_gates(parse_gates([*acfg.gates, *gates]), metrics["gate_values"])
     with stage_output(run_dir, STAGE, config=acfg, inputs=[str(v) for v in p.items], seed=acfg.seed) as w:
         scored.to_parquet(w.sub("scored.parquet"), index=False)
