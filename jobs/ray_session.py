@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,9 +29,64 @@ def quiet_ray_core() -> None:
     max_restarts > 0", printed for every Ray Data actor pool) out of the user's log; errors still
     reach the user as Python exceptions. ``DEBIAS_VERBOSE=1`` (``--verbose``) keeps them.
     Read when Ray starts in this process, so call it before ``ray.init``."""
-    if os.environ.get("DEBIAS_VERBOSE", "") not in ("", "0"):
+    if _verbose():
         return
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    if not sys.stderr.isatty():  # no colour codes in a log file or a CI log
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    # "Token authentication is enabled for this Ray cluster": said on every start of a local Ray
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
+def _verbose() -> bool:
+    return os.environ.get("DEBIAS_VERBOSE", "") not in ("", "0")
+
+
+# Lines Ray's processes print that say nothing to a user of debias (each seen in a training or
+# evaluation log here): process start-up, Train's worker-group bookkeeping, its checkpoint and
+# report dumps, Ray Data's progress-bar hint and deprecation warnings from Ray's own code.
+WORKER_NOISE = re.compile("|".join([
+    r"logging\.cc:\d+: Set ray log level",
+    r"Progress bars disabled\. To enable",
+    r"RayDeprecationWarning", r"self\.exclude_resources = exclude_resources",
+    r"Reporting training result \d+: TrainingReport\(", r"Checkpoint successfully created at: ",
+    r"^Requesting resources: ", r"^Attempting to start training worker group",
+    r"^Started training worker group", r"^- \(ip=.*\) world_rank=\d+", r"^Setting up process group for: ",
+    r"^Moving model to device: ", r"Dataset \S+ execution finished in [\d.]+ seconds",
+    r"constructor arguments in the object store",
+]))
+
+
+def keep_worker_line(line: str) -> bool:
+    """False for a line of :data:`WORKER_NOISE` (``--verbose`` keeps every line)."""
+    return not WORKER_NOISE.search(line.strip())
+
+
+def filter_worker_logs() -> bool:
+    """Drop :data:`WORKER_NOISE` from the worker output Ray prints on the driver; our own
+    progress lines and every warning and error of the user's code still pass. Call after
+    ``ray.init``; returns False (and changes nothing) when verbose or when Ray's printer is
+    not where this Ray version keeps it."""
+    if _verbose():
+        return False
+    try:
+        from ray._private import worker as rw
+    except ImportError:  # pragma: no cover - another Ray layout
+        return False
+    dispatcher = getattr(rw, "global_worker_stdstream_dispatcher", None)
+    printer = getattr(rw, "print_to_stdstream", None)
+    if dispatcher is None or printer is None or not any(n == "ray_print_logs" for n, _ in dispatcher.handlers):
+        return False
+    ignore_prefix = rw._should_ignore_worker_log_prefix(rw.global_worker)
+
+    def handler(data: dict) -> None:
+        lines = [line for line in data.get("lines", []) if keep_worker_line(line)]
+        if lines:
+            printer({**data, "lines": lines}, ignore_prefix=ignore_prefix)
+
+    dispatcher.remove_handler("ray_print_logs")
+    dispatcher.add_handler("ray_print_logs", handler)
+    return True
 
 
 def quiet_ray_data() -> None:
@@ -43,6 +100,8 @@ def quiet_ray_data() -> None:
     except AttributeError:  # older Ray
         pass
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if not _verbose():  # the hint that follows from switching the bars off just above
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     # The v2 parquet datasource lists files through actors that are not restarted when their
     # node dies, so losing a node failed the job (2 of 3 runs in tests/integration/test_cluster.py);
     # the v1 reader retries its tasks like every other Ray Data task.
@@ -93,6 +152,7 @@ def ray_session(cfg: RayConfig | None = None, *, dashboard: bool = True) -> Iter
         ray.init(address="local", include_dashboard=dashboard if cfg.include_dashboard is None else cfg.include_dashboard,
                  logging_level="WARNING", **kwargs)
         mode = "local"
+    filter_worker_logs()
     quiet_ray_data()
     try:
         yield mode
