@@ -261,7 +261,11 @@ class EvaluateConfig(_Section):
     n_boot: int = Field(1000, ge=0)
     min_group_size: int = Field(30, ge=1)
     explain_top_k: int = Field(5, ge=0, description="worst cases explained per suite")
-    explain_method: Literal["integrated_gradients", "occlusion"] = "integrated_gradients"
+    explain_method: Literal["integrated_gradients", "occlusion", "shap"] = Field("integrated_gradients", description=(
+        "word attributions of the worst cases; shap (the shap package's partition explainer over the "
+        "model's tokenizer) also runs integrated gradients on the same cases and reports how often the two "
+        "name the same top word"))
+    shap_max_evals: int = Field(200, ge=10, description="shap: model calls per explained text")
     ig_steps: int = Field(32, ge=1, description="integrated gradients: Riemann-sum points")
     gates: list[str] = Field(default_factory=list)
     seed: int | None = None

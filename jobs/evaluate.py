@@ -83,6 +83,12 @@ def preflight(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = No
     if not names:
         raise ValueError("evaluate.suites is empty; add at least one suite")
     parsed = parse_gates([*cfg.evaluate.gates, *(gates or [])], suites=names)
+    if cfg.evaluate.explain_method == "shap" and cfg.evaluate.explain_top_k:
+        import importlib.util
+
+        if importlib.util.find_spec("shap") is None:
+            raise ValueError("evaluate.explain_method: shap needs the shap package: pip install 'debias[explain]' "
+                             "(or pip install shap), or choose integrated_gradients / occlusion")
     model_dir = resolve_model_dir(cfg, run_dir)
     if cfg.evaluate.group_thresholds == "stored" and GroupThresholds.load(model_dir) is None:
         raise ValueError(f"evaluate.group_thresholds: stored, but {model_dir} holds no {RULE_FILE}; "
@@ -183,22 +189,34 @@ def score_texts(texts: list[str], *, model_dir: str, ev: EvaluateConfig, focus: 
     return scores, proba
 
 
-def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig, focus: int = 1) -> list[dict]:
+def _explain(cases: list[dict], *, model_dir: str, ev: EvaluateConfig, focus: int = 1,
+             seed: int = 0) -> tuple[list[dict], dict | None]:
+    """The cases with their attributions, and (``shap``) SHAP's agreement with integrated gradients."""
     if not cases:
-        return []
+        return [], None
     from debias.evaluation.explain import IntegratedGradients, explain_cases
     from debias.evaluation.predict import Predictor
 
     prog = Progress(f"[evaluate] explaining ({ev.explain_method})", len(cases), unit="cases")
-
     if ev.explain_method == "occlusion":
         p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length, focus=focus)
-        return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion", on_case=lambda: prog.update(1))
+        return explain_cases(cases, predict_fn=p.predict_texts, method="occlusion", on_case=lambda: prog.update(1)), None
     from debias.training.model import load_classifier
 
     model, tok = load_classifier(model_dir, optimized=False)  # IG needs gradients: fp32 weights
     ig = IntegratedGradients(model, tok, steps=ev.ig_steps, max_length=ev.max_length, focus=focus)
-    return explain_cases(cases, ig=ig, method="integrated_gradients", on_case=lambda: prog.update(1))
+    if ev.explain_method != "shap":
+        return explain_cases(cases, ig=ig, method="integrated_gradients", on_case=lambda: prog.update(1)), None
+    from debias.evaluation.explain_shap import method_agreement, shap_attributions
+
+    p = Predictor(model_dir, batch_size=ev.batch_size, max_length=ev.max_length, focus=focus)
+    shap_cases = explain_cases(cases, method="shap", on_case=lambda: prog.update(1), attribute=partial(
+        shap_attributions, predict_fn=p.predict_texts, tokenizer=p.tokenizer, max_evals=ev.shap_max_evals, seed=seed))
+    ig_cases = explain_cases(cases, ig=ig, method="integrated_gradients")
+    agree = method_agreement(shap_cases, ig_cases, names=("shap", "integrated_gradients"))
+    log(f"explanations: SHAP and integrated gradients name the same top word in "
+        f"{agree['top1_agreement'] or 0:.0%} of {agree['n_cases']} texts (top-3 overlap {agree['top_k_overlap'] or 0:.2f})")
+    return shap_cases, agree
 
 
 def _load_suites(cfg: PipelineConfig, run_dir: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
@@ -295,9 +313,10 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     labelled = {n: d for n, d in frames.items() if kinds[n] != "minimal_pairs"}
     if any(TEXT_PAIR in d.columns for d in frames.values()):
         log("explanations: not computed for text-pair inputs (the attributions read one text)")
-        cases = []
+        cases, agreement = [], None
     else:
-        cases = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev, focus=cfg.focus_id)
+        cases, agreement = _explain(worst_cases(labelled, k=ev.explain_top_k), model_dir=model_dir, ev=ev,
+                                    focus=cfg.focus_id, seed=seed)
     timings["explain"] = lap()
     doc = to_json_safe({
         "model_dir": model_dir, "threshold": threshold, "threshold_source": rule.source,
@@ -305,7 +324,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
         "classes": list(cfg.data.class_names), "focus_class": cfg.data.class_names[cfg.focus_id],
         "suites": {n: {**measured["metrics"][n], "name": n} for n in frames},
         "gate_values": measured["values"], "gates": measured["gates"],
-        "worst_cases": cases, "explain_method": ev.explain_method,
+        "worst_cases": cases, "explain_method": ev.explain_method, "explain_agreement": agreement,
     })
     _write(run_dir, ev, frames, kinds, doc, rule_doc=rule.to_dict(), seed=seed, timings=timings)
     if ev.store_rule and (done := store_rule(rule, model_dir=model_dir, run_dir=run_dir, suites=doc["suites"])):

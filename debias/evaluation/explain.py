@@ -189,16 +189,23 @@ def _worst_pairs(suite: str, df: pd.DataFrame, k: int) -> list[dict[str, Any]]:
 
 def explain_cases(cases: list[dict[str, Any]], *, predict_fn: PredictFn | None = None,
                   ig: IntegratedGradients | None = None,
-                  method: Literal["occlusion", "integrated_gradients"] = "occlusion",
-                  on_case: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+                  method: Literal["occlusion", "integrated_gradients", "shap"] = "occlusion",
+                  on_case: Callable[[], None] | None = None,
+                  attribute: Callable[[str], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Add ``attribution`` (and ``partner_attribution`` for pairs) to each case from
-    :func:`worst_cases`; ``on_case()`` is called after each case (progress)."""
-    if method == "occlusion" and predict_fn is None:
+    :func:`worst_cases`; ``on_case()`` is called after each case (progress). ``attribute``
+    (text -> attribution) serves any other method, e.g. SHAP
+    (:func:`debias.evaluation.explain_shap.shap_attributions`)."""
+    if attribute is None and method == "occlusion" and predict_fn is None:
         raise ValueError("occlusion needs predict_fn")
-    if method == "integrated_gradients" and ig is None:
+    if attribute is None and method == "integrated_gradients" and ig is None:
         raise ValueError("integrated_gradients needs ig=IntegratedGradients(model, tokenizer)")
+    if attribute is None and method not in ("occlusion", "integrated_gradients"):
+        raise ValueError(f"method {method!r} needs attribute=(text -> attribution)")
 
     def one(text: str) -> dict[str, Any]:
+        if attribute is not None:
+            return attribute(text)
         return occlusion(text, predict_fn=predict_fn) if method == "occlusion" else ig(text)
 
     out = []

@@ -241,3 +241,30 @@ def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ra
     evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0), str(run))
     assert GroupThresholds.load(run / "train" / "model") is None
     assert json.loads((out / "group_thresholds.json").read_text())["constraint"] == "none"
+
+
+def test_shap_explanations_with_their_agreement_with_integrated_gradients(tmp_path, tiny_model_dir, ray_local):
+    pytest.importorskip("shap", reason="shap is the optional 'explain' extra (make install puts it in)")
+    from debias.config import load_config
+    from jobs import evaluate, report
+
+    run = tmp_path / "run"
+    _write_run(run)
+    cfg = load_config(base={
+        "data": {"path": "unused"}, "annotate": {"axes": AXES}, "augment": {"axes": AXES},
+        "evaluate": {"model": str(tiny_model_dir), "batch_size": 16, "n_boot": 10, "min_group_size": 5,
+                     "explain_top_k": 2, "ig_steps": 8, "explain_method": "shap", "shap_max_evals": 40,
+                     "suites": [{"name": "test", "kind": "test_split"}]}})
+    evaluate.run(cfg, str(run))
+    m = json.loads((run / "evaluate" / "metrics.json").read_text())
+    assert m["explain_method"] == "shap" and m["worst_cases"]
+    for c in m["worst_cases"]:
+        a = c["attribution"]
+        assert a["method"] == "shap" and [w for w, _ in a["tokens"]] == c["text"].split()
+        assert sum(v for _, v in a["tokens"]) - (a["score"] - a["baseline_score"]) == pytest.approx(a["delta"])
+    agree = m["explain_agreement"]
+    assert agree["methods"] == ["shap", "integrated_gradients"] and agree["n_cases"] == len(m["worst_cases"])
+    assert 0.0 <= agree["top1_agreement"] <= 1.0
+    assert len(agree["disagree_ids"]) == round((1 - agree["top1_agreement"]) * agree["n_cases"])
+    html = Path(report.run(cfg, [str(run)], out_run_dir=str(run))).read_text()
+    assert "Do the methods agree?" in html and "shap and integrated gradients name the same" in html

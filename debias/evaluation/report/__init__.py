@@ -131,6 +131,16 @@ def _auc_cell(v: Any, lo: Any = None, hi: Any = None) -> dict[str, str]:
     return {"text": text, "style": f"background: rgba({r},{g},120,0.35)"}
 
 
+def _agreement_context(a: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The words of the method-agreement note (``metrics.json``'s ``explain_agreement``), or None."""
+    if not a or not a.get("n_cases"):
+        return None
+    n, share = int(a["n_cases"]), float(a.get("top1_agreement") or 0.0)
+    return {"methods_text": " and ".join(str(x).replace("_", " ") for x in a.get("methods", [])),
+            "n": n, "top1": round(share * n), "top1_share": f"{share:.0%}", "k": a.get("top_k", 3),
+            "overlap": fmt(a.get("top_k_overlap")), "disagree": ", ".join(map(str, a.get("disagree_ids") or []))}
+
+
 def _attribution_html(attr: dict[str, Any] | None) -> Any:
     from markupsafe import Markup, escape
 
@@ -346,6 +356,7 @@ def _run_context(run: RunInput, class_names: tuple[str, str]) -> dict[str, Any]:
             "min_group_size": mgs, "suites": suites, "cases": cases, "gates": gates,
             "gates_failed": sum(not g["passed"] for g in gates),
             "explain_method": (m.get("explain_method") or "").replace("_", " "),
+            "agreement": _agreement_context(m.get("explain_agreement")),
             "audit": _audit_context(run.audit, run.preprocess_manifest),
             "verdict": _verdict(run, class_names),
             "card": {k: card[k] for k in list(card)[:12] if not isinstance(card[k], (dict, list))}}
