@@ -54,8 +54,9 @@ def build_suite(sc: SuiteConfig, cfg: PipelineConfig, *, read_split: Callable[[s
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
     elif sc.kind == "identity_templates":
         lex = tools.lexicon
+        # the forms that fill {person}/{people}/{adj}: packaged, plus a forms.yaml beside the user's sets
         df = S.fill_templates(S.load_templates(sc.template_dir, sets=sc.template_sets, task=sc.template_task), lex.terms,
-                              axes=lex.groups, suite=sc.name)
+                              forms=S.load_forms(sc.template_dir), axes=lex.groups, suite=sc.name)
         if sc.limit:
             df = S.sample_rows(df, sc.limit, seed).reset_index(drop=True)
     elif sc.kind == "counterfactual_pairs":

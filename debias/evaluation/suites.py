@@ -21,7 +21,9 @@ Kinds
 ``test_split``            the run's held-out test split (``RUN_DIR/preprocess/test``)
 ``val_split``             the validation split (``RUN_DIR/preprocess/val``): where
                           ``evaluate.tune_threshold`` chooses the decision threshold
-``identity_templates``    the project's template sets (``debias/evaluation/templates/*.yaml``) filled with
+``identity_templates``    the project's template sets (``debias/evaluation/templates/*.yaml``) filled
+                          for every lexicon group with its grammatical forms ("an elderly person",
+                          "women"; ``templates/forms.yaml``), or a user's ``{term}`` sets with
                           every lexicon term (Dixon et al. 2018, "Measuring and Mitigating
                           Unintended Bias in Text Classification", section 5)
 ``counterfactual_pairs``  the test split passed through augmentation in ``pairs`` mode
@@ -43,10 +45,20 @@ import pandas as pd
 import yaml
 
 from debias.config import SuiteConfig
+from debias.evaluation.templates.forms import (
+    FORM_SLOTS,
+    FORMS_FILE,
+    TERM_SLOT,
+    Form,
+    fill_slot,
+    find_slots,
+    load_forms,
+    missing_forms,
+)
 from debias.schema import CORE_SUITE_COLUMNS, TEXT_PAIR, is_group_column
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-SLOT = "{term}"
+SLOT = TERM_SLOT  # the raw-term slot of user-written sets; the packaged sets use FORM_SLOTS
 CORE_COLUMNS = CORE_SUITE_COLUMNS
 _READERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
             ".jsonl": "jsonl", ".json": "jsonl"}
@@ -57,11 +69,16 @@ DEFAULT_VARIANTS = ("neutral", "toxic")
 
 @dataclass(frozen=True)
 class Template:
-    """One template: two sentences sharing one ``{term}`` slot, of label 0 and label 1.
+    """One template: two sentences sharing one identity slot, of label 0 and label 1.
 
     ``variants`` names them (label 0 first): ``("neutral", "toxic")`` for toxicity, a sentiment
     set says ``("negative", "positive")``. ``neutral`` and ``toxic`` are the label-0 and label-1
     sentences whatever the names.
+
+    Each sentence holds one slot: ``{term}`` (the raw lexicon term) or one of the form slots
+    ``{person}``, ``{people}``, ``{adj}`` and their capitalised variants
+    (:mod:`debias.evaluation.templates.forms`); both sentences of a template use ``{term}``, or
+    both use form slots (they may differ: ``{person}`` in one, ``{People}`` in the other).
     """
 
     set_name: str
@@ -69,6 +86,21 @@ class Template:
     neutral: str
     toxic: str
     variants: tuple[str, str] = DEFAULT_VARIANTS
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The slots of the two sentences (label 0 first) -- exactly one each in a loaded template."""
+        return (*find_slots(self.neutral), *find_slots(self.toxic))
+
+    @property
+    def uses_forms(self) -> bool:
+        """Whether the template is filled from forms (else from raw lexicon terms)."""
+        return any(s in FORM_SLOTS for s in self.slots)
+
+    @property
+    def needs_adjective(self) -> bool:
+        """Whether a slot takes the adjective alone: only adjective forms fill the template."""
+        return any(FORM_SLOTS.get(s, ("",))[0] == "adj" for s in self.slots)
 
 
 def _set_variants(doc: dict, path: Path) -> tuple[str, str]:
@@ -79,6 +111,9 @@ def _set_variants(doc: dict, path: Path) -> tuple[str, str]:
     return (v[0], v[1])
 
 
+_SLOT_NAMES = ", ".join((TERM_SLOT, *FORM_SLOTS))
+
+
 def load_templates(template_dir: str | Path | None = None, *,
                    sets: Sequence[str] | None = None, task: str | None = "toxicity") -> list[Template]:
     """Read template sets from ``<template_dir>/<set>.yaml`` (default: the packaged ones).
@@ -86,21 +121,29 @@ def load_templates(template_dir: str | Path | None = None, *,
     Parameters
     ----------
     template_dir : folder of YAML template sets; None means ``debias/evaluation/templates``.
+        Its ``forms.yaml``, if any, is not a set: it holds forms (:func:`load_forms`).
     sets : names of the sets to read (file stems); None reads every ``*.yaml`` there whose
         ``task`` (default ``toxicity``) is ``task``.
     task : with ``sets=None``, which task's sets to read (None: all). A set file names its
         task and its two variants (``variants: [negative, positive]``; default
         ``[neutral, toxic]``), then a ``templates`` list of ``{id, <variant 0>, <variant 1>}``.
 
+    Each sentence holds exactly one slot: ``{term}`` (filled with every raw lexicon term, as
+    user-written sets have always been) or a form slot -- ``{person}`` ("an elderly person",
+    "a woman"), ``{people}`` ("elderly people", "women"), ``{adj}`` ("elderly"), capitalised
+    as ``{Person}``, ``{People}``, ``{Adj}`` to start a sentence -- filled from each group's
+    forms, so the sentence is grammatical. The packaged sets use the form slots only.
+
     Raises
     ------
     ValueError
-        A missing set, a template without both variants, or a variant without exactly one slot.
+        A missing set, a template without both variants, a variant without exactly one slot, or
+        a template mixing ``{term}`` with a form slot.
     """
     folder = Path(template_dir) if template_dir is not None else TEMPLATE_DIR
     if not folder.is_dir():
         raise ValueError(f"template folder must be an existing directory; found {str(folder)!r}")
-    available = sorted(p.stem for p in folder.glob("*.yaml"))
+    available = sorted(p.stem for p in folder.glob("*.yaml") if p.name != FORMS_FILE)
     docs = {name: yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8")) or {}
             for name in (sets if sets is not None else available) if name in available}
     if sets is None:
@@ -130,30 +173,53 @@ def load_templates(template_dir: str | Path | None = None, *,
                 raise ValueError(f"{path}: duplicate template id {tid!r}")
             seen.add(tid)
             for variant in variants:
-                n = str(item[variant]).count(SLOT)
-                if n != 1:
-                    raise ValueError(f"{path}: template {tid!r} {variant} variant must contain "
-                                     f"{SLOT} exactly once; found {n}")
-            out.append(Template(name, tid, str(item[variants[0]]), str(item[variants[1]]), variants))
+                found = find_slots(str(item[variant]))
+                if len(found) != 1:
+                    raise ValueError(f"{path}: template {tid!r} {variant} variant must contain exactly one "
+                                     f"slot ({_SLOT_NAMES}); found {len(found)}: {found}")
+            tpl = Template(name, tid, str(item[variants[0]]), str(item[variants[1]]), variants)
+            if tpl.uses_forms and TERM_SLOT in tpl.slots:
+                raise ValueError(f"{path}: template {tid!r} mixes {TERM_SLOT} with a form slot {tpl.slots}; "
+                                 "both variants must use {term}, or both form slots")
+            out.append(tpl)
     return out
 
 
 def fill_templates(templates: Sequence[Template], terms: Mapping[str, Sequence[str]], *,
+                   forms: Mapping[str, Sequence[Form]] | None = None,
                    axes: Mapping[str, str] | None = None, suite: str = "templates") -> pd.DataFrame:
-    """Fill every template with every term: one neutral (label 0) and one toxic (label 1) row each.
+    """Fill every template for every group: one neutral (label 0) and one toxic (label 1) row each.
+
+    A ``{term}`` template is filled with every term of ``terms``; a template with form slots
+    (``{person}``, ``{people}``, ``{adj}``; see :func:`load_templates`) with every form of each
+    group of ``terms`` -- only the adjectives where a slot is ``{adj}``, so a group whose forms
+    are all nouns has no rows of such a template.
 
     Parameters
     ----------
     templates : from :func:`load_templates`.
-    terms : group -> its terms (a lexicon's ``.terms``). A term listed under two groups gives
-        one row whose ``groups`` holds both.
+    terms : group -> its terms (a lexicon's ``.terms``): the groups to fill, and for ``{term}``
+        templates the words. A term listed under two groups gives one row whose ``groups``
+        holds both.
+    forms : group -> its forms (:func:`load_forms`); None reads the packaged ones when a
+        template needs them. Every group of ``terms`` needs forms for form-slot templates.
     axes : group -> axis (a lexicon's ``.groups``); adds an ``axis`` column when given.
     suite : value of the ``suite`` column.
 
     Returns
     -------
     DataFrame with the core columns plus ``template``, ``variant``, ``term`` (and ``axis``),
-    ``len(templates) * 2 * n_distinct_terms`` rows, sorted by template, term, variant.
+    sorted by template (in the given order), then by term (``{term}`` templates) or by group
+    and form (form templates), then variant. A ``{term}`` template gives
+    ``2 * n_distinct_terms`` rows with ids ``<set>/<template>/<variant>/<term>``; a form
+    template ``2 * n_forms`` rows with ids ``<set>/<template>/<variant>/<form name>`` (the
+    singular without its article: "woman", "elderly person"), ``groups`` the form's group and
+    ``term`` the form's word ("woman", "elderly").
+
+    Raises
+    ------
+    ValueError
+        No templates, no terms, or groups of ``terms`` without forms for a form template.
     """
     if not templates:
         raise ValueError("no templates to fill; load_templates returned an empty list")
@@ -167,25 +233,43 @@ def fill_templates(templates: Sequence[Template], terms: Mapping[str, Sequence[s
                     by_term[t].append(group)
     if not by_term:
         raise ValueError("no identity terms to fill the templates with; the lexicon is empty")
+    if any(t.uses_forms for t in templates):
+        forms = load_forms() if forms is None else forms
+        missing = missing_forms(list(terms), forms)
+        if missing:
+            raise ValueError(f"no forms for group(s) {missing}: the template slots {sorted(FORM_SLOTS)} name a "
+                             f"group's members by its forms; add them to a {FORMS_FILE} beside the template sets "
+                             f"(template_dir; format in debias/evaluation/templates/{FORMS_FILE}), or use "
+                             f"templates with the {TERM_SLOT} slot")
     rows: list[dict[str, Any]] = []
+
+    def add(tpl: Template, key: str, groups: list[str], term: str, fill: Callable[[str], str]) -> None:
+        for variant, label, pattern in ((tpl.variants[0], 0, tpl.neutral), (tpl.variants[1], 1, tpl.toxic)):
+            row = {
+                "id": f"{tpl.set_name}/{tpl.id}/{variant}/{key}",
+                "text": fill(pattern),
+                "y_true": label,
+                "groups": groups,
+                "pair_id": None,
+                "suite": suite,
+                "template": f"{tpl.set_name}/{tpl.id}",
+                "variant": variant,
+                "term": term,
+            }
+            if axes is not None:
+                row["axis"] = ",".join(sorted({axes.get(g, "") for g in groups}))
+            rows.append(row)
+
     for tpl in templates:
-        for term in sorted(by_term):
-            groups = sorted(by_term[term])
-            for variant, label, pattern in ((tpl.variants[0], 0, tpl.neutral), (tpl.variants[1], 1, tpl.toxic)):
-                row = {
-                    "id": f"{tpl.set_name}/{tpl.id}/{variant}/{term}",
-                    "text": pattern.replace(SLOT, term),
-                    "y_true": label,
-                    "groups": groups,
-                    "pair_id": None,
-                    "suite": suite,
-                    "template": f"{tpl.set_name}/{tpl.id}",
-                    "variant": variant,
-                    "term": term,
-                }
-                if axes is not None:
-                    row["axis"] = ",".join(sorted({axes.get(g, "") for g in groups}))
-                rows.append(row)
+        if not tpl.uses_forms:
+            for term in sorted(by_term):
+                add(tpl, term, sorted(by_term[term]), term, lambda p, term=term: p.replace(SLOT, term))
+            continue
+        for group in sorted(terms):
+            for form in forms[group]:
+                if tpl.needs_adjective and not form.is_adjective:
+                    continue
+                add(tpl, form.name, [group], form.text, lambda p, form=form: fill_slot(p, form))
     return _finish(pd.DataFrame(rows))
 
 

@@ -75,3 +75,18 @@ def test_external_suites_are_cleaned_and_masked_like_the_corpus(tmp_path):
     mp = build_suite(SuiteConfig(name="mp", kind="minimal_pairs", path=str(pairs), pair_cols=["more", "less"],
                                  group_col="bias_type"), cfg, read_split=lambda s: _test_split())
     assert not mp["text"].str.contains("a@b.org").any()
+
+
+def test_template_suite_fills_the_packaged_forms_and_a_forms_file_beside_user_sets(tmp_path):
+    packaged = build_suite(SuiteConfig(name="tm", kind="identity_templates", template_sets=["statements"]), _cfg(),
+                           read_split=lambda name: _test_split())
+    # gender: female and male have three forms each; 8 statements x 2 variants x 6 forms
+    assert len(packaged) == 8 * 2 * 6 and set(packaged["axis"]) == {"gender"}
+    assert "I am a woman." in set(packaged["text"]) and "Men are stupid and should shut up." in set(packaged["text"])
+    (tmp_path / "mine.yaml").write_text("templates:\n  - {id: x, neutral: 'Hi {person}.', toxic: 'Go away {people}.'}\n")
+    (tmp_path / "forms.yaml").write_text("gender:\n  female: [[lady, ladies]]\n")
+    mine = build_suite(SuiteConfig(name="tm", kind="identity_templates", template_dir=str(tmp_path)), _cfg(),
+                       read_split=lambda name: _test_split())
+    assert sorted(mine["text"]) == sorted(["Hi a lady.", "Go away ladies.",  # female: the user's one form
+                                           "Hi a man.", "Go away men.", "Hi a boy.", "Go away boys.",
+                                           "Hi a gentleman.", "Go away gentlemen."])  # male: packaged

@@ -9,10 +9,12 @@ import pytest
 from debias.config import SuiteConfig
 from debias.evaluation.suites import (
     CORE_COLUMNS,
+    FORM_SLOTS,
     SLOT,
     Template,
     counterfactual_pairs,
     fill_templates,
+    find_slots,
     from_split,
     has_labels,
     load_labelled_file,
@@ -25,7 +27,8 @@ def test_packaged_templates_have_both_variants_and_one_slot():
     tpls = load_templates()
     assert {t.set_name for t in tpls} >= {"statements", "conversation"}
     for t in tpls:
-        assert t.neutral.count(SLOT) == 1 and t.toxic.count(SLOT) == 1
+        assert len(find_slots(t.neutral)) == 1 and len(find_slots(t.toxic)) == 1
+        assert SLOT not in t.slots and all(s in FORM_SLOTS for s in t.slots)  # packaged: grammatical forms only
         assert t.neutral != t.toxic
 
 
@@ -225,7 +228,7 @@ def test_sentiment_templates_load_by_task_with_their_own_variant_names():
     df = fill_templates(senti[:2], {"female": ["woman"], "muslim": ["muslim"]})
     assert set(df["variant"]) == {"negative", "positive"}
     assert ((df["variant"] == "positive") == (df["y_true"] == 1)).all()
-    assert len(df) == 2 * 2 * 2
+    assert len(df) == 2 * 2 * (3 + 3)  # 2 templates x 2 variants x the forms (female: woman/girl/lady; muslim: 3)
     assert set(t.set_name for t in load_templates(task=None)) >= {"sentiment", "statements"}
 
 
