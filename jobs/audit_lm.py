@@ -6,7 +6,9 @@ Reads the suites' data, scores every option's log-likelihood in one Ray Data pas
 pool holding the model; rows sorted by length so batches pad little), generates every prompt
 in a second pass, scores counterfactual continuations with the classifier, and writes
 ``RUN_DIR/audit_lm/`` atomically: ``scored.parquet``, ``generated.parquet``, ``metrics.json``,
-``report.html`` and the manifest. With ``audit_lm.endpoint`` the same rows go to an
+``report.html`` and the manifest (plus ``translation.parquet``, each translation and the gender
+read from it, when the translation suite ran). Translations come from the audited model's
+generation pass, or from a seq2seq model in a third Ray pass, or from a file. With ``audit_lm.endpoint`` the same rows go to an
 OpenAI-compatible server over async HTTP instead (cached, so a re-run resumes).
 """
 
@@ -137,6 +139,51 @@ def _ray_generate(rows: pd.DataFrame, model_dir: str, acfg: AuditLMConfig) -> pd
     return pd.concat(out, ignore_index=True) if out else rows.assign(completion=[], n_generated=[])
 
 
+def _ray_translate(rows: pd.DataFrame, acfg: AuditLMConfig) -> pd.DataFrame:
+    """One Ray Data pass per language through that language's seq2seq model."""
+    import ray
+
+    from debias.lm.seq2seq import Seq2SeqTranslator, resolve_seq2seq_dir
+
+    t, out = acfg.translation, []
+    for code, part in rows.groupby("lang", sort=False):
+        prefix = t.seq2seq_prefix.replace("{language}", str(part["language"].iloc[0])).replace("{lang}", str(code))
+        part = part.assign(_len=part["text"].str.len()).sort_values("_len", kind="stable").drop(columns="_len")
+        ds = ray.data.from_pandas(_blocks(part, acfg.gen_batch_size * 4))
+        ds = ds.map_batches(Seq2SeqTranslator, fn_constructor_kwargs={
+            "model": str(resolve_seq2seq_dir(t.seq2seq_model, lang=str(code))), "prefix": prefix,
+            "batch_size": acfg.gen_batch_size, "max_new_tokens": t.max_new_tokens, "num_beams": t.num_beams,
+            "torch_threads": acfg.cpus_per_actor, "dtype": acfg.dtype},
+            batch_size=acfg.gen_batch_size * 2, batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=acfg.num_actors), num_cpus=acfg.cpus_per_actor,
+            num_gpus=1 if acfg.use_gpu else 0)
+        prog = Progress(f"translate ({code}, seq2seq)", len(part))
+        for b in ds.iter_batches(batch_size=None, batch_format="pandas"):
+            out.append(b)
+            prog.update(len(b))
+    return pd.concat(out, ignore_index=True) if out else rows.assign(completion=[], n_generated=[])
+
+
+def _translations(p: AuditPlan, acfg: AuditLMConfig) -> pd.DataFrame | None:
+    """The translate rows' outputs as generation rows (``suite == "translation"``), or None."""
+    from debias.lm.translation import attach_translations, read_translations
+
+    rows = p.translate_rows
+    if rows is None:
+        return None
+    if acfg.translation.translator == "file":
+        done = attach_translations(rows, read_translations(acfg.translation.file))
+    else:
+        done = _ray_translate(rows, acfg)
+    # the source sentence stands where a prompt would: generated.parquet says what was translated
+    return done.assign(prompt=done["text"])[["id", "suite", "prompt", "max_new_tokens", "completion",
+                                              "n_generated"]]
+
+
+def _needs_ray(acfg: AuditLMConfig) -> bool:
+    return acfg.endpoint is None or ("translation" in acfg.suites and acfg.translation.translator == "seq2seq")
+
+
 def _endpoint_client(acfg: AuditLMConfig, run_dir: str):
     from debias.lm.endpoint import EndpointClient
 
@@ -210,6 +257,11 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
         t = time.time()
         generated = _ray_generate(p.prompt_rows, model_dir, acfg)
         timings["generate_s"] = time.time() - t
+    t = time.time()
+    translated = _translations(p, acfg)
+    if translated is not None:
+        generated = pd.concat([generated, translated], ignore_index=True)
+        timings["translate_s"] = time.time() - t
     clf_scores = None
     if clf is not None and "counterfactual" in p.items:
         from debias.evaluation.predict import Predictor
@@ -231,6 +283,10 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
         if clf_scores is not None:
             gen_out["classifier_score"] = gen_out["id"].map(clf_scores)
         gen_out.to_parquet(w.sub("generated.parquet"), index=False)
+        if "translation" in p.items:
+            from debias.lm.audit import translation_judged
+
+            translation_judged(acfg, p, generated).to_parquet(w.sub("translation.parquet"), index=False)
         w.write_json("metrics.json", metrics)
         w.write_text("report.html", render_audit_html(metrics, title=f"Generative model audit — {cfg.name}",
                                                       gates=gate_results))
@@ -238,7 +294,8 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] = ()) -> dict[str
                                     **{k: len(v) for k, v in p.items.items()}},
                            "timings_s": {k: round(v, 2) for k, v in timings.items()},
                            "endpoint_stats": vars(client.stats) if client is not None else None,
-                           "gates": gate_results, "skipped": p.skipped})
+                           "gates": gate_results, "skipped": p.skipped,
+                           "translation_excluded": p.translation_excluded or None})
         manifest = dict(w.manifest)
     print(f"[audit-lm] done in {time.time() - t0:.0f} s: {Path(run_dir) / STAGE}", file=sys.stderr, flush=True)
     for line in summary_lines(suites):
@@ -251,7 +308,7 @@ def main(args: argparse.Namespace, cfg: PipelineConfig) -> int:
     from jobs.ray_session import ray_session
 
     preflight(cfg, args.run_dir, gates=args.gate)
-    if _cfg(cfg).endpoint is not None:
+    if not _needs_ray(_cfg(cfg)):
         manifest = run(cfg, args.run_dir, gates=args.gate)
     else:
         with ray_session(cfg.ray, dashboard=False):

@@ -2,7 +2,9 @@
 
 :func:`plan` turns an :class:`AuditLMConfig` into two frames -- *score rows* (``prefix``,
 ``text``: one log-likelihood each, all suites together so one Ray pass serves them) and *prompt
-rows* (``prompt``: one generation each) -- plus the items each suite needs afterwards.
+rows* (``prompt``: one generation each) -- plus the items each suite needs afterwards. The
+translation suite's rows are prompt rows when the audited model translates, else *translate
+rows* (``text``: one source sentence per language, for a seq2seq model or a translations file).
 :func:`suite_metrics` takes the scored and generated rows back and computes every suite's
 statistics; :func:`gate_values` flattens them for ``--gate``.
 """
@@ -21,6 +23,7 @@ import pandas as pd
 from debias.lm import bbq as bbq_mod
 from debias.lm import counterfactual as cf_mod
 from debias.lm import intrinsic
+from debias.lm import translation as tr_mod
 from debias.lm.config import AuditLMConfig
 
 __all__ = ["DATA_ENV", "AuditPlan", "resolve_data_dir", "check_inputs", "plan", "suite_metrics", "gate_values",
@@ -28,6 +31,14 @@ __all__ = ["DATA_ENV", "AuditPlan", "resolve_data_dir", "check_inputs", "plan", 
 
 DATA_ENV = "DEBIAS_DATA_DIR"
 _DATA_FOLDERS = {"crows_pairs": "crows-pairs", "stereoset": "stereoset", "bbq": "bbq"}
+
+
+def translation_lexicons(cfg: AuditLMConfig) -> dict:
+    """``{code: TranslationLexicon}`` of ``cfg.translation.languages``, in config order."""
+    from debias.lm.translation_lexicon import load_translation_lexicon
+
+    t = cfg.translation
+    return {code: load_translation_lexicon(code, t.lexicon_dir) for code in t.languages}
 
 
 def resolve_data_dir(cfg: AuditLMConfig) -> Path:
@@ -47,6 +58,30 @@ def check_inputs(cfg: AuditLMConfig) -> list[str]:
         folder = _DATA_FOLDERS.get(suite)
         if folder and not (base / folder).is_dir():
             errs.append(f"suite {suite!r} needs {base / folder} (set audit_lm.data_dir or ${DATA_ENV})")
+    if "translation" in cfg.suites:
+        errs += _translation_problems(cfg, base)
+    return errs
+
+
+def _translation_problems(cfg: AuditLMConfig, base: Path) -> list[str]:
+    t, errs = cfg.translation, []
+    for src in t.sources:
+        if not (base / src).is_dir():
+            errs.append(f"suite 'translation' needs {base / src} (set audit_lm.data_dir or ${DATA_ENV})")
+    try:
+        translation_lexicons(cfg)
+    except ValueError as e:
+        errs.append(str(e))
+    if t.translator == "file" and not Path(t.file).is_file():
+        errs.append(f"audit_lm.translation.file not found: {t.file}")
+    if t.translator == "seq2seq":
+        from debias.lm.seq2seq import resolve_seq2seq_dir
+
+        for code in t.languages:
+            try:
+                resolve_seq2seq_dir(t.seq2seq_model, lang=code)
+            except FileNotFoundError as e:
+                errs.append(str(e))
     return errs
 
 
@@ -56,6 +91,8 @@ class AuditPlan:
     prompt_rows: pd.DataFrame
     items: dict[str, pd.DataFrame] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    translate_rows: pd.DataFrame | None = None           # translation by a seq2seq model or a file
+    translation_excluded: dict[str, int] = field(default_factory=dict)
 
 
 def plan(cfg: AuditLMConfig, *, classifier: str | None = None) -> AuditPlan:
@@ -97,12 +134,26 @@ def plan(cfg: AuditLMConfig, *, classifier: str | None = None) -> AuditPlan:
             p["suite"] = "counterfactual"
             p["max_new_tokens"] = cfg.max_new_tokens
             prompts.append(p)
+    translate_rows, excluded = None, {}
+    if "translation" in cfg.suites:
+        from debias.lm.stats import seeded_limit
+        from debias.lm.winomt import read_winomt
+
+        t = cfg.translation
+        sents = seeded_limit(read_winomt(base, sources=t.sources), cfg.limit, seed=cfg.seed).reset_index(drop=True)
+        rows, excluded = tr_mod.translation_rows(sents, translation_lexicons(cfg), prompt=t.prompt)
+        rows["max_new_tokens"] = t.max_new_tokens
+        items["translation"] = rows
+        if t.translator == "model":
+            prompts.append(rows)
+        else:
+            translate_rows = rows
     cols_s = ["id", "suite", "item_id", "option", "prefix", "text"]
     srows = pd.concat([s[cols_s] for s in score], ignore_index=True) if score else pd.DataFrame(columns=cols_s)
     srows["option"] = srows["option"].astype(str)
     cols_p = ["id", "suite", "prompt", "max_new_tokens"]
     prow = pd.concat(prompts, ignore_index=True)[cols_p] if prompts else pd.DataFrame(columns=cols_p)
-    return AuditPlan(srows, prow, items, skipped)
+    return AuditPlan(srows, prow, items, skipped, translate_rows, excluded)
 
 
 def _restore(items: pd.DataFrame, scored: pd.DataFrame, suite: str, extra: str) -> pd.DataFrame:
@@ -154,9 +205,22 @@ def suite_metrics(cfg: AuditLMConfig, p: AuditPlan, scored: pd.DataFrame, genera
         cf["n_generated"] = cf["id"].map(gen["n_generated"]).fillna(0)
         cf["score"] = cf["id"].map(classifier_scores).astype(float)
         out["counterfactual"] = cf_mod.counterfactual_scores(cf, threshold=cfg.classifier_threshold, **kw)
+    if "translation" in p.items:
+        judged = translation_judged(cfg, p, generated)
+        out["translation"] = {"translator": cfg.translation.translator, "languages": list(cfg.translation.languages),
+                              "by_language": tr_mod.translation_scores(judged, excluded=p.translation_excluded,
+                                                                       languages=cfg.translation.languages, **kw)}
     for suite, reason in p.skipped.items():
         out[suite] = {"skipped": reason}
     return out
+
+
+def translation_judged(cfg: AuditLMConfig, p: AuditPlan, generated: pd.DataFrame) -> pd.DataFrame:
+    """The translation rows with each output and the gender it gives the entity (one row per item
+    and language; an item without an output is ``not_translated``)."""
+    gen = generated[generated["suite"] == "translation"]
+    return tr_mod.judge_translations(p.items["translation"], gen.set_index("id")["completion"],
+                                     translation_lexicons(cfg))
 
 
 def _f(v: Any) -> float:
@@ -231,6 +295,12 @@ def summary_lines(suites: dict[str, Any]) -> list[str]:
             r = m["overall"]
             out.append(f"{name}: gap {_num(r['gap_mean'], '.3f')} flip {_num(r['flip_rate'], '.3f')} "
                        f"refusal {_num(r['refusal_rate'], '.3f')}")
+        elif "by_language" in m:
+            for r in (r for r in m["by_language"] if r["source"] == "all"):
+                out.append(f"{name} {r['lang']}: accuracy {_num(r['accuracy'], '.1f')} "
+                           f"[{_num(r['accuracy_ci_low'], '.1f')}, {_num(r['accuracy_ci_high'], '.1f')}] "
+                           f"dG {_num(r['delta_g'], '.1f')} dS {_num(r['delta_s'], '.1f')} "
+                           f"unknown {_num(r['unknown_rate'], '.3f')} (n={r['n']})")
         elif "skipped" in m:
             out.append(f"{name}: skipped ({m['skipped']})")
     return out

@@ -30,6 +30,13 @@ _INTRO = {
     "counterfactual": "Counterfactual generation: the same prompt about each group of a swap row; continuations "
                       "scored by the classifier. Gap = max - min score within a set; flip = the set straddles the "
                       "threshold.",
+    "translation": "Translation (WinoMT, Stanovsky et al. 2019): WinoBias and Winogender sentences translated into "
+                   "languages with grammatical gender; the gender of the entity's translation is read with the "
+                   "language's occupation lexicon. Accuracy = % of translations with the pronoun's gender; "
+                   "dG = F1(male) - F1(female); dS = accuracy on pro-stereotypical minus anti-stereotypical "
+                   "sentences (points, 0 = none). Outputs with no gender found count as wrong and are counted "
+                   "by reason: no output, empty, occupation not found, undecided (epicene form without a "
+                   "determiner), conflicting occurrences.",
 }
 
 
@@ -87,6 +94,20 @@ def _suite_html(name: str, m: dict) -> str:
                           [[_fmt(r["axis"]), _fmt(r["group"]), _fmt(r["n"]), _ci(r, "score_mean", "ci_low", "ci_high", 3),
                             _fmt(r["flagged_rate"], 3), _fmt(r["refusal_rate"], 3), _fmt(r["empty_rate"], 3),
                             _fmt(r["mean_tokens"], 1)] for r in m["by_group"]]))
+    elif name == "translation":
+        out.append(f"<p>Translator: <code>{html.escape(str(m.get('translator', '')))}</code></p>")
+        out.append(_table(["language", "source", "n", "accuracy [95% CI]", "dG [95% CI]", "dS [95% CI]",
+                           "F1 male", "F1 female", "pro / anti acc", "neutral", "no gender: none / empty / not found / "
+                           "undecided / conflict", "excluded"],
+                          [[_fmt(r["lang"]), _fmt(r["source"]), _fmt(r["n"]),
+                            _ci(r, "accuracy", "accuracy_ci_low", "accuracy_ci_high", 1),
+                            _ci(r, "delta_g", "delta_g_ci_low", "delta_g_ci_high", 1),
+                            _ci(r, "delta_s", "delta_s_ci_low", "delta_s_ci_high", 1),
+                            _fmt(r["f1_male"], 1), _fmt(r["f1_female"], 1),
+                            f"{_fmt(r['accuracy_pro'], 1)} / {_fmt(r['accuracy_anti'], 1)}", _fmt(r["n_pred_neutral"]),
+                            " / ".join(_fmt(r[f"n_{k}"]) for k in ("not_translated", "empty", "not_found",
+                                                                     "ambiguous", "conflict")),
+                            _fmt(r.get("n_excluded"))] for r in m["by_language"]]))
     return "".join(out)
 
 

@@ -31,3 +31,21 @@ def test_append_sections_goes_before_the_closing_body():
     assert out.endswith("</body></html>") and ".ci{" in out
     assert append_sections(page, []) == page
     assert append_sections("<p>no body</p>", ["<section>S</section>"]).endswith("<section>S</section>")
+
+
+def test_translation_section_and_summary_line():
+    import pandas as pd
+
+    from debias.lm.audit import json_safe, summary_lines
+    from debias.lm.translation import translation_scores
+
+    judged = pd.DataFrame({"lang": "de", "source": "winogender", "gold": ["male", "female", "female"],
+                           "pred": ["male", "unknown", "female"], "reason": ["", "not_found", ""],
+                           "correct": [1.0, 0.0, 1.0], "stereotype": "none"})
+    suites = json_safe({"translation": {"translator": "file", "languages": ["de"],
+                                        "by_language": translation_scores(judged, n_boot=0, excluded={"de": 2})}})
+    html = audit_section({"model": "m", "suites": suites})
+    assert "WinoMT" in html and "<code>file</code>" in html
+    assert "66.7 <span class='ci'>[–, –]</span>" in html       # 2 of 3 right, no interval at n_boot=0
+    assert "<td>0 / 0 / 1 / 0 / 0</td>" in html               # one output without the occupation
+    assert summary_lines(suites) == ["translation de: accuracy 66.7 [nan, nan] dG 33.3 dS nan unknown 0.333 (n=3)"]
