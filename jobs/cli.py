@@ -9,6 +9,7 @@
     debias serve      ...
     debias sweep      ...  (train.sweep_terms x train.sweep_weights -> RUN_DIR/sweep/pareto.*)
     debias audit-lm   ...  [--gate ...]  (generative LM: CrowS-Pairs, StereoSet, BBQ, counterfactual)
+    debias finetune-lm ... (counterfactual data augmentation fine-tuning of a causal LM on Ray Train)
     debias demo-data  --out FILE [--rows N]
     debias config     --defaults | --schema | --reference   (the config's keys, from its models)
     debias --version
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--gate", action="append", default=[], metavar="EXPR",
                     help='fail (exit 1) unless the condition holds, e.g. "crows_pairs:stereotype_deviation<=10"')
+    sp = sub.add_parser("finetune-lm", help="counterfactual data augmentation fine-tuning of a causal LM")
+    common(sp)
     sp = sub.add_parser("report", help="write the HTML report for one or more runs")
     common(sp)
     sp.add_argument("runs", nargs="*", help="run directories to compare (default: --run-dir)")
@@ -99,7 +102,8 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
     base: dict[str, Any] | None = None
     if not args.config:
         # report, export, serve, audit-lm (its model by --set) and evaluate --compare read no corpus
-        if not (args.command in ("report", "export", "serve", "audit-lm") or getattr(args, "compare", None)):
+        if not (args.command in ("report", "export", "serve", "audit-lm", "finetune-lm")
+                or getattr(args, "compare", None)):
             raise ConfigError(NO_CONFIG)
         base = {"data": {"path": f"unused-by-{args.command}"}}
     return load_config(args.config, args.overrides, base=base)
@@ -143,6 +147,10 @@ def _dispatch(args: argparse.Namespace, cfg: PipelineConfig) -> int:
         from jobs import audit_lm
 
         return audit_lm.main(args, cfg)
+    if args.command == "finetune-lm":
+        from jobs import finetune_lm
+
+        return finetune_lm.main(args, cfg)
     if args.command == "report":  # reads files only: no Ray needed
         from jobs import report
 
