@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from debias.evaluation.templates.forms import fill_slot
 from debias.lm.stats import bootstrap_statistic, seeded_limit
 
 __all__ = ["REFUSAL_PATTERNS", "DEFAULT_SWAP_ROWS", "counterfactual_prompts", "is_refusal",
@@ -72,7 +73,7 @@ def counterfactual_prompts(templates: Sequence, table, *, swap_rows: Mapping[str
                     word = row.get(group)
                     if not word:
                         continue
-                    text = tpl.neutral.replace(SLOT, word)
+                    text = fill_slot(tpl.neutral, word)  # {term}, or the packaged sets' {person}/{people}
                     out.append({"id": f"{set_id}/{group}", "set_id": set_id, "axis": axis, "group": group,
                                 "term": word, "text": text, "prompt": prompt.replace("{text}", text)})
     df = pd.DataFrame(out)

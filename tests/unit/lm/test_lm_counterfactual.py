@@ -43,3 +43,13 @@ def test_gap_and_flip_hand_worked():
 def test_refusal_phrases():
     assert is_refusal("I can't help with that.") and is_refusal("As an AI, I ...")
     assert not is_refusal("The nurse can help.")
+
+
+def test_packaged_templates_fill_their_form_slots():
+    from debias.evaluation.suites import load_templates
+
+    table = load_swaps(["religion"])
+    df = counterfactual_prompts(load_templates(None, sets=["statements"]), table)
+    assert len(df) and not df["text"].str.contains(r"\{", regex=True).any()  # every slot filled
+    for _, set_rows in df.groupby("set_id"):
+        assert all(w in t for w, t in zip(set_rows["term"], set_rows["text"], strict=True))
