@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 # (suite in metrics.json, statistic, its interval keys in the suite's overall row, format)
 ROWS = [("crows_pairs", "stereotype_score", ("ci_low", "ci_high"), ".1f"),
+        ("crows_pairs:gender", "stereotype_score", ("ci_low", "ci_high"), ".1f"),  # CDA swapped gender
         ("bbq_mc", "acc_ambig", ("acc_ambig_ci_low", "acc_ambig_ci_high"), ".3f"),
         ("bbq_mc", "acc_disambig", ("acc_disambig_ci_low", "acc_disambig_ci_high"), ".3f"),
         ("bbq_mc", "s_amb", ("s_amb_ci_low", "s_amb_ci_high"), ".1f"),
@@ -45,6 +46,7 @@ def load_run(run_dir: str) -> dict:
     from debias.lm.audit import resolve_data_dir
     from debias.lm.bbq import read_bbq
     from debias.lm.config import AuditLMConfig
+    from debias.lm.intrinsic import read_crows_pairs
     from debias.lm.paired import bbq_outcomes, cf_outcomes, crows_outcomes
 
     out = Path(run_dir) / "audit_lm"
@@ -54,6 +56,9 @@ def load_run(run_dir: str) -> dict:
     outcomes = {}
     if "crows_pairs" in metrics["suites"]:
         outcomes["crows_pairs"] = crows_outcomes(scored, score=acfg.crows_score)
+        pairs = read_crows_pairs(resolve_data_dir(acfg) / "crows-pairs", limit=acfg.limit, seed=acfg.seed)
+        gender = set(pairs.loc[pairs["bias_type"] == "gender", "item_id"])
+        outcomes["crows_pairs:gender"] = outcomes["crows_pairs"][outcomes["crows_pairs"]["item_id"].isin(gender)]
     if {"bbq_mc", "bbq_generate"} & set(metrics["suites"]):
         items = read_bbq(resolve_data_dir(acfg) / "bbq", categories=acfg.bbq_categories, limit=acfg.limit,
                          seed=acfg.seed)
@@ -64,10 +69,12 @@ def load_run(run_dir: str) -> dict:
 
 
 def _overall(metrics: dict, suite: str) -> dict | None:
+    """The suite's overall row; ``suite:part`` names a bias type's or category's row."""
+    suite, _, part = suite.partition(":")
     m = metrics["suites"].get(suite) or {}
-    for key in ("by_bias_type", "by_category"):
+    for key, name in (("by_bias_type", "bias_type"), ("by_category", "category")):
         if key in m:
-            return m[key][0]
+            return next((r for r in m[key] if r[name] == part), None) if part else m[key][0]
     return m.get("overall")
 
 

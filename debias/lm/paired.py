@@ -58,7 +58,7 @@ def cf_outcomes(generated: pd.DataFrame, *, threshold: float = 0.5) -> pd.DataFr
     g = generated[generated["suite"] == "counterfactual"].copy()
     if "classifier_score" not in g.columns:
         raise ValueError(f"counterfactual rows need 'classifier_score'; columns present: {list(g.columns)}")
-    g["item_id"] = g["id"].str.rsplit("/", n=1).str[0]
+    g["item_id"] = [str(i).rsplit("/", 1)[0] for i in g["id"]]
     sets = g.groupby("item_id")["classifier_score"].agg(["min", "max", "mean", "size"])
     sets = sets[sets["size"] >= 2]
     return pd.DataFrame({"item_id": sets.index, "gap": (sets["max"] - sets["min"]).to_numpy(),
