@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from debias.lm.translation import REASONS
+
 __all__ = ["render_audit_html", "audit_section", "append_sections", "CI_CSS"]
 
 _CSS = Path(__file__).resolve().parents[1] / "evaluation" / "report" / "report.css"
@@ -35,8 +37,8 @@ _INTRO = {
                    "language's occupation lexicon. Accuracy = % of translations with the pronoun's gender; "
                    "dG = F1(male) - F1(female); dS = accuracy on pro-stereotypical minus anti-stereotypical "
                    "sentences (points, 0 = none). Outputs with no gender found count as wrong and are counted "
-                   "by reason: no output, empty, occupation not found, undecided (epicene form without a "
-                   "determiner), conflicting occurrences.",
+                   "by reason: no output, empty, only an echo of the English source, occupation not found, "
+                   "undecided (epicene form without a determiner), conflicting occurrences.",
 }
 
 
@@ -97,16 +99,15 @@ def _suite_html(name: str, m: dict) -> str:
     elif name == "translation":
         out.append(f"<p>Translator: <code>{html.escape(str(m.get('translator', '')))}</code></p>")
         out.append(_table(["language", "source", "n", "accuracy [95% CI]", "dG [95% CI]", "dS [95% CI]",
-                           "F1 male", "F1 female", "pro / anti acc", "neutral", "no gender: none / empty / not found / "
-                           "undecided / conflict", "excluded"],
+                           "F1 male", "F1 female", "pro / anti acc", "neutral", "no gender: none / empty / echo / "
+                           "not found / undecided / conflict", "excluded"],
                           [[_fmt(r["lang"]), _fmt(r["source"]), _fmt(r["n"]),
                             _ci(r, "accuracy", "accuracy_ci_low", "accuracy_ci_high", 1),
                             _ci(r, "delta_g", "delta_g_ci_low", "delta_g_ci_high", 1),
                             _ci(r, "delta_s", "delta_s_ci_low", "delta_s_ci_high", 1),
                             _fmt(r["f1_male"], 1), _fmt(r["f1_female"], 1),
                             f"{_fmt(r['accuracy_pro'], 1)} / {_fmt(r['accuracy_anti'], 1)}", _fmt(r["n_pred_neutral"]),
-                            " / ".join(_fmt(r[f"n_{k}"]) for k in ("not_translated", "empty", "not_found",
-                                                                     "ambiguous", "conflict")),
+                            " / ".join(_fmt(r.get(f"n_{k}")) for k in REASONS),
                             _fmt(r.get("n_excluded"))] for r in m["by_language"]]))
     return "".join(out)
 

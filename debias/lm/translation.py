@@ -30,7 +30,7 @@ from debias.lm.translation_lexicon import GENDERS, TranslationLexicon
 __all__ = ["DEFAULT_PROMPT", "REASONS", "translation_rows", "read_translations", "attach_translations",
            "judge_translations", "f1_score", "delta_g", "delta_s", "translation_scores"]
 
-REASONS = ("not_translated", "empty", "not_found", "ambiguous", "conflict")
+REASONS = ("not_translated", "empty", "echo", "not_found", "ambiguous", "conflict")
 _ROW_COLUMNS = ["id", "suite", "item_id", "lang", "language", "source", "subset", "text", "entity", "gold",
                 "stereotype", "prompt"]
 

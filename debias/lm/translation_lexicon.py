@@ -41,13 +41,15 @@ from typing import Any, Literal
 
 from debias.identity.lexicon import read_yaml
 
-__all__ = ["GENDERS", "TranslationLexicon", "tokenize", "load_translation_lexicon", "available_languages",
-           "detect_gender"]
+__all__ = ["GENDERS", "ECHO_OVERLAP", "TranslationLexicon", "tokenize", "strip_echo", "load_translation_lexicon",
+           "available_languages", "detect_gender"]
 
 GENDERS = ("male", "female")
 FormKind = Literal["male", "female", "epicene", "neutral"]
 _KINDS = ("male", "female", "epicene", "neutral")
 _WORD = re.compile(r"[^\W_]+")
+_SEGMENT = re.compile(r"[\n.!?;:\"“”«»„]+")
+ECHO_OVERLAP = 0.5
 _EXPECTED = ("a mapping with code, language, determiners {male: [...], female: [...]} and occupations "
              "{english: {male: [...], female: [...], epicene: [...], neutral: [...]}}")
 
@@ -72,23 +74,41 @@ class TranslationLexicon:
     def entities(self) -> list[str]:
         return sorted(self.forms)
 
-    def detect(self, text: Any, entity: str, *, source: str | None = None) -> tuple[str, str]:
+    def detect(self, text: Any, entity: str, *, source: str | None = None,
+               echo_overlap: float = ECHO_OVERLAP) -> tuple[str, str]:
         """``(gender, reason)`` of ``entity`` in ``text``; see :func:`detect_gender`."""
         if entity not in self.forms:
             raise ValueError(f"{self.code} lexicon ({self.path}) has no entry for {entity!r}")
-        return detect_gender(text, self.forms[entity], self.determiners, window=self.window, source=source)
+        return detect_gender(text, self.forms[entity], self.determiners, window=self.window, source=source,
+                             echo_overlap=echo_overlap)
+
+
+def strip_echo(text: str, source: str, *, max_overlap: float = ECHO_OVERLAP) -> str:
+    """``text`` without its segments (lines, sentences, quotes) that repeat the English ``source``.
+
+    A segment is an echo when at least ``max_overlap`` of its words are words of the source; a
+    translation shares few words with its source (names, loanwords such as *Designer*), a copy or
+    a garbled copy of the source shares most of them.
+    """
+    src = set(tokenize(source))
+    keep = []
+    for seg in _SEGMENT.split(text):
+        words = tokenize(seg)
+        if words and sum(w in src for w in words) < max_overlap * len(words):
+            keep.append(seg)
+    return "\n".join(keep)
 
 
 def detect_gender(text: Any, forms: dict[tuple[str, ...], str], determiners: dict[str, str], *, window: int = 3,
-                  source: str | None = None) -> tuple[str, str]:
+                  source: str | None = None, echo_overlap: float = ECHO_OVERLAP) -> tuple[str, str]:
     """The gender a translation gives an entity: ``(male|female|neutral|unknown, reason)``.
 
     Every occurrence of the entity's forms counts. Reasons (empty when a gender was found):
-    ``not_translated`` (no output), ``empty``, ``not_found`` (no form of the entity),
-    ``ambiguous`` (only epicene forms without a determiner), ``conflict`` (occurrences of
-    different genders). An exact copy of the English ``source`` in the output (a model that
-    echoes its input) is removed first, so an English word spelt like a target form
-    (*designer*) is not read from the echo.
+    ``not_translated`` (no output), ``empty``, ``echo`` (the output only repeats the English
+    source), ``not_found`` (no form of the entity), ``ambiguous`` (only epicene forms without a
+    determiner), ``conflict`` (occurrences of different genders). With ``source`` the segments
+    of the output that echo it are removed first (:func:`strip_echo`), so an English word spelt
+    like a target form (*designer*, *manager*) is not read from an untranslated copy.
 
     Parameters
     ----------
@@ -103,7 +123,9 @@ def detect_gender(text: Any, forms: dict[tuple[str, ...], str], determiners: dic
     if not text.strip():
         return "unknown", "empty"
     if source and source.strip():
-        text = re.sub(re.escape(source.strip()), " ", text, flags=re.IGNORECASE)
+        text = strip_echo(text, source, max_overlap=echo_overlap)
+        if not tokenize(text):
+            return "unknown", "echo"
     toks = tokenize(text)
     longest = max((len(f) for f in forms), default=0)
     found: list[str | None] = []

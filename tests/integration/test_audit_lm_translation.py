@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from debias.config import load_config
+from debias.lm.translation import REASONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -125,8 +126,7 @@ def test_the_audited_lm_translates_on_ray(ray_local, tiny_llama_dir, data_dir, t
         part = judged[judged["lang"] == lang]
         assert r["n"] == len(part) == 10
         assert r["accuracy"] == pytest.approx(100 * (part["pred"] == part["gold"]).mean())
-        assert r["n_pred_unknown"] == sum(r[f"n_{k}"] for k in ("not_translated", "empty", "not_found", "ambiguous",
-                                                                 "conflict"))
+        assert r["n_pred_unknown"] == sum(r[f"n_{k}"] for k in REASONS)
 
 
 def test_a_seq2seq_model_per_language_on_ray(ray_local, tiny_llama_dir, tiny_t5_dir, data_dir, tmp_path):

@@ -47,5 +47,5 @@ def test_translation_section_and_summary_line():
     html = audit_section({"model": "m", "suites": suites})
     assert "WinoMT" in html and "<code>file</code>" in html
     assert "66.7 <span class='ci'>[–, –]</span>" in html       # 2 of 3 right, no interval at n_boot=0
-    assert "<td>0 / 0 / 1 / 0 / 0</td>" in html               # one output without the occupation
+    assert "<td>0 / 0 / 0 / 1 / 0 / 0</td>" in html           # one output without the occupation
     assert summary_lines(suites) == ["translation de: accuracy 66.7 [nan, nan] dG 33.3 dS nan unknown 0.333 (n=3)"]

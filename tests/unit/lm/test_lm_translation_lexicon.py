@@ -10,6 +10,7 @@ from debias.lm.translation_lexicon import (
     available_languages,
     detect_gender,
     load_translation_lexicon,
+    strip_echo,
     tokenize,
 )
 
@@ -59,15 +60,30 @@ def test_missing_empty_and_echoed_outputs_are_reasons_not_errors(lex):
     assert de.detect(None, "nurse") == ("unknown", "not_translated")
     assert de.detect(float("nan"), "nurse") == ("unknown", "not_translated")
     assert de.detect("  \n", "nurse") == ("unknown", "empty")
-    src = "The manager praised the designer."
+    src = "The manager praised the designer because she was talented."
     # the English echo holds "designer" (a German male form); only the translation counts
     assert de.detect(f"{src}\nDer Manager lobte die Designerin.", "designer", source=src) == ("female", "")
-    assert de.detect(src, "designer", source=src) == ("unknown", "not_found")
+    assert de.detect(src, "designer", source=src) == ("unknown", "echo")
     assert de.detect(src, "designer") == ("male", "")   # without the source the echo is read
+    # a garbled copy inside quotes, after a German preamble that names no designer
+    garbled = 'Auf Deutsch: "The manager praised a designer because she is talented."'
+    assert de.detect(garbled, "designer", source=src) == ("unknown", "not_found")
+    # loanwords shared with the source do not make a translation an echo
+    assert de.detect("Der Manager lobte den Designer, weil er begabt war.", "designer",
+                     source=src) == ("male", "")
     with pytest.raises(ValueError, match="no entry for 'astronaut'"):
         de.detect("x", "astronaut")
     with pytest.raises(TypeError, match="string or missing"):
         de.detect(3, "nurse")
+
+
+def test_strip_echo_keeps_segments_that_share_few_words_with_the_source():
+    src = "The nurse thanked the doctor."
+    assert strip_echo("The nurse thanked the doctor!\nDie Krankenschwester dankte dem Arzt.", src).strip() == (
+        "Die Krankenschwester dankte dem Arzt")
+    assert strip_echo("the doctor", src).strip() == ""
+    assert strip_echo("le doctor nouveau", src, max_overlap=0.5).strip() == "le doctor nouveau"   # 1 of 3 words
+    assert strip_echo("le doctor", src, max_overlap=0.5).strip() == ""                           # 1 of 2 words
 
 
 def test_tokenize_and_window():
