@@ -28,8 +28,6 @@ import pandas as pd
 from debias.config import EvaluateConfig, PipelineConfig
 from debias.evaluation.build import build_suite
 from debias.evaluation.gates import Gate, parse_gates
-from debias.schema import TEXT_PAIR
-from jobs.progress import Progress
 from debias.evaluation.measure import (
     attach_scores,
     choose_rule,
@@ -41,6 +39,8 @@ from debias.evaluation.thresholds import FILE_NAME as RULE_FILE
 from debias.evaluation.thresholds import GroupThresholds
 from debias.io import to_arrow
 from debias.runs import read_manifest, resolve_fs, stage_output, stage_path
+from debias.schema import TEXT_PAIR
+from jobs.progress import Progress
 
 
 def log(msg: str) -> None:

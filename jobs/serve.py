@@ -14,33 +14,18 @@ from ray import serve
 
 from debias.config import PipelineConfig
 from jobs.ray_session import ray_session
-from serve.app import APP_NAME, deploy, settings_from_pipeline
-
-
-def check_binary_model(model_dir: str) -> None:
-    """The service decides one class against the rest with its thresholds and monitor; a model
-    of more than two classes is refused here, before Ray starts, not served with wrong names."""
-    import json
-    from pathlib import Path
-
-    try:
-        conf = json.loads((Path(model_dir) / "config.json").read_text())
-    except (OSError, ValueError):
-        return  # load_classifier names what is wrong with the directory
-    k = int(conf.get("num_labels") or len(conf.get("id2label") or {}) or 2)
-    if k > 2:
-        raise ValueError(f"debias serve hosts binary classifiers; {model_dir} has {k} classes. Score it "
-                         "offline with `debias evaluate` (per-class metrics), or serve a one-vs-rest model")
+from serve.app import APP_NAME, deploy, model_classes, settings_from_pipeline
 
 
 def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> None:
     """``debias serve``: deploy on an embedded local Ray (or ``RAY_ADDRESS``) and block.
 
-    The model dir is checked before Ray starts. With ``blocking=False`` the application is left
-    running (and Ray with it) for the caller to stop with ``serve.shutdown()``.
+    The model dir, its classes (binary or K-class) and its card's class names and focus class
+    are checked before Ray starts. With ``blocking=False`` the application is left running (and
+    Ray with it) for the caller to stop with ``serve.shutdown()``.
     """
     settings = settings_from_pipeline(cfg, run_dir)
-    check_binary_model(settings.model_dir)
+    model_classes(settings)
     stop = threading.Event()
     previous = {}
     try:

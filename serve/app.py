@@ -13,7 +13,10 @@ batch queue, autoscaled: :class:`debias.serving.batching.GreedyBatcher` by defau
 ``@serve.batch`` with ``serve.batcher=serve_batch``) and ``DecisionMonitor`` (one replica, no CPU reserved;
 holds the sliding-window fairness monitor and the service counters, so ``/metrics`` and
 ``/v1/monitor`` show the whole service whichever replica answers). No request text is logged
-or kept: the monitor receives only detected group names and 0/1 decisions.
+or kept: the monitor receives only detected group names and decided class ids.
+
+Binary and K-class models, single texts and text pairs: how probabilities become scores and
+labels is :mod:`debias.serving.classes`, one batch of the queue :mod:`debias.serving.scoring`.
 """
 
 
@@ -24,7 +27,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -34,8 +36,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from debias.config import PipelineConfig, ServeConfig
 from debias.serving.batching import GreedyBatcher
+from debias.serving.classes import ARGMAX, ServedClasses, served_classes
 from debias.serving.monitor import FairnessMonitor
 from debias.serving.requests import public_card
+from debias.serving.scoring import Item, score_items
 from serve.metrics import render_metrics
 from serve.schemas import (
     AppSettings,
@@ -230,25 +234,6 @@ def decision_rule(settings: AppSettings) -> Any:
     return stored or GroupThresholds.global_only(cfg.threshold, source="serve.threshold")
 
 
-def class_names(model_dir: str | os.PathLike, card: dict[str, Any]) -> list[str]:
-    """The label names: the card's ``class_names``, else the model config's ``id2label`` when it
-    names two classes, else the project's default."""
-    import json
-
-    from debias.schema import CLASS_NAMES
-
-    if card.get("class_names"):
-        return list(card["class_names"])
-    try:
-        id2label = json.loads((Path(model_dir) / "config.json").read_text()).get("id2label") or {}
-        names = [id2label[k] for k in sorted(id2label, key=int)]
-        if len(names) == 2 and not all(n.startswith("LABEL_") for n in names):
-            return names
-    except (OSError, ValueError, KeyError):
-        pass
-    return list(CLASS_NAMES)
-
-
 def model_version(model_dir: str | os.PathLike, card: dict[str, Any]) -> str:
     """The card's ``version`` if it has one, else the first 12 hex digits of the weights' SHA-256."""
     if card.get("version"):
@@ -275,18 +260,21 @@ def _plain(v: Any) -> Any:
 class DecisionMonitor:
     """Service-wide state: the fairness window, counters and the batch sizes seen."""
 
-    def __init__(self, serve_cfg: dict[str, Any]) -> None:
+    def __init__(self, serve_cfg: dict[str, Any], classes: list[str], score_class: int = 1) -> None:
         cfg = ServeConfig.model_validate(serve_cfg)
+        self.classes = list(classes)
         self.monitor = FairnessMonitor(window=cfg.monitor_window, bound=cfg.monitor_alert_bound,
-                                       alpha=cfg.monitor_alpha, min_count=cfg.monitor_min_count)
-        self.positives_total = 0
+                                       alpha=cfg.monitor_alpha, min_count=cfg.monitor_min_count,
+                                       n_classes=len(self.classes), positive=score_class)
+        self.decisions_total = [0] * len(self.classes)
         self.batch_sizes: dict[int, int] = {}
         self.rejects: dict[str, int] = {}
 
     def observe(self, groups: list[list[str]], decisions: list[int], batch_sizes: list[int]) -> None:
         """Decisions of one or more batches (a replica sends what it collected since its last call)."""
         self.monitor.observe(groups, decisions)
-        self.positives_total += int(sum(decisions))
+        for d in decisions:
+            self.decisions_total[d] += 1
         for b in batch_sizes:
             self.batch_sizes[b] = self.batch_sizes.get(b, 0) + 1
 
@@ -305,7 +293,11 @@ class DecisionMonitor:
             "groups": report,
             "alerts": [r["group"] for r in report if r["alert"]],
             "texts_total": self.monitor.seen_,
-            "positives_total": self.positives_total,
+            "positives_total": self.decisions_total[self.monitor.positive],
+            "classes": self.classes,
+            "positive_class": self.classes[self.monitor.positive],
+            "decisions_total": list(self.decisions_total),
+            "class_counts": self.monitor.class_counts().to_dict(),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
             "rejects": dict(sorted(self.rejects.items())),
         }
@@ -331,9 +323,16 @@ class Classifier:
                                    max_length=cfg.max_length, num_threads=cfg.torch_threads)
         self.card = read_model_card(self.settings.model_dir)
         self.version = model_version(self.settings.model_dir, self.card)
+        self.classes = served_classes(self.settings.model_dir, self.card)
+        self.class_names = list(self.classes.names)
+        if self.predictor.n_classes != self.classes.n:
+            raise ValueError(f"the model has {self.predictor.n_classes} outputs but its config and card "
+                             f"name {self.classes.n} classes ({', '.join(self.class_names)})")
         self.rule = decision_rule(self.settings)
-        self.rule_name = self.rule.constraint if self.rule.rules else "threshold"
-        self.class_names = class_names(self.settings.model_dir, self.card)
+        # K > 2 classes: the label is the argmax; per-group thresholds decide binary models only.
+        self.rule_name = (ARGMAX if not self.classes.binary else
+                          self.rule.constraint if self.rule.rules else "threshold")
+        self.threshold = self.rule.threshold if self.classes.binary else None
         self._lexicon = None
         self._annotator = None
         self._swaps = None
@@ -361,37 +360,28 @@ class Classifier:
 
     # -- the batched path ---------------------------------------------------------------------
 
-    def _score_sync(self, items: list[tuple[str, bool, bool]]) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
-        """Scores, detected groups and decisions for a batch (cleaned where asked)."""
-        texts = [t for t, _, _ in items]
-        raw = [i for i, (_, _, needs_clean) in enumerate(items) if needs_clean]
-        if raw:  # one vectorised call per batch: cleaning one text at a time costs as much as 32
-            for i, t in zip(raw, self._clean([texts[i] for i in raw]), strict=True):
-                texts[i] = t
-        scores = self.predictor.predict_texts(texts)
-        groups = [list(g) for g in self._annotator.detect_groups(texts)]
-        # The rule's randomised cells draw from the text, as evaluation did: same text, same decision.
-        decisions = self.rule.predict(scores, groups, keys=texts)
-        return scores, groups, decisions
+    def _score_sync(self, items: list[Item]) -> Any:
+        """Scores, labels, probabilities and detected groups of a batch (cleaned where asked)."""
+        return score_items(items, predictor=self.predictor, annotator=self._annotator, clean=self._clean,
+                           classes=self.classes, rule=self.rule)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def _score(self, items: list[tuple[str, bool, bool]]) -> list[tuple[float, int]]:
+    async def _score(self, items: list[Item]) -> list[tuple[float, int, list[float]]]:
         return await self._score_items(items)
 
-    async def _score_items(self, items: list[tuple[str, bool, bool]]) -> list[tuple[float, int]]:
-        # items: (text, observe, needs_clean). observe: a real decision the monitor counts
-        # (counterfactual probes are scored here too but not counted); needs_clean: raw input.
+    async def _score_items(self, items: list[Item]) -> list[tuple[float, int, list[float]]]:
         # Cleaning, the forward pass and group detection run in a thread so the event loop
-        # keeps accepting requests and filling the next batch meanwhile. Returns (score, label).
-        scores, groups, decisions = await asyncio.to_thread(self._score_sync, items)
-        watched = [i for i, (_, o, _) in enumerate(items) if o]
-        self._observed[0].extend(groups[i] for i in watched)
-        self._observed[1].extend(int(decisions[i]) for i in watched)
+        # keeps accepting requests and filling the next batch meanwhile. Returns, per item,
+        # (score, label, class probabilities); the monitor counts the items marked observe.
+        b = await asyncio.to_thread(self._score_sync, items)
+        watched = [i for i, it in enumerate(items) if it.observe]
+        self._observed[0].extend(b.groups[i] for i in watched)
+        self._observed[1].extend(int(b.labels[i]) for i in watched)
         self._observed[2].append(len(items))
         if not self._flush_scheduled:  # one monitor call per interval, not one per batch
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(MONITOR_FLUSH_S, self._flush_observed)
-        return [(float(s), int(d)) for s, d in zip(scores, decisions, strict=True)]
+        return [(float(s), int(d), p.tolist()) for s, d, p in zip(b.scores, b.labels, b.proba, strict=True)]
 
     def _flush_observed(self) -> None:
         groups, decisions, sizes = self._observed
@@ -423,64 +413,75 @@ class Classifier:
 
         return clean_texts(texts, params=self.settings.clean)
 
-    def _variants(self, raw: str) -> tuple[str, list[str], list[dict[str, str]]]:
-        """Cleaned text, the groups it mentions, and its one-group swaps (off the event loop)."""
+    def _variants(self, raw: str, raw_pair: str | None) -> tuple[str, str | None, list[str], list[dict[str, str]]]:
+        """Cleaned text (and pair), the groups they mention, and the one-group swaps (off the event loop)."""
         from debias.identity.swaps import counterfactual_variants
+        from debias.serving.counterfactual import pair_variants
 
-        text = self._clean([raw])[0]
-        groups = self._annotator.detect_groups([text])[0]
-        return text, groups, counterfactual_variants(text, lexicon=self._lexicon, table=self._swaps)
+        if raw_pair is None:
+            text, pair = self._clean([raw])[0], None
+            variants = counterfactual_variants(text, lexicon=self._lexicon, table=self._swaps)
+        else:
+            text, pair = self._clean([raw, raw_pair])
+            variants = pair_variants(text, pair, lexicon=self._lexicon, table=self._swaps)
+        groups = sorted({g for gs in self._annotator.detect_groups([text, pair]) for g in gs})
+        return text, pair, groups, variants
 
-    def _check_texts(self, texts: list[str], field: str) -> None:
-        if len(texts) == 0:
-            raise RequestError(422, f"{field}: expected at least 1 text; found an empty list", "empty")
-        if len(texts) > self.cfg.max_texts:
-            raise RequestError(413, f"{field}: at most {self.cfg.max_texts} texts per request; "
-                                   f"found {len(texts)}", "too_many_texts")
-        for i, t in enumerate(texts):
-            if len(t) > self.cfg.max_chars:
-                where = f"{field}[{i}]" if field == "texts" else field
-                raise RequestError(413, f"{where}: at most {self.cfg.max_chars} characters per text; "
-                                       f"found {len(t)}", "text_too_long")
+    def _check_texts(self, texts: list[str] | None, field: str, expect: int | None = None) -> None:
+        from debias.serving.requests import check_texts
+
+        refusal = texts is not None and check_texts(texts, field=field, max_texts=self.cfg.max_texts,
+                                                    max_chars=self.cfg.max_chars, expect=expect)
+        if refusal:
+            raise RequestError(refusal.status, refusal.message, refusal.reason)
 
     # -- endpoints ----------------------------------------------------------------------------
 
     @fastapi_app.post("/v1/classify", response_model=ClassifyResponse)
     async def classify(self, body: ClassifyRequest) -> ClassifyResponse:
         self._check_texts(body.texts, "texts")
-        out = await asyncio.gather(*(self._submit((t, True, True)) for t in body.texts))
-        return ClassifyResponse(scores=[s for s, _ in out], labels=[d for _, d in out],
-                                label_names=[self.class_names[d] for _, d in out],
-                                threshold=self.rule.threshold, decision_rule=self.rule_name,
+        self._check_texts(body.text_pairs, "text_pairs", expect=len(body.texts))
+        pairs = body.text_pairs or [None] * len(body.texts)
+        out = await asyncio.gather(*(self._submit(Item(t, p)) for t, p in zip(body.texts, pairs, strict=True)))
+        return ClassifyResponse(scores=[s for s, _, _ in out], labels=[d for _, d, _ in out],
+                                label_names=[self.class_names[d] for _, d, _ in out],
+                                probabilities=[p for _, _, p in out], class_names=self.class_names,
+                                score_class=self.class_names[self.classes.score_class],
+                                threshold=self.threshold, decision_rule=self.rule_name,
                                 model_version=self.version)
 
     @fastapi_app.post("/v1/counterfactual", response_model=CounterfactualResponse)
     async def counterfactual(self, body: CounterfactualRequest) -> CounterfactualResponse:
         self._check_texts([body.text], "text")
-        text, groups, variants = await asyncio.to_thread(self._variants, body.text)
+        self._check_texts(None if body.text_pair is None else [body.text_pair], "text_pair")
+        text, pair, groups, variants = await asyncio.to_thread(self._variants, body.text, body.text_pair)
         if len(variants) > self.cfg.max_variants:
             raise RequestError(413, f"text: at most {self.cfg.max_variants} counterfactual variants per "
                                     f"request; this text has {len(variants)}", "too_many_variants")
         # The original counts as a decision for the monitor; its synthetic variants do not.
-        scored = await asyncio.gather(self._submit((text, True, False)),
-                                      *(self._submit((v["text"], False, False)) for v in variants))
-        (base, base_label), rest = scored[0], scored[1:]
+        scored = await asyncio.gather(self._submit(Item(text, pair, True, False)),
+                                      *(self._submit(Item(v["text"], v.get("text_pair"), False, False))
+                                        for v in variants))
+        (base, base_label, base_p), rest = scored[0], scored[1:]
         # Each variant is decided by the rule of the groups it mentions (per-group thresholds
         # can flip a label that one global threshold would not: that is counted, not hidden).
         out = [Variant(axis=v["axis"], source_group=v["source_group"], target_group=v["target_group"],
-                       text=v["text"], score=s, label=d, gap=s - base)
-               for v, (s, d) in zip(variants, rest, strict=True)]
+                       text=v["text"], text_pair=v.get("text_pair"), score=s, label=d, probabilities=p,
+                       gap=s - base)
+               for v, (s, d, p) in zip(variants, rest, strict=True)]
         return CounterfactualResponse(
-            score=base, label=base_label, groups=list(groups), variants=out,
+            score=base, label=base_label, probabilities=base_p, groups=list(groups), variants=out,
             max_gap=max((abs(v.gap) for v in out), default=0.0),
             label_flips=sum(v.label != base_label for v in out),
-            threshold=self.rule.threshold, decision_rule=self.rule_name, model_version=self.version)
+            threshold=self.threshold, decision_rule=self.rule_name, model_version=self.version)
 
     @fastapi_app.get("/v1/model")
     async def model(self) -> dict[str, Any]:
+        rule = (self.rule.describe() if self.classes.binary else
+                {"constraint": ARGMAX, "threshold": None, "source": "the most probable class"})
         return {"model_version": self.version, "model_dir": Path(self.settings.model_dir).name,
-                "threshold": self.rule.threshold, "decision_rule": self.rule.describe(),
-                "class_names": self.class_names,
+                "threshold": self.threshold, "decision_rule": rule,
+                "class_names": self.class_names, "score_class": self.class_names[self.classes.score_class],
                 "max_length": self.cfg.max_length,
                 "card": public_card(self.card)}
 
@@ -515,12 +516,21 @@ def settings_from_pipeline(cfg: PipelineConfig, run_dir: str | os.PathLike | Non
                        auth_digest=auth_digest(cfg.serve))
 
 
+def model_classes(settings: AppSettings) -> ServedClasses:
+    """The served model's classes, read on the deploying machine (a card that disagrees with
+    the model fails here, before any replica starts)."""
+    from debias.training.model import read_model_card
+
+    return served_classes(settings.model_dir, read_model_card(settings.model_dir))
+
+
 def build_application(settings: AppSettings) -> serve.Application:
     """The bound application for :func:`serve.run` (deployment options from ``settings.serve``)."""
     s = settings.serve
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": str(s.torch_threads)}
-    monitor = DecisionMonitor.bind(s.model_dump())
+    classes = model_classes(settings)
+    monitor = DecisionMonitor.bind(s.model_dump(), list(classes.names), classes.score_class)
     return Classifier.options(
         max_ongoing_requests=s.max_ongoing_requests,
         autoscaling_config={

@@ -3,7 +3,10 @@
 Ray Serve's built-in metrics (request counts, latencies, replica counts, ``serve_batch_*``)
 are exported by Ray's metrics agent on each node's metrics port. These are the application's
 metrics, served at ``GET /metrics`` of the ingress: the fairness window per identity group
-(texts, positives, positive rate against the rest, p-value, alert flag) and service counters.
+(texts, positives, positive rate against the rest, p-value, alert flag), its decisions per
+group and class (label ``class``: the class name), and service counters. "Positive" is class
+1 of a binary model, the focus class of a K-class one (``debias_model_info``'s
+``positive_class`` label).
 They come from the single ``DecisionMonitor`` replica, so every scrape sees the whole service.
 """
 
@@ -27,9 +30,10 @@ class _SnapshotCollector:
     def collect(self):
         s = self.snap
         info = GaugeMetricFamily("debias_model_info", "Model served (value is always 1)",
-                                 labels=["model_version"])
-        info.add_metric([self.model_version], 1)
+                                 labels=["model_version", "positive_class"])
+        info.add_metric([self.model_version, s["positive_class"]], 1)
         yield info
+        classes = s["classes"]
 
         texts = CounterMetricFamily("debias_texts", "Texts classified since the monitor started")
         texts.add_metric([], s["texts_total"])
@@ -37,6 +41,10 @@ class _SnapshotCollector:
         pos = CounterMetricFamily("debias_positive_decisions", "Positive decisions since start")
         pos.add_metric([], s["positives_total"])
         yield pos
+        dec = CounterMetricFamily("debias_decisions", "Decisions per class since start", labels=["class"])
+        for name, n in zip(classes, s["decisions_total"], strict=True):
+            dec.add_metric([name], n)
+        yield dec
         rej = CounterMetricFamily("debias_requests_rejected", "Requests refused with a 4xx",
                                   labels=["reason"])
         for reason, n in s["rejects"].items():
@@ -58,6 +66,19 @@ class _SnapshotCollector:
         winp = GaugeMetricFamily("debias_monitor_window_positives", "Positive decisions in the window")
         winp.add_metric([], counts["positives"])
         yield winp
+        by_class = s["class_counts"]
+        winc = GaugeMetricFamily("debias_monitor_window_class_decisions", "Decisions per class in the window",
+                                 labels=["class"])
+        for name, n in zip(classes, by_class["overall"], strict=True):
+            winc.add_metric([name], n)
+        yield winc
+        gc = GaugeMetricFamily("debias_monitor_group_class_decisions",
+                               "Decisions per class on texts in the window mentioning the group",
+                               labels=["group", "class"])
+        for group, row in by_class["by_group"].items():
+            for name, n in zip(classes, row, strict=True):
+                gc.add_metric([group, name], n)
+        yield gc
 
         fams = {
             "n": GaugeMetricFamily("debias_monitor_group_texts",

@@ -1,14 +1,19 @@
-"""Live fairness monitor: sliding-window positive rates per identity group, group vs rest.
+"""Live fairness monitor: sliding-window decision counts per identity group and class.
 
 The served model's decisions are watched the way an auditor would read them afterwards: for
 each identity group mentioned in recent requests, how often is the decision positive, and is
 that rate different from the rate on every other request by more than a configured bound,
 with statistical significance? No text is kept: an event is only the set of groups detected
-in one text and the 0/1 decision.
+in one text and its decided class (0/1 for a binary model, 0..K-1 for a K-class one).
 
-State is a :class:`MonitorCounts` (counts per group plus totals). Counts of disjoint streams
-add, so the windows of several replicas merge into one view by summing
-(``sum(counts, MonitorCounts())``), and :func:`group_vs_rest` works on any such sum.
+"Positive" is one class: class 1 for a binary model, the focus class (the class the service's
+``scores`` read) for a K-class one. Beside that alert statistic every class is counted per
+group, so a K-class service shows its whole decision table by group.
+
+State is a :class:`MonitorCounts` (positive counts per group plus totals) and a
+:class:`ClassCounts` (texts per group and class). Counts of disjoint streams add, so the
+windows of several replicas merge into one view by summing (``sum(counts, MonitorCounts())``),
+and :func:`group_vs_rest` works on any such sum.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+CLASS_COLUMNS = ["group", "class", "count"]
+OVERALL = "overall"  # the group name of the whole window in ClassCounts.to_frame()
 REPORT_COLUMNS = [
     "group", "n", "positives", "positive_rate", "rest_n", "rest_positives",
     "rest_positive_rate", "difference", "test", "statistic", "p_value", "alert",
@@ -63,6 +70,60 @@ class MonitorCounts:
     def from_dict(cls, d: dict[str, Any]) -> MonitorCounts:
         return cls(int(d["n"]), int(d["positives"]),
                    {str(g): (int(v[0]), int(v[1])) for g, v in d.get("by_group", {}).items()})
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """Decided classes in a window: texts per class overall and per group, in class-id order.
+
+    As in :class:`MonitorCounts` a text mentioning several groups counts once in each of them
+    (and once in ``overall``); a group's rest is ``overall - by_group[g]``.
+    """
+
+    n_classes: int = 2
+    overall: tuple[int, ...] = ()
+    by_group: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.overall:
+            object.__setattr__(self, "overall", (0,) * self.n_classes)
+        for where, v in (("overall", self.overall), *((f"by_group[{g!r}]", c) for g, c in self.by_group.items())):
+            if len(v) != self.n_classes:
+                raise ValueError(f"{where}: expected {self.n_classes} class counts; found {len(v)}")
+
+    def __add__(self, other: ClassCounts) -> ClassCounts:
+        if not isinstance(other, ClassCounts):
+            return NotImplemented
+        if other.n_classes != self.n_classes:
+            raise ValueError(f"cannot add counts of {self.n_classes} and {other.n_classes} classes")
+        merged = dict(self.by_group)
+        zero = (0,) * self.n_classes
+        for g, c in other.by_group.items():
+            merged[g] = tuple(a + b for a, b in zip(merged.get(g, zero), c, strict=True))
+        return ClassCounts(self.n_classes, tuple(a + b for a, b in zip(self.overall, other.overall, strict=True)),
+                           merged)
+
+    def __radd__(self, other: Any) -> ClassCounts:
+        if other == 0:
+            return self
+        return self.__add__(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form: lists of counts in class-id order."""
+        return {"n_classes": self.n_classes, "overall": list(self.overall),
+                "by_group": {g: list(c) for g, c in sorted(self.by_group.items())}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassCounts:
+        return cls(int(d["n_classes"]), tuple(int(x) for x in d["overall"]),
+                   {str(g): tuple(int(x) for x in c) for g, c in d.get("by_group", {}).items()})
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long form, :data:`CLASS_COLUMNS`: one row per (group, class), the whole window as group
+        :data:`OVERALL` first, then groups by name; classes in id order, zero counts included."""
+        rows = [(g, k, int(v)) for g, c in [(OVERALL, self.overall), *sorted(self.by_group.items())]
+                for k, v in enumerate(c)]
+        return pd.DataFrame(rows, columns=CLASS_COLUMNS)
 
 
 def two_proportion_test(x1: int, n1: int, x2: int, n2: int, *,
@@ -130,7 +191,7 @@ def group_vs_rest(counts: MonitorCounts, *, bound: float, alpha: float,
 
 
 class FairnessMonitor:
-    """The last ``window`` decisions, with counts per identity group kept up to date.
+    """The last ``window`` decisions, with counts per identity group (and class) kept up to date.
 
     Parameters
     ----------
@@ -138,6 +199,9 @@ class FairnessMonitor:
     bound : alert when a group's positive rate differs from the rest's by more than this.
     alpha : ... and the two-proportion test's p-value is below this.
     min_count : ... and both the group and the rest hold at least this many texts.
+    n_classes : decisions are class ids ``0 .. n_classes - 1`` (2: 0/1 decisions).
+    positive : the class whose rate :meth:`report` compares group vs rest (class 1 for a binary
+        model; the focus class of a K-class one).
 
     Examples
     --------
@@ -145,25 +209,36 @@ class FairnessMonitor:
     >>> m.observe([["female"], []], [1, 0])
     >>> m.counts().by_group
     {'female': (1, 1)}
+    >>> m.class_counts().by_group
+    {'female': (0, 1)}
     """
 
-    def __init__(self, *, window: int, bound: float, alpha: float, min_count: int = 30) -> None:
+    def __init__(self, *, window: int, bound: float, alpha: float, min_count: int = 30,
+                 n_classes: int = 2, positive: int = 1) -> None:
         if int(window) != window or window < 1:
             raise ValueError(f"window must be a positive integer; found {window!r}")
+        if int(n_classes) != n_classes or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2; found {n_classes!r}")
+        if int(positive) != positive or not 0 <= positive < n_classes:
+            raise ValueError(f"positive must be a class id in 0..{n_classes - 1}; found {positive!r}")
         group_vs_rest(MonitorCounts(), bound=bound, alpha=alpha, min_count=min_count)  # validate
         self.window = int(window)
         self.bound = float(bound)
         self.alpha = float(alpha)
         self.min_count = int(min_count)
+        self.n_classes = int(n_classes)
+        self.positive = int(positive)
         self._events: deque[tuple[tuple[str, ...], int]] = deque()
         self._n = 0
         self._pos = 0
         self._group_n: Counter[str] = Counter()
         self._group_pos: Counter[str] = Counter()
+        self._class_n: list[int] = [0] * self.n_classes
+        self._group_class: dict[str, list[int]] = {}
         self.seen_ = 0  # decisions observed since creation, window or not
 
     def observe(self, groups: Sequence[Iterable[str]], decisions: Sequence[int]) -> None:
-        """Add one event per text: the groups it mentions and its 0/1 decision."""
+        """Add one event per text: the groups it mentions and its decided class."""
         if len(groups) != len(decisions):
             raise ValueError(f"groups and decisions must have the same length; found "
                              f"{len(groups)} and {len(decisions)}")
@@ -172,8 +247,9 @@ class FairnessMonitor:
             if isinstance(gs, str):
                 raise TypeError(f"each groups item must be a list of group names; found the string {gs!r}")
             d = int(d)
-            if d not in (0, 1):
-                raise ValueError(f"decisions must be 0 or 1; found {d}")
+            if not 0 <= d < self.n_classes:
+                raise ValueError(f"decisions must be 0 or 1; found {d}" if self.n_classes == 2 else
+                                 f"decisions must be class ids 0..{self.n_classes - 1}; found {d}")
             checked.append((tuple(sorted(set(map(str, gs)))), d))
         for event in checked:
             self._add(event, +1)
@@ -184,19 +260,28 @@ class FairnessMonitor:
 
     def _add(self, event: tuple[tuple[str, ...], int], sign: int) -> None:
         gs, d = event
+        pos = int(d == self.positive)
         self._n += sign
-        self._pos += sign * d
+        self._pos += sign * pos
+        self._class_n[d] += sign
         for g in gs:
             self._group_n[g] += sign
-            self._group_pos[g] += sign * d
+            self._group_pos[g] += sign * pos
+            self._group_class.setdefault(g, [0] * self.n_classes)[d] += sign
             if self._group_n[g] == 0:  # a group that left the window leaves the report
                 del self._group_n[g]
                 del self._group_pos[g]
+                del self._group_class[g]
 
     def counts(self) -> MonitorCounts:
         """The window's counts (mergeable with other monitors' counts by ``+``)."""
         return MonitorCounts(self._n, self._pos,
                              {g: (self._group_n[g], self._group_pos[g]) for g in self._group_n})
+
+    def class_counts(self) -> ClassCounts:
+        """The window's texts per class, overall and per group (mergeable by ``+``)."""
+        return ClassCounts(self.n_classes, tuple(self._class_n),
+                           {g: tuple(c) for g, c in self._group_class.items()})
 
     def report(self) -> pd.DataFrame:
         """:func:`group_vs_rest` on the current window with this monitor's settings."""

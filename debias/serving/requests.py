@@ -95,6 +95,27 @@ def check_body(body: bytes, *, max_depth: int) -> Refusal | None:
     return None
 
 
+def check_texts(texts: list[str], *, field: str, max_texts: int, max_chars: int,
+                expect: int | None = None) -> Refusal | None:
+    """A request's texts: at least one, at most ``max_texts``, each at most ``max_chars``
+    characters; with ``expect`` (a second text per first text, ``text_pairs``) exactly that many.
+    Messages name the field and the position (``texts[3]``), never the text."""
+    if expect is not None and len(texts) != expect:
+        return Refusal(422, f"{field}_length", f"{field}: expected one entry per text ({expect}); "
+                                               f"found {len(texts)}")
+    if len(texts) == 0:
+        return Refusal(422, "empty", f"{field}: expected at least 1 text; found an empty list")
+    if len(texts) > max_texts:
+        return Refusal(413, "too_many_texts", f"{field}: at most {max_texts} texts per request; "
+                                              f"found {len(texts)}")
+    for i, t in enumerate(texts):
+        if len(t) > max_chars:
+            where = f"{field}[{i}]" if field.endswith("s") else field  # a list, or one text
+            return Refusal(413, "text_too_long", f"{where}: at most {max_chars} characters per text; "
+                                                 f"found {len(t)}")
+    return None
+
+
 def token_digest(token: str) -> str:
     """The SHA-256 hex digest a deployment is given instead of its token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

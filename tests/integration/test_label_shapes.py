@@ -1,9 +1,11 @@
 """Label shapes beyond binary through the real jobs: a 3-class corpus (preprocess -> train ->
-evaluate on a tiny model, local Ray) and a score-label corpus (preprocess keeps the raw score)."""
+evaluate on a tiny model, local Ray), a score-label corpus (preprocess keeps the raw score), and
+a 3-class model behind `debias serve`."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +101,117 @@ def test_wrong_class_names_fail_before_ray(tmp_path):
         preprocess.preflight(cfg)
 
 
-def test_serve_refuses_a_three_class_model_before_ray(tmp_path, tiny_model_dir):
-    import shutil
+SERVE_TEXTS = ["My sister is a nurse.", "<b>the old man</b> is rude", "what a lovely day",
+               "the muslim teacher is nice", "go away", "they fixed the car"]
+SERVE_PAIRS = ["a woman is a nurse", "he is rude", "the gay couple agrees", "a teacher is nice",
+               "you go away", "the Christian boy fixed it"]
 
-    from jobs.serve import check_binary_model
 
-    d = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
-    check_binary_model(str(d))  # binary: fine
-    conf = json.loads((d / "config.json").read_text())
-    conf.update(num_labels=3, id2label={"0": "a", "1": "b", "2": "c"}, label2id={"a": 0, "b": 1, "c": 2})
-    (d / "config.json").write_text(json.dumps(conf))
-    with pytest.raises(ValueError, match="has 3 classes"):
-        check_binary_model(str(d))
+def _three_class_model(src: Path, out: Path) -> Path:
+    """The tiny BERT's body with a fresh 3-class head, scaled so the argmax varies across texts."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    conf = BertConfig.from_pretrained(src)
+    conf.num_labels = 3
+    conf.id2label = dict(enumerate(CLASSES))
+    conf.label2id = {c: i for i, c in enumerate(CLASSES)}
+    torch.manual_seed(3)
+    model = BertForSequenceClassification(conf).eval()
+    tok = AutoTokenizer.from_pretrained(src)
+    with torch.no_grad():  # a random body maps every text to about the same point: centre, then spread
+        model.classifier.weight.mul_(300.0)
+        logits = model(**tok(SERVE_TEXTS + SERVE_PAIRS, padding=True, return_tensors="pt")).logits
+        model.classifier.bias.sub_(logits.mean(dim=0))
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "model_card.json").write_text(json.dumps({"version": "k3", "focus_class": "hate"}))
+    return out
+
+
+def test_serve_deploys_a_three_class_model_and_counts_classes_per_group(ray_local, tmp_path, tiny_model_dir):
+    """`debias serve` on a 3-class model through real HTTP: probabilities in class-id order,
+    argmax labels, scores of the card's focus class, text pairs, and the monitor's decisions per
+    (group, class) against a direct count."""
+    import socket
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    from ray import serve
+
+    from debias.corpus.clean import clean_texts
+    from debias.evaluation.predict import Predictor
+    from debias.identity.annotate import IdentityAnnotator
+    from debias.identity.lexicon import load_lexicon
+    from jobs.serve import run
+
+    model = _three_class_model(tiny_model_dir, tmp_path / "k3")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = load_config(base={"data": {"path": "unused-by-serve"}, "serve": {
+        "model": str(model), "port": port, "max_batch_size": 8, "batch_wait_timeout_s": 0.05,
+        "min_replicas": 1, "max_replicas": 1, "num_cpus_per_replica": 0.5, "torch_threads": 1,
+        "monitor_window": 1000, "monitor_min_count": 1, "auth_token_env": None}})
+    texts, pairs = SERVE_TEXTS, SERVE_PAIRS
+    run(cfg, None, blocking=False)  # no refusal: the 3-class model is checked and deployed
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0) as c:
+            r = c.post("/v1/classify", json={"texts": texts[:3]})
+            assert r.status_code == 200, r.text
+            single = r.json()
+            r = c.post("/v1/classify", json={"texts": texts, "text_pairs": pairs})
+            assert r.status_code == 200, r.text
+            paired = r.json()
+            bad = c.post("/v1/classify", json={"texts": texts, "text_pairs": pairs[:2]})
+            assert bad.status_code == 422 and "text_pairs: expected one entry per text (6); found 2" in bad.json()["error"]
+            model_info = c.get("/v1/model").json()
+            cf = c.post("/v1/counterfactual", json={"text": "the woman fixed the car", "text_pair": "a man fixed it"})
+            assert cf.status_code == 200, cf.text
+            deadline = time.monotonic() + 30
+            while (snap := c.get("/v1/monitor").json())["texts_total"] < 3 + len(texts) + 1:
+                assert time.monotonic() < deadline, "the monitor never counted the texts"
+                time.sleep(0.2)
+            prom = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
+    finally:
+        serve.shutdown()
+
+    predictor = Predictor(model, batch_size=8, num_threads=1)
+    clean = lambda ts: clean_texts(ts, params=cfg.clean)  # noqa: E731
+    want1 = predictor.predict_proba(clean(texts[:3]))
+    want2 = predictor.predict_proba(clean(texts), clean(pairs))
+    for body, want in ((single, want1), (paired, want2)):
+        np.testing.assert_allclose(body["probabilities"], want, atol=1e-5)
+        assert body["labels"] == want.argmax(axis=1).tolist()  # argmax, not a threshold
+        np.testing.assert_allclose(body["scores"], want[:, 0], atol=1e-5)  # the focus class, hate
+        assert body["label_names"] == [CLASSES[y] for y in body["labels"]]
+        assert body["class_names"] == CLASSES and body["score_class"] == "hate"
+        assert body["decision_rule"] == "argmax" and body["threshold"] is None
+    assert len(set(paired["labels"])) > 1, "the scaled head should not give one class to every text"
+    assert not np.allclose(want2, predictor.predict_proba(clean(texts)))  # the pairs were scored as pairs
+    assert model_info["class_names"] == CLASSES and model_info["decision_rule"]["constraint"] == "argmax"
+    assert cf.json()["variants"] and all(v["text_pair"] for v in cf.json()["variants"])
+    assert cf.json()["label"] == int(np.argmax(cf.json()["probabilities"]))
+
+    # The monitor against a direct count: groups of both texts (union), decided classes.
+    ann = IdentityAnnotator(load_lexicon(cfg.annotate.axes))
+    cf_groups = sorted(set().union(*ann.detect_groups(clean(["the woman fixed the car", "a man fixed it"]))))
+    groups = ([g for g in ann.detect_groups(clean(texts[:3]))]
+              + [sorted(set(a) | set(b)) for a, b in zip(ann.detect_groups(clean(texts)),
+                                                         ann.detect_groups(clean(pairs)), strict=True)]
+              + [cf_groups])
+    labels = single["labels"] + paired["labels"] + [cf.json()["label"]]
+    # some rows mention a group in their second text only: the union is what is counted
+    assert any(set(b) - set(a) for a, b in zip(ann.detect_groups(clean(texts)), ann.detect_groups(clean(pairs)),
+                                               strict=True))
+    ev = pd.DataFrame({"group": groups, "cls": labels}).explode("group").dropna()
+    tab = pd.crosstab(ev["group"], ev["cls"]).reindex(columns=range(3), fill_value=0)
+    assert snap["classes"] == CLASSES and snap["positive_class"] == "hate"
+    assert snap["class_counts"]["by_group"] == {g: row.tolist() for g, row in tab.iterrows()}
+    assert snap["class_counts"]["overall"] == np.bincount(labels, minlength=3).tolist()
+    assert snap["decisions_total"] == np.bincount(labels, minlength=3).tolist()
+    assert snap["counts"]["positives"] == labels.count(0) == snap["positives_total"]
+    got = {(s.labels["group"], s.labels["class"]): s.value
+           for s in prom["debias_monitor_group_class_decisions"].samples}
+    assert got == {(g, CLASSES[k]): float(tab.loc[g, k]) for g in tab.index for k in range(3)}
+    assert {s.labels["class"] for s in prom["debias_decisions"].samples} == set(CLASSES)

@@ -190,6 +190,33 @@ def test_classify_matches_offline_model(client, offline, settings):
     assert body["labels"] == [int(s >= settings.serve.threshold) for s in body["scores"]]
     assert body["label_names"] == [["fine", "abusive"][y] for y in body["labels"]]  # the card's names
     assert body["model_version"] == "tiny-test-1"
+    # binary: probabilities beside the unchanged fields; scores are P(class 1) exactly
+    assert [p[1] for p in body["probabilities"]] == body["scores"]
+    np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, atol=1e-6)
+    assert body["class_names"] == ["fine", "abusive"] and body["score_class"] == "abusive"
+    assert body["threshold"] == settings.serve.threshold and body["decision_rule"] == "threshold"
+
+
+def test_text_pairs_are_scored_as_pairs_and_swapped_together(client, offline):
+    from debias.serving.counterfactual import pair_variants
+
+    texts = ["the woman fixed the car", "<b>what a day</b>", "he is a teacher"]
+    pairs = ["a man fixed a car", "it rained  all day", "the muslim teacher"]
+    r = client.post("/v1/classify", json={"texts": texts, "text_pairs": pairs})
+    assert r.status_code == 200, r.text
+    want = offline["predictor"].predict_texts(offline["clean"](texts), offline["clean"](pairs))
+    np.testing.assert_allclose(r.json()["scores"], want, atol=1e-5)
+    assert not np.allclose(want, offline["predictor"].predict_texts(offline["clean"](texts)), atol=1e-6)
+    r = client.post("/v1/counterfactual", json={"text": texts[0], "text_pair": pairs[0]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = pair_variants(texts[0], pairs[0], lexicon=offline["lexicon"], table=offline["swaps"])
+    assert [(v["text"], v["text_pair"]) for v in body["variants"]] == [(v["text"], v["text_pair"]) for v in expected]
+    scores = offline["predictor"].predict_texts([texts[0]] + [v["text"] for v in expected],
+                                                [pairs[0]] + [v["text_pair"] for v in expected])
+    assert body["score"] == pytest.approx(scores[0], abs=1e-5)
+    np.testing.assert_allclose([v["score"] for v in body["variants"]], scores[1:], atol=1e-5)
+    assert {"female", "male"} <= set(body["groups"])
 
 
 BAD = [
@@ -201,6 +228,10 @@ BAD = [
     (b'{"texts": "one string"}', 422, "texts"),
     (b'{"txts": ["a"]}', 422, "texts: required"),
     (b'{"texts": ["a"], "extra": 1}', 422, "extra: unknown field"),
+    (b'{"texts": ["a", "b"], "text_pairs": ["x"]}', 422, "text_pairs: expected one entry per text (2); found 1"),
+    (b'{"texts": ["a"], "text_pairs": [3]}', 422, "text_pairs[0]"),
+    (json.dumps({"texts": ["a", "b"], "text_pairs": ["x", "y" * (MAX_CHARS + 1)]}).encode(), 413,
+     "text_pairs[1]: at most"),
     (b'["a", "b"]', 422, "body"),
     (b'{"texts": ["a"', 400, "not valid JSON"),
     (b"", 422, "required"),
@@ -330,7 +361,7 @@ def _hand_rule():
 
 def test_class_names_from_the_card_the_config_or_the_default(tmp_path, tiny_model_dir):
     from debias.schema import CLASS_NAMES
-    from serve.app import class_names
+    from debias.serving.classes import class_names
 
     assert class_names(tiny_model_dir, {"class_names": ["neg", "pos"]}) == ["neg", "pos"]
     assert class_names(tiny_model_dir, {}) == list(CLASS_NAMES)  # id2label LABEL_0/LABEL_1 names nothing
@@ -510,6 +541,14 @@ def test_monitor_counts_add_up(client, offline, settings):
         b = before["counts"]["by_group"].get(g, [0, 0])
         a = after["counts"]["by_group"][g]
         assert [a[0] - b[0], a[1] - b[1]] == [n, p], g
+    # Decisions per (group, class): binary labels are classes 0/1, counted per group as above.
+    for g, (n, p) in expected.items():
+        b = before["class_counts"]["by_group"].get(g, [0, 0])
+        a = after["class_counts"]["by_group"][g]
+        assert [a[0] - b[0], a[1] - b[1]] == [n - p, p], g
+    assert [x - y for x, y in zip(after["class_counts"]["overall"], before["class_counts"]["overall"],
+                                  strict=True)] == [len(labels) - sum(labels), sum(labels)]
+    assert after["classes"] == ["fine", "abusive"] and after["positive_class"] == "abusive"
     # The report's rest is the complement of the group in the window.
     for row in after["groups"]:
         assert row["n"] + row["rest_n"] == after["counts"]["n"]
@@ -557,7 +596,9 @@ def test_metrics_endpoint_is_prometheus_text(client):
     group_texts = {s.labels["group"]: s.value for s in fams["debias_monitor_group_texts"].samples}
     assert set(group_texts) <= set(snap["counts"]["by_group"]) and group_texts
     assert {"debias_monitor_group_alert", "debias_batch_size", "debias_requests_rejected",
-            "debias_model_info"} <= set(fams)
+            "debias_model_info", "debias_decisions", "debias_monitor_window_class_decisions"} <= set(fams)
+    by_class = {(s.labels["group"], s.labels["class"]) for s in fams["debias_monitor_group_class_decisions"].samples}
+    assert {c for _, c in by_class} == {"fine", "abusive"} and {g for g, _ in by_class} == set(group_texts)
 
 
 def test_no_request_text_reaches_the_logs(client, ray_local):

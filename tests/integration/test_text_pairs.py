@@ -57,7 +57,7 @@ def test_pair_corpus_preprocess_train_evaluate(ray_local, tmp_path, tiny_model_d
     orig = kept[~kept["is_augmented"]].set_index("id")
     assert (orig["text_pair"] == src.loc[orig.index, "hypothesis"]).all()
     # groups are the union of both sides, and the sides are kept
-    for rid, row in orig.head(30).iterrows():
+    for _, row in orig.head(30).iterrows():
         assert set(row["groups"]) == set(row["groups_text"]) | set(row["groups_pair"])
     # a counterfactual swaps both texts with the same mapping
     aug = kept[kept["is_augmented"]].set_index("pair_id")

@@ -95,7 +95,7 @@ def test_encode_pairs_and_segment_ids(tiny_model_dir):
     assert batch["token_type_ids"][1].sum().item() == 0
     assert batch["token_type_ids"][0, len(ids[0]):].sum().item() == 0  # padding stays segment 0
     short, cut = encode_pairs(texts, pairs, tok, max_length=8)
-    assert all(len(x) <= 8 for x in short) and all(c <= len(x) for c, x in zip(cut, short))
+    assert all(len(x) <= 8 for x in short) and all(c <= len(x) for c, x in zip(cut, short, strict=True))
     with pytest.raises(ValueError, match="one entry per text"):
         encode_pairs(texts, pairs[:2], tok, max_length=8)
 
@@ -110,7 +110,7 @@ def test_predictor_scores_a_pair_as_the_model_reads_it(tiny_model_dir):
     model, tok = load_classifier(tiny_model_dir)
     model.eval()
     with torch.inference_mode():
-        for i, (t, q) in enumerate(zip(texts, pairs)):
+        for i, (t, q) in enumerate(zip(texts, pairs, strict=True)):
             enc = tok(t, q, return_tensors="pt") if q is not None else tok(t, return_tensors="pt")
             want = torch.softmax(model(**enc).logits, dim=-1)[0, 1].item()
             assert got[i] == pytest.approx(want, abs=1e-5)

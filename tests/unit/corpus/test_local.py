@@ -42,6 +42,6 @@ def test_run_local_resamples_and_weights_three_classes():
         train = out[out["split"] == "train"]
         women = train["groups"].map(lambda g: "female" in list(g)).to_numpy()
         w = train["sample_weight"].to_numpy() if strategy == "reweight" else np.ones(len(train))
-        rate = lambda m: (w[m] * (train["label"].to_numpy()[m] == 2)).sum() / w[m].sum()  # noqa: E731
+        rate = lambda m, w=w, train=train: (w[m] * (train["label"].to_numpy()[m] == 2)).sum() / w[m].sum()  # noqa: E731
         # balancing pulls women's share of class 2 to the overall one (it starts near 0.6)
         assert abs(rate(women) - rate(np.ones(len(train), bool))) < 0.1, strategy

@@ -50,7 +50,7 @@ def test_word_pieces_are_summed_into_their_word():
 
 def test_method_agreement_counts_top_words():
     def case(i, *vals):
-        return {"id": i, "attribution": {"tokens": [[w, v] for w, v in zip("abc", vals)]}}
+        return {"id": i, "attribution": {"tokens": [[w, v] for w, v in zip("abc", vals, strict=True)]}}
 
     a = [case("x", 0.9, 0.1, 0.0), case("y", 0.1, 0.8, -0.5)]
     b = [case("x", 0.5, -0.2, 0.1), case("y", 0.1, 0.2, -0.9)]

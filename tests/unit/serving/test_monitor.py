@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency, fisher_exact
 
-from debias.serving.monitor import FairnessMonitor, MonitorCounts, group_vs_rest, two_proportion_test
+from debias.serving.monitor import (
+    ClassCounts,
+    FairnessMonitor,
+    MonitorCounts,
+    group_vs_rest,
+    two_proportion_test,
+)
 
 # (groups, decision) events worked by hand below.
 EVENTS = [(["female"], 1), (["female"], 1), (["female"], 0), (["male"], 0), ([], 0),
@@ -160,3 +166,84 @@ def test_bad_input_is_named():
         FairnessMonitor(window=10, bound=0.1, alpha=1.5)
     with pytest.raises(ValueError, match="cannot exceed"):
         two_proportion_test(5, 3, 0, 3)
+
+
+# -- decisions per (group, class) -------------------------------------------------------------
+
+def _oracle_class_counts(groups, decisions, n_classes: int) -> tuple[list[int], dict[str, list[int]]]:
+    """Direct count with pandas: the window's events exploded to one row per (text, group)."""
+    import pandas as pd
+
+    ev = pd.DataFrame({"groups": [sorted(set(g)) for g in groups], "cls": decisions})
+    overall = ev["cls"].value_counts().reindex(range(n_classes), fill_value=0).tolist()
+    long = ev.explode("groups").dropna(subset=["groups"])
+    if long.empty:
+        return overall, {}
+    tab = pd.crosstab(long["groups"], long["cls"]).reindex(columns=range(n_classes), fill_value=0)
+    return overall, {g: row.tolist() for g, row in tab.iterrows()}
+
+
+def test_class_counts_hand_worked_and_binary_numbers_unchanged():
+    m = _feed(FairnessMonitor(window=100, bound=0.1, alpha=0.01), EVENTS)
+    c = m.class_counts()
+    # female in texts 1,2,3,6 (classes 1,1,0,1); male in 4,6 (0,1); every text: 3 of each class.
+    assert c.overall == (3, 3) and c.by_group == {"female": (1, 3), "male": (1, 1)}
+    assert m.counts() == MonitorCounts(6, 3, {"female": (4, 3), "male": (2, 1)})  # as before classes
+    frame = c.to_frame()
+    assert frame.columns.tolist() == ["group", "class", "count"]
+    assert frame.values.tolist() == [["overall", 0, 3], ["overall", 1, 3], ["female", 0, 1],
+                                     ["female", 1, 3], ["male", 0, 1], ["male", 1, 1]]
+
+
+def _random_class_events(rng, k, n_classes):
+    names = ["female", "male", "muslim", "black", "gay"]
+    groups = [[n for n in names if rng.random() < 0.3] * int(rng.integers(1, 3)) for _ in range(k)]  # repeats too
+    return groups, rng.integers(0, n_classes, size=k).tolist()
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_sliding_class_counts_match_a_crosstab_of_the_last_window(n_classes):
+    rng = np.random.default_rng(10 + n_classes)
+    groups, decisions = _random_class_events(rng, 700, n_classes)
+    window = 97
+    m = FairnessMonitor(window=window, bound=0.1, alpha=0.01, n_classes=n_classes, positive=n_classes - 1)
+    for i in range(0, 700, 41):  # uneven chunks cross the window edge at different points
+        m.observe(groups[i:i + 41], decisions[i:i + 41])
+        seen = i + len(groups[i:i + 41])
+        lo = max(0, seen - window)
+        overall, by_group = _oracle_class_counts(groups[lo:seen], decisions[lo:seen], n_classes)
+        c = m.class_counts()
+        assert list(c.overall) == overall
+        assert {g: list(v) for g, v in c.by_group.items()} == by_group
+        # the alert statistic reads the positive class out of the same table
+        pc = m.counts()
+        assert pc.n == sum(overall) and pc.positives == overall[n_classes - 1]
+        assert pc.by_group == {g: (sum(v), v[n_classes - 1]) for g, v in by_group.items()}
+
+
+def test_class_counts_merge_and_round_trip():
+    rng = np.random.default_rng(4)
+    g1, d1 = _random_class_events(rng, 300, 3)
+    g2, d2 = _random_class_events(rng, 200, 3)
+    a, b, both = (FairnessMonitor(window=1000, bound=0.1, alpha=0.01, n_classes=3) for _ in range(3))
+    a.observe(g1, d1)
+    b.observe(g2, d2)
+    both.observe(g1 + g2, d1 + d2)
+    assert a.class_counts() + b.class_counts() == both.class_counts()
+    assert sum([a.class_counts(), b.class_counts()]) == both.class_counts()
+    assert ClassCounts.from_dict(both.class_counts().to_dict()) == both.class_counts()
+    with pytest.raises(ValueError, match="2 and 3 classes"):
+        ClassCounts(2) + a.class_counts()
+
+
+def test_bad_class_input_is_named():
+    m = FairnessMonitor(window=10, bound=0.1, alpha=0.01, n_classes=3)
+    with pytest.raises(ValueError, match=r"class ids 0\.\.2; found 3"):
+        m.observe([["female"], []], [0, 3])
+    assert m.class_counts() == ClassCounts(3) and m.counts() == MonitorCounts()
+    with pytest.raises(ValueError, match="positive must be a class id"):
+        FairnessMonitor(window=10, bound=0.1, alpha=0.01, n_classes=3, positive=3)
+    with pytest.raises(ValueError, match="n_classes"):
+        FairnessMonitor(window=10, bound=0.1, alpha=0.01, n_classes=1)
+    with pytest.raises(ValueError, match="expected 3 class counts"):
+        ClassCounts(3, (1, 2))

@@ -81,3 +81,20 @@ def test_public_card_drops_paths_and_data_uris():
     assert out["windows"] == "model" and out["plots"] == ["(data URI omitted)"]
     assert out["note"] == card["note"]
     assert "/home" not in json.dumps(out) and "base64" not in json.dumps(out)
+
+
+def test_request_texts_are_checked_with_the_field_and_position_named():
+    from debias.serving.requests import check_texts
+
+    kw = {"max_texts": 3, "max_chars": 5}
+    assert check_texts(["a", "bb"], field="texts", **kw) is None
+    assert check_texts(["a"], field="text_pairs", expect=1, **kw) is None
+    r = check_texts(["a"], field="text_pairs", expect=2, **kw)
+    assert (r.status, r.reason) == (422, "text_pairs_length") and "expected one entry per text (2); found 1" in r.message
+    r = check_texts([], field="texts", **kw)
+    assert (r.status, r.reason) == (422, "empty")
+    r = check_texts(["a"] * 4, field="texts", **kw)
+    assert (r.status, r.reason) == (413, "too_many_texts") and "at most 3 texts" in r.message
+    r = check_texts(["a", "secret text"], field="text_pairs", expect=2, **kw)
+    assert r.message.startswith("text_pairs[1]: at most 5 characters") and "secret" not in r.message
+    assert check_texts(["secret text"], field="text_pair", **kw).message.startswith("text_pair: at most")
