@@ -128,7 +128,10 @@ def ray_session(cfg: RayConfig | None = None, *, dashboard: bool = True) -> Iter
         yield "existing"
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    env_vars = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # HF_HUB_DISABLE_PROGRESS_BARS: transformers' tqdm bars ("Loading weights", "Writing model
+    # shards") follow it; in a worker they are a carriage-return stream the driver log prints as
+    # garbage lines, and the jobs print their own progress once per line.
+    env_vars = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if address:
         # Under `ray job submit` Ray refuses a driver whose env_vars repeat a key of the job's
         # runtime_env: leave those keys to the job.

@@ -528,6 +528,7 @@ def build_application(settings: AppSettings) -> serve.Application:
     """The bound application for :func:`serve.run` (deployment options from ``settings.serve``)."""
     s = settings.serve
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "OMP_NUM_THREADS": str(s.torch_threads)}
     classes = model_classes(settings)
     monitor = DecisionMonitor.bind(s.model_dump(), list(classes.names), classes.score_class)
