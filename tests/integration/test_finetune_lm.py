@@ -48,14 +48,18 @@ def test_cda_finetune_writes_an_auditable_model_whose_loss_went_down(ray_local, 
     model = AutoModelForCausalLM.from_pretrained(out / "model")
     assert model.config.num_hidden_layers == 2
 
-    if not all((DATA / d).is_dir() for d in ("crows-pairs", "bbq")):
+    if not all((DATA / d).is_dir() for d in ("crows-pairs", "bbq", "winobias", "winogender")):
         pytest.skip(f"shared data sets not found under {DATA}: the audit half is skipped")
-    acfg = load_config(None, [f"audit_lm.model={out / 'model'}", "audit_lm.suites=[crows_pairs,bbq]",
+    # the fine-tuned folder is audited like any model: intrinsic, BBQ and the translation suite
+    acfg = load_config(None, [f"audit_lm.model={out / 'model'}", "audit_lm.suites=[crows_pairs,bbq,translation]",
                               "audit_lm.limit=3", "audit_lm.n_boot=10", "audit_lm.bbq_max_new_tokens=2",
+                              "audit_lm.translation.languages=[de]", "audit_lm.translation.max_new_tokens=4",
                               "audit_lm.cpus_per_actor=1", "audit_lm.mitigation=self_debias"],
                        base={"data": {"path": "unused"}})
     audit_lm.run(acfg, run_dir)
     metrics = json.loads((tmp_path / "run" / "audit_lm" / "metrics.json").read_text())
     assert metrics["mitigation"] == "self_debias" and metrics["model"] == str(out / "model")
     assert metrics["suites"]["crows_pairs"]["by_bias_type"][0]["n"] == 3
-    assert set(metrics["suites"]) == {"crows_pairs", "bbq_mc", "bbq_generate"}
+    assert set(metrics["suites"]) == {"crows_pairs", "bbq_mc", "bbq_generate", "translation"}
+    de = [r for r in metrics["suites"]["translation"]["by_language"] if r["lang"] == "de" and r["source"] == "all"]
+    assert de and de[0]["n"] == 3  # every drawn sentence translated and counted, readable or not
