@@ -45,7 +45,9 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     use, training data, the fairness objective, validation metrics overall and by group (with
     intervals where the evaluation added them) and limitations. No absolute paths."""
     names = card.get("class_names") or ["label 0", "label 1"]
-    data = card.get("data", {})
+    data = card.get("data")
+    described = data if isinstance(data, str) else None  # a card written by hand may describe its data in words
+    data = data if isinstance(data, dict) else {}
     groups = data.get("groups") or []
     lines = ["---", "library_name: transformers", "pipeline_tag: text-classification",
              "tags: [debias, fairness, text-classification]", "---", "",
@@ -57,9 +59,10 @@ def model_card_markdown(card: dict[str, Any]) -> str:
              f"Scoring texts for {names[1]!r} where the decision must treat identity groups alike; measured on the "
              "groups listed below. Not for groups, languages or text genres it was not evaluated on.", "",
              "## Training data", "",
-             f"{_num(data.get('train_rows'))} training and {_num(data.get('val_rows'))} validation rows "
-             f"(run folders `{data.get('train', 'preprocess/train')}`, `{data.get('val', 'preprocess/val')}`); "
-             f"identity groups annotated: {', '.join(groups) or 'none'}.", "",
+             described or (
+                 f"{_num(data.get('train_rows'))} training and {_num(data.get('val_rows'))} validation rows "
+                 f"(run folders `{data.get('train', 'preprocess/train')}`, `{data.get('val', 'preprocess/val')}`); "
+                 f"identity groups annotated: {', '.join(groups) or 'none'}."), "",
              "## Fairness objective", ""]
     for t in card.get("losses", []):
         lines.append(f"- `{t.get('name')}` (weight {t.get('weight', 1.0)})" if isinstance(t, dict) else f"- `{t}`")

@@ -61,3 +61,12 @@ def test_class_names_must_be_two_distinct_names(names):
 
     with pytest.raises(ConfigError, match="class_names"):
         load_config(base={"data": {"path": "x", "class_names": names}})
+
+
+def test_a_hand_written_card_may_describe_its_data_in_words():
+    """export_model(card=...) with a card a user wrote: `data` as a sentence, no run figures."""
+    from debias.training.card import model_card_markdown
+
+    md = model_card_markdown({"base_model": "m", "data": "davidson tweets, a seeded 80%"})
+    assert "## Training data\n\ndavidson tweets, a seeded 80%\n" in md
+    assert "training and" not in md  # no invented row counts
