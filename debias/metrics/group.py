@@ -355,3 +355,33 @@ def error_rate_balance(data, *, method: Method = "between_groups", **kwargs) -> 
 
 CRITERIA = (demographic_parity_difference, demographic_parity_ratio, equalized_odds_difference,
             equalized_odds_ratio, equal_opportunity_difference, disparate_impact_ratio, error_rate_balance)
+
+
+def equality_differences(data: Evaluation | pd.DataFrame | GroupStats, *, include_small: bool = False,
+                         **kwargs) -> dict:
+    """Dixon et al. (2018)'s equality differences: ``fped = sum_g |FPR_g - FPR|`` and
+    ``fned = sum_g |FNR_g - FNR|`` over the groups (identity terms), FPR / FNR overall.
+
+    Sums over groups, so they grow with the number of groups compared: ``n_groups`` is given,
+    and ``fped_mean`` / ``fned_mean`` divide by it, for comparing suites of different sizes. A
+    group whose rate is undefined (no negatives, or no positives) is left out of that sum and
+    counted in ``n_groups_fpr`` / ``n_groups_fnr``. Intersections and ``unknown`` are not groups
+    here; groups under ``min_group_size`` rows are left out unless ``include_small``.
+
+    ``data``: an :class:`Evaluation`, or what :func:`evaluate` takes (``**kwargs`` are its options).
+    """
+    ev = data if isinstance(data, Evaluation) else evaluate(data, **kwargs)
+    f = ev.frame
+    use = (f["kind"] == "group").to_numpy(copy=True)
+    if not include_small:
+        use = use & ~f["small_group"].to_numpy(dtype=bool)
+    overall = f.loc[f["kind"] == "overall"].iloc[0]
+    out: dict = {"n_groups": int(use.sum())}
+    for rate, name in (("fpr", "fped"), ("fnr", "fned")):
+        g = f.loc[use, rate].to_numpy(dtype=float)
+        ok = ~np.isnan(g)
+        total = float(np.abs(g[ok] - float(overall[rate])).sum()) if ok.any() else float("nan")
+        out[name] = total
+        out[f"n_groups_{rate}"] = int(ok.sum())
+        out[f"{name}_mean"] = total / ok.sum() if ok.any() else float("nan")
+    return out

@@ -11,7 +11,7 @@ import pandas as pd
 from debias.metrics._input import OVERALL
 from debias.metrics.auc import bias_auc, bias_auc_intervals, final_bias_metric
 from debias.metrics.counterfactual import counterfactual_metrics
-from debias.metrics.group import CRITERIA, DEFAULT_MIN_GROUP_SIZE, disparities, evaluate
+from debias.metrics.group import CRITERIA, DEFAULT_MIN_GROUP_SIZE, disparities, equality_differences, evaluate
 from debias.metrics.significance import Correction, group_vs_rest_tests
 from debias.metrics.stats import GroupStats
 
@@ -43,6 +43,7 @@ def fairness_summary(
     dict
         JSON-serialisable (NaN becomes None): ``config``, ``n_rows``, ``n_unknown``,
         ``by_group`` (records), ``disparities`` (records), ``criteria`` (name -> record),
+        ``equality_differences`` (Dixon et al.'s FPED / FNED),
         ``tests`` (records), ``bias_auc`` (records), ``final_bias_metric``, and
         ``counterfactual`` (record or None).
     """
@@ -60,6 +61,7 @@ def fairness_summary(
         "by_group": ev.frame.to_dict(orient="records"),
         "disparities": disparities(ev).to_dict(orient="records"),
         "criteria": {c.__name__: c(ev, min_group_size=min_group_size).to_dict() for c in CRITERIA},
+        "equality_differences": equality_differences(ev),
         "tests": group_vs_rest_tests(stats, correction=correction, alpha=alpha,
                                      min_group_size=min_group_size).to_dict(orient="records"),
     }

@@ -208,3 +208,38 @@ def test_bad_input_messages():
         group_metrics(df, metrics=["auroc"])
     with pytest.raises(TypeError, match="DataFrame or GroupStats"):
         group_metrics([1, 2])
+
+
+def test_equality_differences_against_per_term_confusion_matrices():
+    """FPED / FNED (Dixon et al. 2018) against scikit-learn's confusion matrix per group, with a
+    group too small to count and one whose FNR is undefined (no positives)."""
+    from debias.metrics import equality_differences, fairness_summary
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for g, n, base in (("a", 300, 0.3), ("b", 250, 0.6), ("c", 200, 0.5), ("tiny", 10, 0.5), ("nopos", 80, 0.0)):
+        y = (rng.random(n) < base).astype(int)
+        s = np.clip(0.35 * y + rng.random(n) * 0.65 + (0.1 if g == "b" else 0.0), 0, 1)
+        rows.append(pd.DataFrame({"y_true": y, "y_score": s, "groups": [[g]] * n}))
+    df = pd.concat(rows, ignore_index=True)
+    pred = (df["y_score"] >= 0.5).astype(int)
+
+    def rates(mask):
+        tn, fp, fn, tp = skm.confusion_matrix(df["y_true"][mask], pred[mask], labels=[0, 1]).ravel()
+        return fp / (fp + tn), (fn / (fn + tp) if fn + tp else np.nan)
+
+    fpr_all, fnr_all = rates(np.ones(len(df), bool))
+    per = {g: rates(df["groups"].map(lambda x, g=g: g in x).to_numpy()) for g in ("a", "b", "c", "nopos")}
+    want_fped = sum(abs(fp - fpr_all) for fp, _ in per.values())
+    want_fned = sum(abs(fn - fnr_all) for _, fn in per.values() if not np.isnan(fn))
+
+    got = equality_differences(df, min_group_size=30)
+    assert got["n_groups"] == 4 and got["n_groups_fpr"] == 4 and got["n_groups_fnr"] == 3
+    assert got["fped"] == pytest.approx(want_fped, abs=TOL)
+    assert got["fned"] == pytest.approx(want_fned, abs=TOL)
+    assert got["fned_mean"] == pytest.approx(want_fned / 3, abs=TOL)
+    assert got["fped"] > 0.05  # group b's shifted scores make it a real difference
+    with_small = equality_differences(df, min_group_size=30, include_small=True)
+    assert with_small["n_groups"] == 5 and with_small["fped"] > got["fped"] - TOL
+    summary = fairness_summary(df, min_group_size=30, n_boot=20)
+    assert summary["equality_differences"]["fped"] == pytest.approx(want_fped, abs=TOL)
