@@ -166,6 +166,13 @@ def _worst_recall(df: pd.DataFrame, min_n: int) -> float:
     return float(by["mean"].min()) if len(by) else math.nan
 
 
+def _equality(df: pd.DataFrame, key: str, min_n: int) -> float:
+    """Dixon et al. 2018's FPED or FNED (sum over groups of |rate_g - rate|) of the decisions."""
+    from debias.metrics import equality_differences
+
+    return equality_differences(df[["y_true", "y_pred", "groups"]], min_group_size=min_n)[key]
+
+
 def _fpr_gap(df: pd.DataFrame, min_n: int) -> float:
     neg = df[df["y_true"] == 0]
     ex = neg.explode("groups").dropna(subset=["groups"])
@@ -226,6 +233,9 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
     for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
         out[f"worst_{m}"] = (worst[m]["value"], worst[m]["lo"], worst[m]["hi"])
     out["fpr_gap_nontoxic_templates"] = _boot(lambda d: _fpr_gap(d, min_n), [mad], n_boot, seed)
+    # Dixon et al.'s own statistics on their own templates (bias-madlibs), fewer draws (slower)
+    for key in ("fped", "fned"):
+        out[f"madlibs_{key}"] = _boot(lambda d, key=key: _equality(d, key, min_n), [mad], b, seed)
 
     # Counterfactual metrics are means over pairs: bootstrap the pairs (vectorised).
     g = cf.groupby("pair_id")
@@ -415,6 +425,7 @@ COLUMNS = [("test_auc", "in-domain AUC ↑"), ("test_f1", "in-domain F1 ↑"), (
            ("worst_subgroup_auc", "worst subgroup AUC ↑"), ("worst_bpsn_auc", "worst BPSN AUC ↑"),
            ("worst_bnsp_auc", "worst BNSP AUC ↑"), ("final_bias", "final bias metric ↑"),
            ("fpr_gap_nontoxic_templates", "FPR gap, non-toxic templates ↓"),
+           ("madlibs_fped", "madlibs FPED ↓"), ("madlibs_fned", "madlibs FNED ↓"),
            ("cf_flip_rate", "CF flip rate ↓"), ("cf_mean_gap", "CF mean gap ↓"), ("crows_mean_gap", "CrowS gap ↓"),
            ("toxic_recall", "toxic-identity recall ↑"), ("worst_group_toxic_recall", "worst-group toxic recall ↑")]
 
