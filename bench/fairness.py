@@ -233,9 +233,11 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
     for m in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
         out[f"worst_{m}"] = (worst[m]["value"], worst[m]["lo"], worst[m]["hi"])
     out["fpr_gap_nontoxic_templates"] = _boot(lambda d: _fpr_gap(d, min_n), [mad], n_boot, seed)
-    # Dixon et al.'s own statistics on their own templates (bias-madlibs), fewer draws (slower)
+    # Dixon et al.'s own statistics on their own templates (bias-madlibs). Point values only: a
+    # sum of |rate_g - rate| over groups is biased upwards under a row bootstrap (every group's
+    # resampling noise adds to it), so its percentile interval excluded its own estimate here.
     for key in ("fped", "fned"):
-        out[f"madlibs_{key}"] = _boot(lambda d, key=key: _equality(d, key, min_n), [mad], b, seed)
+        out[f"madlibs_{key}"] = (_equality(mad, key, min_n), math.nan, math.nan)
 
     # Counterfactual metrics are means over pairs: bootstrap the pairs (vectorised).
     g = cf.groupby("pair_id")
