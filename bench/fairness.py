@@ -71,6 +71,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                  ["data.path=@dixon", "balance.strategy=reweight", "augment.mode=append",
                   f"augment.axes={SWAP_AXES}",
                   "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
+    "combined_both": ("combined, the supplement with toxic identity tweets (MLMA) added",
+                      ["data.path=@dixon_both", "balance.strategy=reweight", "augment.mode=append",
+                       f"augment.axes={SWAP_AXES}",
+                       "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
 }
 # Post-processing: the base variant's model, decided by per-group thresholds fitted on val.
 POST = {"baseline_eo": "baseline", "combined_eo": "combined"}
@@ -99,13 +103,26 @@ def prepare_corpora(rows: int | None) -> dict[str, Path]:
             w = w.sample(n=min(len(w), max(200, rows // 5)), random_state=0)
         sup = pd.DataFrame({"id": "wiki" + w["rev_id"].astype(str), "text": w["comment"], "toxic": 0})
         pd.concat([df, sup], ignore_index=True).to_parquet(dixon, index=False)
-    return {"base": base, "dixon": dixon}
+    # The supplement plus toxic sentences aimed at groups (MLMA hate speech: offensive or hateful
+    # tweets with a target group; half as many as the non-toxic supplement). Dixon et al. balance
+    # the non-toxic side only, which teaches "identity word => not toxic" (the levelling down in
+    # docs/RESULTS.md); this variant asks whether toxic identity rows undo that.
+    both = out / f"davidson-dixon-both{tag}.parquet"
+    if not both.exists():
+        m = pd.read_csv(DATA / "mlma-hate-speech" / "en_dataset.csv")
+        m = m[~m["sentiment"].astype(str).str.contains("normal") & ~m["group"].isin(["other", "individual"])]
+        n_sup = int((pd.read_parquet(dixon)["id"].str.startswith("wiki")).sum())
+        m = m.sample(n=min(len(m), max(100, n_sup // 2)), random_state=0)
+        tox = pd.DataFrame({"id": "mlma" + m["HITId"].astype(str), "text": m["tweet"].astype(str), "toxic": 1})
+        pd.concat([pd.read_parquet(dixon), tox], ignore_index=True).to_parquet(both, index=False)
+    return {"base": base, "dixon": dixon, "dixon_both": both}
 
 
 def variant_config(name: str, corpora: dict[str, Path], extra: list[str]):
     from debias.config import load_config
 
-    overrides = [o.replace("@dixon", str(corpora["dixon"])) for o in VARIANTS[name][1]]
+    overrides = [o.replace("@dixon_both", str(corpora["dixon_both"])).replace("@dixon", str(corpora["dixon"]))
+                 for o in VARIANTS[name][1]]
     return load_config(CONFIG, [f"data.path={corpora['base']}", *overrides, *extra])
 
 
