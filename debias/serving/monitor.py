@@ -19,15 +19,13 @@ and :func:`group_vs_rest` works on any such sum.
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-CLASS_COLUMNS = ["group", "class", "count"]
-OVERALL = "overall"  # the group name of the whole window in ClassCounts.to_frame()
 REPORT_COLUMNS = [
     "group", "n", "positives", "positive_rate", "rest_n", "rest_positives",
     "rest_positive_rate", "difference", "test", "statistic", "p_value", "alert",
@@ -117,13 +115,6 @@ class ClassCounts:
     def from_dict(cls, d: dict[str, Any]) -> ClassCounts:
         return cls(int(d["n_classes"]), tuple(int(x) for x in d["overall"]),
                    {str(g): tuple(int(x) for x in c) for g, c in d.get("by_group", {}).items()})
-
-    def to_frame(self) -> pd.DataFrame:
-        """Long form, :data:`CLASS_COLUMNS`: one row per (group, class), the whole window as group
-        :data:`OVERALL` first, then groups by name; classes in id order, zero counts included."""
-        rows = [(g, k, int(v)) for g, c in [(OVERALL, self.overall), *sorted(self.by_group.items())]
-                for k, v in enumerate(c)]
-        return pd.DataFrame(rows, columns=CLASS_COLUMNS)
 
 
 def two_proportion_test(x1: int, n1: int, x2: int, n2: int, *,
@@ -229,10 +220,7 @@ class FairnessMonitor:
         self.n_classes = int(n_classes)
         self.positive = int(positive)
         self._events: deque[tuple[tuple[str, ...], int]] = deque()
-        self._n = 0
-        self._pos = 0
-        self._group_n: Counter[str] = Counter()
-        self._group_pos: Counter[str] = Counter()
+        # the window as a (group, class) table; texts and positives are read out of it
         self._class_n: list[int] = [0] * self.n_classes
         self._group_class: dict[str, list[int]] = {}
         self.seen_ = 0  # decisions observed since creation, window or not
@@ -260,23 +248,18 @@ class FairnessMonitor:
 
     def _add(self, event: tuple[tuple[str, ...], int], sign: int) -> None:
         gs, d = event
-        pos = int(d == self.positive)
-        self._n += sign
-        self._pos += sign * pos
         self._class_n[d] += sign
         for g in gs:
-            self._group_n[g] += sign
-            self._group_pos[g] += sign * pos
-            self._group_class.setdefault(g, [0] * self.n_classes)[d] += sign
-            if self._group_n[g] == 0:  # a group that left the window leaves the report
-                del self._group_n[g]
-                del self._group_pos[g]
+            row = self._group_class.setdefault(g, [0] * self.n_classes)
+            row[d] += sign
+            if not any(row):  # a group that left the window leaves the report
                 del self._group_class[g]
 
     def counts(self) -> MonitorCounts:
         """The window's counts (mergeable with other monitors' counts by ``+``)."""
-        return MonitorCounts(self._n, self._pos,
-                             {g: (self._group_n[g], self._group_pos[g]) for g in self._group_n})
+        k = self.positive
+        return MonitorCounts(len(self._events), self._class_n[k],
+                             {g: (sum(c), c[k]) for g, c in self._group_class.items()})
 
     def class_counts(self) -> ClassCounts:
         """The window's texts per class, overall and per group (mergeable by ``+``)."""
@@ -289,4 +272,4 @@ class FairnessMonitor:
                              min_count=self.min_count)
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._events)

@@ -189,10 +189,6 @@ def test_class_counts_hand_worked_and_binary_numbers_unchanged():
     # female in texts 1,2,3,6 (classes 1,1,0,1); male in 4,6 (0,1); every text: 3 of each class.
     assert c.overall == (3, 3) and c.by_group == {"female": (1, 3), "male": (1, 1)}
     assert m.counts() == MonitorCounts(6, 3, {"female": (4, 3), "male": (2, 1)})  # as before classes
-    frame = c.to_frame()
-    assert frame.columns.tolist() == ["group", "class", "count"]
-    assert frame.values.tolist() == [["overall", 0, 3], ["overall", 1, 3], ["female", 0, 1],
-                                     ["female", 1, 3], ["male", 0, 1], ["male", 1, 1]]
 
 
 def _random_class_events(rng, k, n_classes):
