@@ -14,7 +14,7 @@ from ray import serve
 
 from debias.config import PipelineConfig
 from jobs.ray_session import ray_session
-from serve.app import APP_NAME, deploy, model_classes, settings_from_pipeline
+from serve.app import APP_NAME, deploy, served_model_classes, settings_from_pipeline
 
 
 def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> None:
@@ -25,7 +25,7 @@ def run(cfg: PipelineConfig, run_dir: str | None, *, blocking: bool = True) -> N
     Ray with it) for the caller to stop with ``serve.shutdown()``.
     """
     settings = settings_from_pipeline(cfg, run_dir)
-    model_classes(settings)
+    served_model_classes(settings)
     stop = threading.Event()
     previous = {}
     try:

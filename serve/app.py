@@ -516,7 +516,7 @@ def settings_from_pipeline(cfg: PipelineConfig, run_dir: str | os.PathLike | Non
                        auth_digest=auth_digest(cfg.serve))
 
 
-def model_classes(settings: AppSettings) -> ServedClasses:
+def served_model_classes(settings: AppSettings) -> ServedClasses:
     """The served model's classes, read on the deploying machine (a card that disagrees with
     the model fails here, before any replica starts)."""
     from debias.training.model import read_model_card
@@ -530,7 +530,7 @@ def build_application(settings: AppSettings) -> serve.Application:
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "OMP_NUM_THREADS": str(s.torch_threads)}
-    classes = model_classes(settings)
+    classes = served_model_classes(settings)
     monitor = DecisionMonitor.bind(s.model_dump(), list(classes.names), classes.score_class)
     return Classifier.options(
         max_ongoing_requests=s.max_ongoing_requests,

@@ -122,11 +122,12 @@ def detect_gender(text: Any, forms: dict[tuple[str, ...], str], determiners: dic
         raise TypeError(f"a translation must be a string or missing; found {type(text).__name__}")
     if not text.strip():
         return "unknown", "empty"
-    if source and source.strip():
+    echoed = bool(source and source.strip())
+    if echoed:
         text = strip_echo(text, source, max_overlap=echo_overlap)
-        if not tokenize(text):
-            return "unknown", "echo"
     toks = tokenize(text)
+    if echoed and not toks:
+        return "unknown", "echo"
     longest = max((len(f) for f in forms), default=0)
     found: list[str | None] = []
     i = 0
