@@ -5,6 +5,7 @@ progress once per line). A fresh interpreter, because the test session already h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ with ray_session(RayConfig(num_cpus=1), dashboard=False):
 
 
 def test_session_workers_have_progress_bars_off():
-    env = {k: v for k, v in __import__("os").environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
     r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT,
                        timeout=180, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
