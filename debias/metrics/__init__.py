@@ -54,12 +54,12 @@ from debias.metrics.significance import (
 )
 from debias.metrics.stats import GroupStats
 from debias.metrics.summary import fairness_summary, to_json_safe
-from debias.metrics.threshold import best_f1_threshold
+from debias.metrics.threshold import best_f1_threshold, flip_rate_sweep, recall_matched_threshold, threshold_sweep
 
 __all__ = [
     "METRICS", "Criterion", "CounterfactualResult", "Evaluation", "GroupStats", "TwoProportionTest",
     "adjust_p_values", "auc_exact",
-    "best_f1_threshold", "auc_from_histograms", "bias_auc", "bias_auc_intervals", "bootstrap_metrics",
+    "best_f1_threshold", "flip_rate_sweep", "recall_matched_threshold", "threshold_sweep", "auc_from_histograms", "bias_auc", "bias_auc_intervals", "bootstrap_metrics",
     "counterfactual_metrics", "demographic_parity_difference", "demographic_parity_ratio",
     "disparate_impact_ratio", "disparities", "equal_opportunity_difference", "equality_differences", "equalized_odds_difference",
     "equalized_odds_ratio", "error_rate_balance", "evaluate", "fairness_summary", "final_bias_metric",
