@@ -76,6 +76,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                        f"augment.axes={SWAP_AXES}",
                        "train.losses=[{name: cross_entropy}, {name: counterfactual_logit_pairing, weight: 1.0}]"]),
 }
+# The counterfactual-pairing weight is what trades in-domain AUC for flips: a sweep of it on the
+# best recipe draws the loss-weight front (docs/RESULTS.md, issue 23).
+for _w in ("0.3", "3.0"):
+    VARIANTS[f"combined_both_clp{_w}"] = (
+        f"combined_both with counterfactual logit pairing weight {_w} (1.0 in combined_both)",
+        [*VARIANTS["combined_both"][1][:-1],
+         f"train.losses=[{{name: cross_entropy}}, {{name: counterfactual_logit_pairing, weight: {_w}}}]"])
 # Post-processing: the base variant's model, decided by per-group thresholds fitted on val.
 POST = {"baseline_eo": "baseline", "combined_eo": "combined"}
 for _name, _base in POST.items():
@@ -198,7 +205,11 @@ def _fpr_gap(df: pd.DataFrame, min_n: int) -> float:
     return float(by["mean"].max() - by["mean"].min()) if len(by) >= 2 else math.nan
 
 
-def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> dict[str, Any]:
+def load_frames(run_dir: Path) -> dict[str, pd.DataFrame | None]:
+    """A run's saved predictions: test, val, madlibs, counterfactual and (when scored) templates.
+
+    In-domain suites hold Davidson rows only: the Dixon supplement is split like the corpus, so a
+    variant that adds it would otherwise be scored on a different (easier) test set."""
     pred = run_dir / "evaluate" / "predictions"
 
     def load(suite: str) -> pd.DataFrame:
@@ -207,12 +218,16 @@ def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> 
             df["groups"] = df["groups"].map(lambda g: list(g) if g is not None else [])
         return df
 
-    # In-domain suites hold Davidson rows only: the Dixon supplement is split like the corpus, so a
-    # variant that adds it would otherwise be scored on a different (easier) test set.
     test, val, mad, cf = load("test"), load("val"), load("madlibs"), load("counterfactual")
     tpl = load("templates") if (pred / "templates").is_dir() else None
     test, val = test[test["id"].str.startswith("dav")].copy(), val[val["id"].str.startswith("dav")].copy()
     cf = cf[cf["pair_id"].astype(str).str.startswith("dav")].copy()
+    return {"test": test, "val": val, "madlibs": mad, "counterfactual": cf, "templates": tpl}
+
+
+def table_metrics(run_dir: Path, *, n_boot: int, seed: int, min_n: int = 50) -> dict[str, Any]:
+    f = load_frames(run_dir)
+    test, val, mad, cf, tpl = f["test"], f["val"], f["madlibs"], f["counterfactual"], f["templates"]
     rule = json.loads((run_dir / "evaluate" / "metrics.json").read_text()).get("decision_rule") or {}
     frames = [d for d in (test, mad, cf, tpl) if d is not None]
     if rule.get("cells"):  # per-group thresholds: the evaluation's own decisions (fitted on val)
