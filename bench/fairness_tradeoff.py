@@ -180,12 +180,15 @@ def plot(res: dict[str, Any], png: Path) -> None:
         (line,) = ax.plot(c["fpr_gap"], c["toxic_recall"], lw=1.3, label=n)
         p = res["rules"][n]["val_f1"]
         ax.scatter([p["fpr_gap"]["mean"]], [p["toxic_recall"]["mean"]], s=30, zorder=3, color=line.get_color())
+        q = res["rules"][n]["recall_matched"]
+        ax.scatter([q["fpr_gap"]["mean"]], [q["toxic_recall"]["mean"]], s=40, marker="x", zorder=3,
+                   color=line.get_color())
     ax.axhline(res["floors"]["toxic_recall"], color="grey", ls=":", lw=1)
     ax.text(0.01, res["floors"]["toxic_recall"], " baseline recall - 2 pts", fontsize=7, va="bottom")
     ax.set_xlabel("FPR gap on non-toxic identity templates (lower is better)")
     ax.set_ylabel("recall on toxic identity sentences (higher is better)")
     ax.set_title("Each curve: one variant over decision thresholds (mean of seeds);\n"
-                 "dots: its F1-best validation threshold", loc="left", fontsize=9)
+                 "dot: its F1-best validation threshold; x: the recall-matched one (seeds' means)", loc="left", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110, bbox_inches="tight")
