@@ -235,6 +235,10 @@ class EvaluateConfig(_Section):
         "With more than two classes, per-class metrics for every class are reported beside it"))
     tune_threshold: bool = Field(False, description="use the F1-best threshold on the val_split suite "
                                  "(never the test split) for every suite, instead of `threshold`")
+    tune_recall: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "with tune_threshold: instead of the F1-best, the highest threshold whose val_split recall "
+        "reaches this value (e.g. the unmitigated model's validation recall), so a mitigated model "
+        "gives up precision rather than detect less"))
     group_thresholds: Literal["none", "stored", "equal_opportunity", "false_positive_rate_parity",
                               "equalized_odds"] = Field("none", description=(
         "post-processing (Hardt et al. 2016): fit per-group decision thresholds on the val_split suite "
@@ -275,6 +279,8 @@ class EvaluateConfig(_Section):
         if self.tune_threshold and not any(s.kind == "val_split" for s in self.suites):
             raise ValueError("tune_threshold needs a suite of kind val_split "
                              "(e.g. {name: val, kind: val_split}) to choose the threshold on")
+        if self.tune_recall is not None and not self.tune_threshold:
+            raise ValueError("tune_recall chooses the tuned threshold: set tune_threshold: true with it")
         if self.group_thresholds not in ("none", "stored") and not any(s.kind == "val_split" for s in self.suites):
             raise ValueError(f"group_thresholds: {self.group_thresholds} needs a suite of kind val_split "
                              "(e.g. {name: val, kind: val_split}) to fit the thresholds on")

@@ -298,7 +298,7 @@ def run(cfg: PipelineConfig, run_dir: str, *, gates: list[str] | None = None) ->
     rule = choose_rule(frames, kinds, threshold=ev.threshold, tune=ev.tune_threshold,
                        group_thresholds=ev.group_thresholds, min_rows=ev.group_thresholds_min_rows,
                        stored=GroupThresholds.load(model_dir) if ev.group_thresholds == "stored" else None,
-                       seed=seed)
+                       seed=seed, recall=ev.tune_recall)
     threshold = rule.threshold
     if rule.source != "config":
         log(f"decision rule: {rule.constraint if rule.rules else 'global'} threshold {threshold:.4f}, "

@@ -110,14 +110,19 @@ def _worst_auc_per_class(table: pd.DataFrame, min_group_size: int) -> list[dict[
 
 
 def choose_threshold(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *, threshold: float,
-                     tune: bool) -> tuple[float, str]:
+                     tune: bool, recall: float | None = None) -> tuple[float, str]:
     """``(threshold, where it came from)``: the configured ``threshold``, or with ``tune`` the
-    F1-best threshold on the first ``val_split`` suite (scored frames)."""
+    F1-best threshold on the first ``val_split`` suite (scored frames); with ``recall`` too, the
+    highest threshold whose recall on that suite reaches ``recall`` instead."""
     if not tune:
         return threshold, "config"
-    from debias.metrics import best_f1_threshold
+    from debias.metrics import best_f1_threshold, recall_matched_threshold
 
     val = _val_suite(frames, kinds, "evaluate.tune_threshold")
+    if recall is not None:
+        t = recall_matched_threshold(frames[val]["y_true"], frames[val]["y_score"], recall)
+        got = float((frames[val].loc[frames[val]["y_true"] == 1, "y_score"] >= t).mean())
+        return t, f"recall-matched on suite {val!r} (recall {got:.4f} >= {recall:.4f})"
     best, val_f1 = best_f1_threshold(frames[val]["y_true"], frames[val]["y_score"])
     return best, f"F1-best on suite {val!r} (F1 {val_f1:.4f})"
 
@@ -132,7 +137,8 @@ def _val_suite(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], wha
 
 def choose_rule(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *, threshold: float,
                 tune: bool, group_thresholds: str = "none", min_rows: int = 30,
-                stored: GroupThresholds | None = None, seed: int = 0) -> GroupThresholds:
+                stored: GroupThresholds | None = None, seed: int = 0,
+                recall: float | None = None) -> GroupThresholds:
     """The decision rule for every suite (scored frames).
 
     ``group_thresholds``: ``"none"``, one global threshold (:func:`choose_threshold`);
@@ -145,7 +151,7 @@ def choose_rule(frames: Mapping[str, pd.DataFrame], kinds: Mapping[str, str], *,
         if stored is None:
             raise ValueError("group_thresholds: stored, but the model dir holds no group_thresholds.json")
         return stored
-    t, source = choose_threshold(frames, kinds, threshold=threshold, tune=tune)
+    t, source = choose_threshold(frames, kinds, threshold=threshold, tune=tune, recall=recall)
     if group_thresholds == "none":
         return GroupThresholds.global_only(t, source=source, seed=seed)
     val = _val_suite(frames, kinds, f"group_thresholds: {group_thresholds}")

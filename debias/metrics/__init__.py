@@ -54,7 +54,12 @@ from debias.metrics.significance import (
 )
 from debias.metrics.stats import GroupStats
 from debias.metrics.summary import fairness_summary, to_json_safe
-from debias.metrics.threshold import best_f1_threshold, flip_rate_sweep, recall_matched_threshold, threshold_sweep
+from debias.metrics.threshold import (
+    best_f1_threshold,
+    flip_rate_sweep,
+    recall_matched_threshold,
+    threshold_sweep,
+)
 
 __all__ = [
     "METRICS", "Criterion", "CounterfactualResult", "Evaluation", "GroupStats", "TwoProportionTest",

@@ -49,6 +49,27 @@ def test_choose_threshold_configured_or_f1_best_on_val():
         choose_threshold(scored, {"val": "test_split", "test": "test_split"}, threshold=0.5, tune=True)
 
 
+def test_choose_threshold_recall_matched_on_val():
+    scored = attach_scores(suites(), np.array([0.1, 0.7, 0.4, 0.9, 0.8, 0.3, 0.6]))
+    # val positives score 0.7 and 0.9: recall 1 needs t <= 0.7, recall 0.5 allows t = 0.9
+    assert choose_threshold(scored, KINDS, threshold=0.5, tune=True, recall=1.0)[0] == pytest.approx(0.7)
+    t, source = choose_threshold(scored, KINDS, threshold=0.5, tune=True, recall=0.5)
+    assert t == pytest.approx(0.9) and source.startswith("recall-matched on suite 'val' (recall 0.5000")
+    assert choose_threshold(scored, KINDS, threshold=0.5, tune=False, recall=0.5) == (0.5, "config")
+    rule = choose_rule(scored, KINDS, threshold=0.5, tune=True, recall=0.5)
+    assert rule.threshold == pytest.approx(0.9) and not rule.rules
+
+
+def test_tune_recall_needs_tune_threshold():
+    from debias.config import load_config
+
+    with pytest.raises(ValueError, match="tune_threshold"):
+        load_config("configs/demo.yaml", ["evaluate.tune_recall=0.9"])
+    cfg = load_config("configs/demo.yaml", ["evaluate.tune_recall=0.9", "evaluate.tune_threshold=true",
+                                            "evaluate.suites=[{name: val, kind: val_split}]"])
+    assert cfg.evaluate.tune_recall == 0.9
+
+
 def test_with_predictions_is_score_at_or_above_threshold():
     scored = attach_scores(suites(), np.array([0.1, 0.7, 0.4, 0.9, 0.8, 0.3, 0.6]))
     pred = with_predictions(scored, 0.6)
