@@ -166,7 +166,7 @@ def print_tables(res: dict[str, Any]) -> None:
     print("|---" * (len(KEYS) + 2) + "|")
     for n, p in res["front"].items():
         if p is None:
-            print(f"| {n} | none meets both floors |" + " |" * (len(KEYS) - 1))
+            print(f"| {n} | no threshold meets the floors |" + " |" * (len(KEYS) - 1))
         else:
             print(f"| {n} | {p['threshold']:.2f} | " + " | ".join(f"{p[k]:.3f}" for k, _ in KEYS) + " |")
 
