@@ -242,6 +242,19 @@ def test_group_thresholds_fitted_stored_and_applied(tmp_path, tiny_model_dir, ra
     assert GroupThresholds.load(run / "train" / "model") is None
     assert json.loads((out / "group_thresholds.json").read_text())["constraint"] == "none"
 
+    # The recall-matched tuned threshold (issue 23): the highest whose val recall reaches the
+    # target, stored with the model for serve like the F1-best one.
+    from debias.metrics import recall_matched_threshold
+
+    evaluate.run(_cfg(tiny_model_dir, lab, mp, val_suite, model=None, explain_top_k=0, tune_threshold=True,
+                      tune_recall=0.75), str(run))
+    m = json.loads((out / "metrics.json").read_text())
+    vp = pd.read_parquet(out / "predictions" / "val")
+    want = recall_matched_threshold(vp["y_true"], vp["y_score"], 0.75)
+    assert m["threshold"] == pytest.approx(want) and "recall-matched" in m["threshold_source"]
+    assert (vp.loc[vp["y_true"] == 1, "y_score"] >= want).mean() >= 0.75
+    assert GroupThresholds.load(run / "train" / "model").threshold == pytest.approx(want)
+
 
 def test_shap_explanations_with_their_agreement_with_integrated_gradients(tmp_path, tiny_model_dir, ray_local):
     pytest.importorskip("shap", reason="shap is the optional 'explain' extra (make install puts it in)")
