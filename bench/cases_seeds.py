@@ -14,7 +14,8 @@ variants is called one only when the gap between their means exceeds both seed r
 Metrics, from the test split's predictions and the evaluation's ``multiclass`` blocks: accuracy,
 macro-F1, the focus class's recall (e.g. hate recall), the largest one-vs-rest demographic parity and
 equalized odds differences over classes, the focus class's lowest BPSN AUC over groups, and the
-counterfactual argmax flip rate. Writes --out after every run (``--resume`` keeps finished ones).
+counterfactual (argmax) flip rate and mean gap (total variation for K > 2). A binary case reads
+the same from its fairness summary (class 1 against 0). Writes --out after every run (``--resume`` keeps finished ones).
 """
 
 from __future__ import annotations
@@ -36,33 +37,48 @@ sys.path.insert(0, str(ROOT))
 
 COLUMNS = [("accuracy", "accuracy ↑"), ("macro_f1", "macro-F1 ↑"), ("focus_recall", "focus-class recall ↑"),
            ("dp_max", "DP max over classes ↓"), ("eo_max", "EO max over classes ↓"),
-           ("focus_min_bpsn", "focus-class worst BPSN AUC ↑"), ("flip_rate", "CF argmax flip rate ↓")]
+           ("focus_min_bpsn", "focus-class worst BPSN AUC ↑"), ("flip_rate", "CF flip rate ↓"),
+           ("cf_mean_gap", "CF mean gap ↓")]
 
 
 def _num(v: Any) -> float:
     return math.nan if v is None else float(v)  # metrics.json writes NaN (too few rows) as null
 
 
-def case_metrics(run_dir: Path, focus: int) -> dict[str, float]:
-    """The table's metrics of one evaluated run."""
+def case_metrics(run_dir: Path, focus: int, min_n: int = 30) -> dict[str, float]:
+    """The table's metrics of one evaluated run: from the ``multiclass`` blocks for K > 2 classes,
+    from the binary fairness summary (class 1 against 0) otherwise."""
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
     ev = run_dir / "evaluate"
     test = pd.read_parquet(ev / "predictions" / "test")
-    y = test["y_class"].astype(int).to_numpy()
-    pred = np.stack([np.asarray(v, dtype=float) for v in test["y_proba"]]).argmax(axis=1)
     m = json.loads((ev / "metrics.json").read_text())["suites"]
-    mc = m["test"]["multiclass"]
-    crit = {r["class"]: r for r in mc["criteria"]}.get("max", {})
-    focus_name = mc["classes"][focus]
-    bpsn = {r["class"]: r for r in mc["bias_auc"]}.get(focus_name, {})
-    cf = (m.get("counterfactual", {}).get("multiclass") or {}).get("counterfactual", {})
-    return {"accuracy": float(accuracy_score(y, pred)), "macro_f1": float(f1_score(y, pred, average="macro")),
-            "focus_recall": float(recall_score(y == focus, pred == focus, zero_division=0)),
-            "dp_max": _num(crit.get("demographic_parity_difference")),
-            "eo_max": _num(crit.get("equalized_odds_difference")),
-            "focus_min_bpsn": _num(bpsn.get("min_bpsn_auc")),
-            "flip_rate": _num(cf.get("flip_rate"))}
+    out: dict[str, float] = {}
+    if "multiclass" in m["test"]:
+        y = test["y_class"].astype(int).to_numpy()
+        pred = np.stack([np.asarray(v, dtype=float) for v in test["y_proba"]]).argmax(axis=1)
+        mc = m["test"]["multiclass"]
+        crit = {r["class"]: r for r in mc["criteria"]}.get("max", {})
+        bpsn = {r["class"]: r for r in mc["bias_auc"]}.get(mc["classes"][focus], {})
+        cf = (m.get("counterfactual", {}).get("multiclass") or {}).get("counterfactual", {})
+        out.update(dp_max=_num(crit.get("demographic_parity_difference")),
+                   eo_max=_num(crit.get("equalized_odds_difference")),
+                   focus_min_bpsn=_num(bpsn.get("min_bpsn_auc")),
+                   flip_rate=_num(cf.get("flip_rate")), cf_mean_gap=_num(cf.get("mean_tv_gap")))
+    else:
+        y, pred = test["y_true"].astype(int).to_numpy(), test["y_pred"].astype(int).to_numpy()
+        summ = m["test"]["summary"]
+        crit = summ["criteria"]
+        vals = [r["bpsn_auc"] for r in summ["bias_auc"]
+                if r.get("group") != "overall" and (r.get("n") or 0) >= min_n and r.get("bpsn_auc") is not None]
+        cf = (m.get("counterfactual", {}).get("summary") or {}).get("counterfactual") or {}
+        out.update(dp_max=_num(crit.get("demographic_parity_difference", {}).get("value")),
+                   eo_max=_num(crit.get("equalized_odds_difference", {}).get("value")),
+                   focus_min_bpsn=float(min(vals)) if vals else math.nan,
+                   flip_rate=_num(cf.get("flip_rate")), cf_mean_gap=_num(cf.get("mean_abs_gap")))
+    out.update(accuracy=float(accuracy_score(y, pred)), macro_f1=float(f1_score(y, pred, average="macro")),
+               focus_recall=float(recall_score(y == focus, pred == focus, zero_division=0)))
+    return out
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -107,6 +123,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default=str(ROOT / "bench" / "results" / "cases"), help="run folders go here")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help="recompute --out's metrics from the saved runs, no training")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from debias.config import load_config
@@ -121,13 +138,25 @@ def main() -> int:
         print(f"skipped: no data at {first.data.path}", file=sys.stderr)
         return 0
     out = Path(args.out)
+    work = Path(args.work) / Path(args.config).stem
+    if args.rescore:
+        doc = json.loads(out.read_text())
+        for n, entry in doc["variants"].items():
+            cfg = cfgs.get(n, first)
+            classes = list(cfg.data.class_names or [])
+            focus = classes.index(cfg.evaluate.focus_class) if cfg.evaluate.focus_class in classes else 1
+            for k, r in entry["seeds"].items():
+                r.update(case_metrics(work / n / f"seed{k}", focus, min_n=cfg.evaluate.min_group_size))
+            entry["summary"] = summarise(list(entry["seeds"].values()))
+        out.write_text(json.dumps(doc, indent=2))
+        print_table(doc)
+        return 0
     doc: dict[str, Any] = {"config": args.config, "extra": args.extra, "seeds": args.seeds, "variants": {}}
     if args.resume and out.exists():
         doc = json.loads(out.read_text())
     from jobs import evaluate, preprocess, train
     from jobs.ray_session import ray_session
 
-    work = Path(args.work) / Path(args.config).stem
     t_all = time.time()
     with ray_session(first.ray):
         for n, cfg in cfgs.items():
@@ -150,7 +179,7 @@ def main() -> int:
                     preprocess.run(cfg_k, str(run))
                 train.run(cfg_k, str(run))
                 evaluate.run(cfg_k, str(run))
-                res = case_metrics(run, focus)
+                res = case_metrics(run, focus, min_n=cfg.evaluate.min_group_size)
                 res["seconds"] = time.time() - t0
                 entry["seeds"][str(k)] = res
                 entry["summary"] = summarise(list(entry["seeds"].values()))
