@@ -34,6 +34,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fairness import seed_stats  # noqa: E402  (bench/fairness.py: the same across-seed statistic)
 
 COLUMNS = [("accuracy", "accuracy ↑"), ("macro_f1", "macro-F1 ↑"), ("focus_recall", "focus-class recall ↑"),
            ("dp_max", "DP max over classes ↓"), ("eo_max", "EO max over classes ↓"),
@@ -82,13 +85,7 @@ def case_metrics(run_dir: Path, focus: int, min_n: int = 30) -> dict[str, float]
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for key, _ in COLUMNS:
-        v = np.asarray([r[key] for r in per_seed], dtype=float)
-        v = v[~np.isnan(v)]
-        out[key] = ({"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
-                    if len(v) else {"mean": math.nan, "min": math.nan, "max": math.nan, "n": 0})
-    return out
+    return {key: seed_stats([r.get(key) for r in per_seed]) for key, _ in COLUMNS}
 
 
 def differs(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -143,10 +140,8 @@ def main() -> int:
         doc = json.loads(out.read_text())
         for n, entry in doc["variants"].items():
             cfg = cfgs.get(n, first)
-            classes = list(cfg.data.class_names or [])
-            focus = classes.index(cfg.evaluate.focus_class) if cfg.evaluate.focus_class in classes else 1
             for k, r in entry["seeds"].items():
-                r.update(case_metrics(work / n / f"seed{k}", focus, min_n=cfg.evaluate.min_group_size))
+                r.update(case_metrics(work / n / f"seed{k}", cfg.focus_id, min_n=cfg.evaluate.min_group_size))
             entry["summary"] = summarise(list(entry["seeds"].values()))
         out.write_text(json.dumps(doc, indent=2))
         print_table(doc)
@@ -161,8 +156,6 @@ def main() -> int:
     with ray_session(first.ray):
         for n, cfg in cfgs.items():
             entry = doc["variants"].setdefault(n, {"overrides": variants[n], "seeds": {}})
-            classes = list(cfg.data.class_names or [])
-            focus = classes.index(cfg.evaluate.focus_class) if cfg.evaluate.focus_class in classes else 1
             for k in range(args.seeds):
                 if str(k) in entry["seeds"]:
                     continue
@@ -179,7 +172,7 @@ def main() -> int:
                     preprocess.run(cfg_k, str(run))
                 train.run(cfg_k, str(run))
                 evaluate.run(cfg_k, str(run))
-                res = case_metrics(run, focus, min_n=cfg.evaluate.min_group_size)
+                res = case_metrics(run, cfg.focus_id, min_n=cfg.evaluate.min_group_size)
                 res["seconds"] = time.time() - t0
                 entry["seeds"][str(k)] = res
                 entry["summary"] = summarise(list(entry["seeds"].values()))

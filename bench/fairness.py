@@ -425,16 +425,18 @@ def _link(link: Path, target: Path) -> None:
         link.symlink_to(target.resolve(), target_is_directory=True)
 
 
+def seed_stats(values: list[Any]) -> dict[str, float]:
+    """Mean, min, max and count of one metric over training seeds (None and NaN left out)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return {"mean": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
+
+
 def across_seeds(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean, min and max over training seeds of every table metric's point value."""
-    out = {}
-    for key, _ in COLUMNS:
-        v = np.asarray([r[key][0] for r in per_seed if r.get(key) is not None and r[key][0] is not None],
-                       dtype=float)
-        v = v[~np.isnan(v)]
-        out[key] = ({"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
-                    if len(v) else {"mean": math.nan, "min": math.nan, "max": math.nan, "n": 0})
-    return out
+    """:func:`seed_stats` of every table metric's point value."""
+    return {key: seed_stats([r[key][0] for r in per_seed if r.get(key) is not None]) for key, _ in COLUMNS}
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, bool]:

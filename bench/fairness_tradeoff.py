@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,13 +82,6 @@ def _at(frames: dict[str, pd.DataFrame | None], thresholds, min_n: int) -> pd.Da
     return out
 
 
-def _summ(values: list[float]) -> dict[str, float]:
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    if not len(v):
-        return {"mean": math.nan, "min": math.nan, "max": math.nan, "n": 0}
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
-
-
 def analyse(results_json: Path) -> dict[str, Any]:
     doc = json.loads(results_json.read_text())
     min_n = 10 if doc["quick"] else 50
@@ -117,7 +109,7 @@ def analyse(results_json: Path) -> dict[str, Any]:
             per_rule["val_f1"].append({"threshold": t_f1, **row.iloc[0].to_dict()})
             per_rule["recall_matched"].append({"threshold": t_rm, **row.iloc[1].to_dict()})
             sweeps.append(_at(f, GRID, min_n))
-        rules[n] = {r: {key: _summ([d[key] for d in ds]) for key in ["threshold", *dict(KEYS)]}
+        rules[n] = {r: {key: fairness.seed_stats([d[key] for d in ds]) for key in ["threshold", *dict(KEYS)]}
                     for r, ds in per_rule.items()}
         curves[n] = pd.concat(sweeps).groupby(level=0).mean()  # mean over seeds at each threshold
     # the front: the lowest FPR gap with no levelling down, against the baseline at its own rule;

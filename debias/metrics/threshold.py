@@ -81,10 +81,10 @@ def threshold_sweep(y_true, y_score, groups, thresholds, *, min_group_size: int 
         mp, mn = m & pos, m & neg
         if mp.sum() >= min_group_size:
             tpr.append(pred[mp].mean(axis=0))
-            acc.append(pred[mp].mean(axis=0))
+            acc.append(tpr[-1])
         if mn.sum() >= min_group_size:
             fpr.append(pred[mn].mean(axis=0))
-            acc.append(1.0 - pred[mn].mean(axis=0))
+            acc.append(1.0 - fpr[-1])
     nan = np.full(len(t), np.nan)
     out["worst_group_recall"] = np.min(tpr, axis=0) if tpr else nan
     out["fpr_gap"] = (np.max(fpr, axis=0) - np.min(fpr, axis=0)) if len(fpr) >= 2 else nan
